@@ -1,0 +1,33 @@
+# Thin project-prefixed helpers. Everything MLIR/LLVM is linked through the
+# shared libMLIR.so / libLLVM.so that Debian ships: linking ~400 static MLIR
+# archives would take minutes per tool, and mixing static and shared copies
+# would register command-line options twice.
+
+# bptt_add_library(name SOURCES... [DEPENDS tgt...] [LINK libs...] [MLIR])
+function(bptt_add_library name)
+  cmake_parse_arguments(ARG "MLIR" "" "DEPENDS;LINK" ${ARGN})
+  add_library(${name} STATIC ${ARG_UNPARSED_ARGUMENTS})
+  target_compile_options(${name} PRIVATE ${BPTT_WARNING_FLAGS})
+  set_target_properties(${name} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  if(ARG_DEPENDS)
+    add_dependencies(${name} ${ARG_DEPENDS})
+  endif()
+  if(ARG_MLIR)
+    target_link_libraries(${name} PUBLIC MLIR LLVM)
+  else()
+    target_link_libraries(${name} PUBLIC LLVM)
+  endif()
+  if(ARG_LINK)
+    target_link_libraries(${name} PUBLIC ${ARG_LINK})
+  endif()
+endfunction()
+
+# bptt_add_tool(name SOURCES... [LINK libs...])
+function(bptt_add_tool name)
+  cmake_parse_arguments(ARG "" "" "LINK" ${ARGN})
+  add_executable(${name} ${ARG_UNPARSED_ARGUMENTS})
+  target_compile_options(${name} PRIVATE ${BPTT_WARNING_FLAGS})
+  set_target_properties(${name} PROPERTIES
+    RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
+  target_link_libraries(${name} PRIVATE ${ARG_LINK})
+endfunction()

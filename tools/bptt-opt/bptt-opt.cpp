@@ -1,0 +1,28 @@
+//===- bptt-opt.cpp - the bptt optimizer driver ---------------------------===//
+//
+// An mlir-opt-style driver: every upstream dialect and pass (the GPU/NVVM
+// pipeline included) plus the rnn dialect and its passes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bptt/Dialect/RNN/RNNDialect.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::registerAllPasses();
+
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<bptt::rnn::RNNDialect>();
+
+  return mlir::asMainReturnCode(mlir::MlirOptMain(
+      argc, argv, "bptt optimizer driver: the rnn dialect, its passes and "
+                  "every upstream MLIR pass\n",
+      registry));
+}
