@@ -31,3 +31,17 @@ function(bptt_add_tool name)
     RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
   target_link_libraries(${name} PRIVATE ${ARG_LINK})
 endfunction()
+
+# bptt_add_unittest(name SOURCES... [LINK libs...])
+# A GoogleTest binary in build/unittests/; test/Unit/lit.cfg.py runs every
+# binary there whose name ends in "Tests".
+function(bptt_add_unittest name)
+  cmake_parse_arguments(ARG "" "" "LINK" ${ARGN})
+  add_executable(${name} ${ARG_UNPARSED_ARGUMENTS})
+  target_compile_options(${name} PRIVATE ${BPTT_WARNING_FLAGS})
+  set_target_properties(${name} PROPERTIES
+    RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/unittests)
+  target_link_libraries(${name} PRIVATE GTest::gtest GTest::gtest_main
+                        ${ARG_LINK})
+  set_property(GLOBAL APPEND PROPERTY BPTT_UNITTESTS ${name})
+endfunction()

@@ -215,12 +215,8 @@ LogicalResult CellOp::verify() {
 }
 
 LogicalResult CellOp::verifyRegions() {
+  // FunctionOpInterface has already checked the entry block's arguments.
   Block &entry = getBody().front();
-  if (entry.getArgumentTypes() != getArgumentTypes())
-    return emitOpError() << "body arguments " << typeListString(
-                                entry.getArgumentTypes())
-                         << " do not match the signature "
-                         << typeListString(getArgumentTypes());
   if (!isa<YieldOp>(entry.getTerminator()))
     return emitOpError() << "body must end with rnn.yield, found "
                          << entry.getTerminator()->getName();
