@@ -21,5 +21,10 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.bptt_tools_dir, append_path=True)
 
-tools = ["bptt-opt"]
+# The Python package is built into build/python; lit itself runs on Debian's
+# /usr/bin/python3, the interpreter the module is built for.
+config.environment["PYTHONPATH"] = os.path.join(config.bptt_obj_root, "python")
+config.substitutions.append(("%python", "/usr/bin/python3"))
+
+tools = ["bptt-opt", "bptt-plan"]
 llvm_config.add_tool_substitutions(tools, [config.bptt_tools_dir])
