@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "bptt/Dialect/RNN/Passes.h"
 #include "bptt/Dialect/RNN/RNNDialect.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -15,6 +16,7 @@
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
+  bptt::rnn::registerRNNPasses();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

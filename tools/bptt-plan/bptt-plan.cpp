@@ -322,8 +322,9 @@ static void printPlanText(const Chain &chain, int64_t budget, const Plan &p,
                            : 0.0)
      << " per step; store-all runs 1)\n";
   if (!chain.isUniform())
-    os << "forward cost:    " << p.predicted.forwardCost
-       << " (backward cost " << p.predicted.backwardCost << ")\n";
+    os << "forward cost:    " << format("%g", p.predicted.forwardCost)
+       << " (backward cost " << format("%g", p.predicted.backwardCost)
+       << ")\n";
   os << "forward runs:   ";
   for (auto [runs, count] : forwardRuns(chain, p.actions))
     os << ' ' << count << " step(s) x" << runs;
