@@ -287,6 +287,11 @@ private:
       for (int64_t L = 1; L <= T; ++L)
         for (int64_t m = 0; m <= M; ++m) {
           size_t i = index(0, L, m);
+          // Keeping s_1 .. s_{L-1} runs every step once, the least possible.
+          if (allowInternal && m >= (L - 1) * internalUnits[1]) {
+            uniformC[i] = uniformD[i] = L;
+            continue;
+          }
           uniformC[i] = std::llround(best(0, L, m, false).cost / unitCost);
           uniformD[i] = std::llround(best(0, L, m, true).cost / unitCost);
         }
