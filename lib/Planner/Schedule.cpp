@@ -114,7 +114,6 @@ private:
       return fail("slot [{0}, {1}) overlaps the slot at {2}", offset,
                   offset + bytes, std::prev(after)->first);
     slots[offset] = Slot{offset + bytes, internal, step};
-    liveBytes += bytes;
     exec.poolBytes = std::max(exec.poolBytes, offset + bytes);
     exec.maxLiveSlots =
         std::max(exec.maxLiveSlots, static_cast<int64_t>(slots.size()));
@@ -183,7 +182,6 @@ private:
       auto it = slots.find(a.offset);
       if (it == slots.end())
         return fail("no slot at {0} to free", a.offset);
-      liveBytes -= it->second.end - a.offset;
       slots.erase(it);
       return llvm::Error::success();
     }
@@ -195,7 +193,6 @@ private:
   int64_t next;         // the next backward step
   int64_t cursor = -1;  // the hidden state forward steps advance; -1: none
   int64_t workStep = -1; // the step whose s_t is in the working set
-  int64_t liveBytes = 0;
   std::map<int64_t, Slot> slots; // by offset
   Execution exec;
 };

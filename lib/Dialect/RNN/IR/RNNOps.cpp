@@ -286,6 +286,15 @@ static FailureOr<CellOp> verifyCellOperands(Operation *op,
   return cell;
 }
 
+/// The summed loss has the type of the cell's per-step loss.
+static LogicalResult verifyLossType(Operation *op, Type loss, CellOp cell) {
+  if (loss != cell.getLossType())
+    return op->emitOpError() << "loss has type " << loss << ", but cell @"
+                             << cell.getSymName() << " returns a loss of type "
+                             << cell.getLossType();
+  return success();
+}
+
 LogicalResult ApplyOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   FailureOr<CellOp> cell =
       verifyCellOperands(*this, symbolTable, getCellAttr(), getInitialStates(),
@@ -296,11 +305,7 @@ LogicalResult ApplyOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   if (failed(verifyTypeGroup(*this, "final state", getFinalStates().getTypes(),
                              cell->getStateTypes(), forCell)))
     return failure();
-  if (getLoss().getType() != cell->getLossType())
-    return emitOpError() << "loss has type " << getLoss().getType()
-                         << ", but cell @" << cell->getSymName()
-                         << " returns a loss of type " << cell->getLossType();
-  return success();
+  return verifyLossType(*this, getLoss().getType(), *cell);
 }
 
 LogicalResult BPTTOp::verify() {
@@ -325,11 +330,7 @@ LogicalResult BPTTOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
                          getInputs(), getParams());
   if (failed(cell))
     return failure();
-  if (getLoss().getType() != cell->getLossType())
-    return emitOpError() << "loss has type " << getLoss().getType()
-                         << ", but cell @" << cell->getSymName()
-                         << " returns a loss of type " << cell->getLossType();
-  return success();
+  return verifyLossType(*this, getLoss().getType(), *cell);
 }
 
 #define GET_OP_CLASSES
