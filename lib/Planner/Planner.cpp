@@ -178,9 +178,26 @@ public:
     return (freeableStart ? pairD : pairC)[i];
   }
 
+  /// A lower bound on the cost of segment (s, e) on a uniform chain. Every
+  /// step runs at least once before the first backward step e; a step that
+  /// runs only then must keep its s_t until its backward step, so at that
+  /// moment all of them but e are in slots at once: at most K of them, with
+  /// K internal states fitting in the free memory (h_s's slot included when
+  /// the segment may free it). Every other step runs at least twice.
+  double lowerBound(int64_t s, int64_t e, int64_t m, bool freeableStart) const {
+    int64_t L = e - s;
+    if (!uniform)
+      return F(s, e);
+    int64_t available = m + (freeableStart ? hiddenUnits[s] : 0);
+    int64_t once = 1 + (allowInternal ? available / internalUnits[1] : 0);
+    return std::max(L, 2 * L - once) * chain.forward(1);
+  }
+
   /// The recurrence: the best first decision for segment (s, e) with m free.
+  /// The scan stops early when the best choice meets the lower bound.
   Choice best(int64_t s, int64_t e, int64_t m, bool freeableStart) const {
     double fse = F(s, e);
+    double bound = lowerBound(s, e, m, freeableStart);
     Choice bestChoice{fse + cost(s, e - 1, m, freeableStart),
                       ChoiceKind::Direct, e};
     if (allowInternal && freeableStart && e > s + 1) {
@@ -191,9 +208,9 @@ public:
           bestChoice = {c, ChoiceKind::LastInternal, s + 1};
       }
     }
-    if (m < smallestItem)
+    if (m < smallestItem || bestChoice.cost <= bound)
       return bestChoice;
-    for (int64_t y = s + 1; y < e; ++y) {
+    for (int64_t y = s + 1; y < e && bestChoice.cost > bound; ++y) {
       // Every option at y and beyond costs at least F(s,e) + (this segment's
       // cost up to y-1), which never decreases with y: stop once it cannot
       // win.
