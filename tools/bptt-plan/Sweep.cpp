@@ -91,7 +91,8 @@ void bptt::planner::writeSweepSvg(llvm::raw_ostream &os, const Chain &chain,
     os << "<line x1='" << px(f) << "' y1='" << top << "' x2='" << px(f)
        << "' y2='" << H - bottom << "' stroke='#ddd'/>\n";
     os << "<text x='" << px(f) << "' y='" << H - bottom + 18
-       << "' text-anchor='middle'>" << 100 * f << "%</text>\n";
+       << "' text-anchor='middle'>" << llvm::format("%g", 100 * f)
+       << "%</text>\n";
   }
   for (int y = 1; y <= static_cast<int>(maxY); ++y) {
     os << "<line x1='" << left << "' y1='" << py(y) << "' x2='" << W - right
@@ -116,9 +117,11 @@ void bptt::planner::writeSweepSvg(llvm::raw_ostream &os, const Chain &chain,
        << "' stroke-width='2' points='" << points << "'/>\n";
     for (const SweepRow &r : rows)
       if (r.forwardPerStep[i])
+        // Later series are drawn on top; earlier ones get larger markers so
+        // that coinciding points (all = msm at 100%) stay visible.
         os << "<circle cx='" << px(r.fraction) << "' cy='"
-           << py(*r.forwardPerStep[i]) << "' r='2.5' fill='" << colors[i]
-           << "'/>\n";
+           << py(*r.forwardPerStep[i]) << "' r='" << 2.5 + 0.6 * (double(strategies.size()) - 1 - double(i))
+           << "' fill='" << colors[i] << "'/>\n";
     os << "<rect x='" << W - right + 15 << "' y='" << top + 20 * i
        << "' width='12' height='12' fill='" << colors[i] << "'/>\n";
     os << "<text x='" << W - right + 32 << "' y='" << top + 20 * i + 11
