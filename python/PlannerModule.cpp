@@ -54,13 +54,7 @@ std::vector<Action> actionsFromList(const py::list &list) {
   std::vector<Action> actions;
   for (py::handle item : list) {
     auto t = item.cast<std::tuple<std::string, int64_t, int64_t>>();
-    std::optional<ActionKind> kind;
-    for (ActionKind k :
-         {ActionKind::Restore, ActionKind::Forward, ActionKind::ForwardKeep,
-          ActionKind::ForwardToWork, ActionKind::StoreHidden,
-          ActionKind::Backward, ActionKind::Free})
-      if (stringify(k) == std::get<0>(t))
-        kind = k;
+    std::optional<ActionKind> kind = parseActionKind(std::get<0>(t));
     if (!kind)
       throw py::value_error("unknown action '" + std::get<0>(t) + "'");
     actions.push_back({*kind, std::get<1>(t), std::get<2>(t)});

@@ -29,6 +29,16 @@ llvm::StringRef bptt::planner::stringify(ActionKind kind) {
   return "?";
 }
 
+std::optional<ActionKind> bptt::planner::parseActionKind(llvm::StringRef name) {
+  for (ActionKind k :
+       {ActionKind::Restore, ActionKind::Forward, ActionKind::ForwardKeep,
+        ActionKind::ForwardToWork, ActionKind::StoreHidden,
+        ActionKind::Backward, ActionKind::Free})
+    if (stringify(k) == name)
+      return k;
+  return std::nullopt;
+}
+
 llvm::raw_ostream &bptt::planner::operator<<(llvm::raw_ostream &os,
                                             const Action &a) {
   os << stringify(a.kind);

@@ -67,6 +67,25 @@ protected:
     return cell;
   }
 
+  /// Appends `func.func @step` that requests rnn.bptt over @elman with
+  /// inputs of type `seq` and the given budget; returns the op.
+  BPTTOp buildBPTT(ModuleOp module, Type state, RankedTensorType seq,
+                   int64_t budget) {
+    OpBuilder mb(module.getBodyRegion());
+    mb.setInsertionPointToEnd(module.getBody());
+    auto w = RankedTensorType::get({4, 4}, mb.getF32Type());
+    auto func = func::FuncOp::create(mb, mb.getUnknownLoc(), "step",
+                                     mb.getFunctionType({state, seq, w}, {}));
+    Block *body = func.addEntryBlock();
+    mb.setInsertionPointToStart(body);
+    auto bptt = BPTTOp::create(
+        mb, mb.getUnknownLoc(), mb.getF32Type(), TypeRange{state, seq, w},
+        "elman", ValueRange{body->getArgument(0)}, body->getArgument(1),
+        ValueRange{body->getArgument(2)}, budget, /*strategy=*/nullptr);
+    func::ReturnOp::create(mb, mb.getUnknownLoc());
+    return bptt;
+  }
+
   MLIRContext context;
   std::optional<ScopedDiagnosticHandler> handler;
   std::vector<std::string> messages;
@@ -87,20 +106,9 @@ TEST_F(RNNOpsTest, BuildsAndVerifiesACell) {
 
   // An rnn.bptt over the cell verifies too, and its gradient groups line up
   // with the operands.
-  OpBuilder mb(module.getBodyRegion());
-  mb.setInsertionPointToEnd(module.getBody());
   auto seq = RankedTensorType::get({ShapedType::kDynamic, 2, 4}, b.getF32Type());
   auto w = RankedTensorType::get({4, 4}, b.getF32Type());
-  auto func = func::FuncOp::create(mb, mb.getUnknownLoc(), "step",
-                                   mb.getFunctionType({state, seq, w}, {}));
-  Block *body = func.addEntryBlock();
-  mb.setInsertionPointToStart(body);
-  auto bptt = BPTTOp::create(
-      mb, mb.getUnknownLoc(), b.getF32Type(), TypeRange{state, seq, w},
-      "elman", ValueRange{body->getArgument(0)}, body->getArgument(1),
-      ValueRange{body->getArgument(2)}, /*memory_budget=*/4096,
-      /*strategy=*/nullptr);
-  func::ReturnOp::create(mb, mb.getUnknownLoc());
+  BPTTOp bptt = buildBPTT(module, state, seq, /*budget=*/4096);
   ASSERT_TRUE(succeeded(verify(module))) << (messages.empty() ? "" : messages[0]);
   EXPECT_EQ(bptt.getStrategyOrDefault(), Strategy::MSM);
   EXPECT_EQ(bptt.getStateGrads().size(), 1u);
@@ -130,20 +138,8 @@ TEST_F(RNNOpsTest, RejectsANonPositiveBudget) {
   auto module = ModuleOp::create(b.getUnknownLoc());
   auto state = RankedTensorType::get({2, 4}, b.getF32Type());
   buildCell(module, state, state);
-  OpBuilder mb(module.getBodyRegion());
-  mb.setInsertionPointToEnd(module.getBody());
-  auto seq = RankedTensorType::get({3, 2, 4}, b.getF32Type());
-  auto w = RankedTensorType::get({4, 4}, b.getF32Type());
-  auto func = func::FuncOp::create(mb, mb.getUnknownLoc(), "step",
-                                   mb.getFunctionType({state, seq, w}, {}));
-  Block *body = func.addEntryBlock();
-  mb.setInsertionPointToStart(body);
-  BPTTOp::create(mb, mb.getUnknownLoc(), b.getF32Type(),
-                 TypeRange{state, seq, w}, "elman",
-                 ValueRange{body->getArgument(0)}, body->getArgument(1),
-                 ValueRange{body->getArgument(2)}, /*memory_budget=*/0,
-                 /*strategy=*/nullptr);
-  func::ReturnOp::create(mb, mb.getUnknownLoc());
+  buildBPTT(module, state, RankedTensorType::get({3, 2, 4}, b.getF32Type()),
+            /*budget=*/0);
 
   EXPECT_TRUE(failed(verify(module)));
   ASSERT_FALSE(messages.empty());

@@ -11,6 +11,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace bptt::planner {
@@ -51,6 +52,8 @@ struct Action {
 };
 
 llvm::StringRef stringify(ActionKind kind);
+/// The kind whose stringify() is `name`, or nullopt.
+std::optional<ActionKind> parseActionKind(llvm::StringRef name);
 llvm::raw_ostream &operator<<(llvm::raw_ostream &os, const Action &a);
 
 /// What running a schedule on the abstract machine costs.
