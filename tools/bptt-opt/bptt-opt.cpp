@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "bptt/Conversion/Pipelines.h"
 #include "bptt/Dialect/RNN/Passes.h"
 #include "bptt/Dialect/RNN/RNNDialect.h"
 
@@ -17,6 +18,7 @@
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   bptt::rnn::registerRNNPasses();
+  bptt::registerPipelines();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

@@ -5,6 +5,63 @@
 
 include "mlir/Pass/PassBase.td"
 
+def RNNDifferentiate : Pass<"rnn-differentiate", "mlir::ModuleOp"> {
+  let summary = "Generate the forward (with saved values) and backward "
+                "functions of every cell that BPTT needs";
+  let description = [{
+    Reverse-mode differentiation of a cell body, at the tensor level. For
+    every `rnn.cell` that an `rnn.bptt` refers to (and every cell named in
+    `cells`), generates two private functions next to the cell:
+
+    ```mlir
+    // The cell, also returning what its backward step needs.
+    func.func private @c_forward(states..., x, params...)
+        -> (new states..., loss, saved...)
+    // One backward step. Parameter adjoints are accumulated: the function
+    // takes the running sums and returns them updated.
+    func.func private @c_backward(x, params..., new states..., saved...,
+                                  d new states..., d loss, d params...)
+        -> (d states..., d x, d params...)
+    ```
+
+    and records them on the cell as `rnn.forward` and `rnn.backward`, with
+    `rnn.internal_state_bytes`: the bytes of the new states plus the saved
+    values, the internal state s_t that `rnn-plan` budgets.
+
+    What is saved is the least the adjoint rules read: a value that depends
+    only on x, the parameters and constants (without a matrix product) is
+    recomputed in the backward function; a `linalg.generic` saves its tensor
+    operands and its adjoint recomputes the scalar body; a matrix product
+    saves the operand the other one's adjoint needs. docs/differentiation.md
+    lists what LSTM, GRU and Elman cells save.
+
+    Supported ops: `linalg.matmul` and `linalg.batch_matmul` (operands may be
+    transposed through `indexing_maps`), `linalg.generic` (elementwise, with
+    broadcast or transposed operands, or a reduction that accumulates with
+    `arith.addf`/`maximumf`/`maxnumf`/`minimumf`/`minnumf`), `linalg.fill`,
+    `linalg.broadcast`, `linalg.transpose`, `tensor.empty`,
+    `tensor.extract_slice`, `tensor.insert_slice`, `tensor.concat`,
+    `tensor.extract`, `tensor.collapse_shape`, `tensor.expand_shape`, and
+    scalar `arith`/`math` ops (add, sub, mul, div, neg, max, min, cmp/select,
+    exp, exp2, expm1, log, log2, log1p, tanh, sqrt, rsqrt, powf, fpowi, abs,
+    sin, cos, erf) in generic bodies and on scalars. Any other op is an error
+    that names the op and the cell.
+  }];
+  let options = [
+    ListOption<"cells", "cells", "std::string",
+               "Cells to differentiate besides those rnn.bptt refers to">,
+  ];
+  let statistics = [
+    Statistic<"numDifferentiated", "num-differentiated",
+              "Number of cells differentiated">,
+  ];
+  let dependentDialects = ["mlir::func::FuncDialect",
+                           "mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect",
+                           "mlir::math::MathDialect"];
+}
+
 def RNNPlan : Pass<"rnn-plan", "mlir::ModuleOp"> {
   let summary = "Plan every rnn.bptt's checkpointing schedule within its budget";
   let description = [{
