@@ -88,6 +88,8 @@ JitProgram::compile(mlir::ModuleOp module) {
   mlir::ExecutionEngineOptions options;
   auto transformer = mlir::makeOptimizingTransformer(2, 0, nullptr);
   options.transformer = transformer;
+  llvm::StringRef runtimeLibraries[] = {BPTT_C_RUNNER_UTILS};
+  options.sharedLibPaths = runtimeLibraries;
   auto engine = mlir::ExecutionEngine::create(*clone, options);
   if (!engine)
     return engine.takeError();

@@ -3,7 +3,7 @@
 // RUN: bptt-opt %bptt_src_root/examples/gru.mlir | bptt-opt --mlir-print-op-generic | bptt-opt | FileCheck %s --check-prefix=GRU
 // RUN: bptt-opt %bptt_src_root/examples/elman.mlir | bptt-opt --mlir-print-op-generic | bptt-opt | FileCheck %s --check-prefix=ELMAN
 
-// LSTM-LABEL: rnn.cell @lstm state(%{{.*}}: tensor<64x512xf32>, %{{.*}}: tensor<64x512xf32>) input(%{{.*}}: tensor<64x512xf32>)
+// LSTM-LABEL: rnn.cell @lstm state(%{{.*}}: tensor<64x512xf32>, %{{.*}}: tensor<64x512xf32>) input(%{{.*}}: tensor<64x256xf32>)
 // LSTM:         linalg.matmul
 // LSTM:         math.tanh
 // LSTM:         rnn.yield {{.*}} : tensor<64x512xf32>, tensor<64x512xf32>, f32
@@ -13,17 +13,34 @@
 // LSTM-LABEL: func.func @forward
 // LSTM:         rnn.apply @lstm
 
-// GRU-LABEL: rnn.cell @gru state(%{{.*}}: tensor<64x512xf32>) input(%{{.*}}: tensor<64x512xf32>)
+// GRU-LABEL: rnn.cell @gru state(%{{.*}}: tensor<64x512xf32>) input(%{{.*}}: tensor<64x256xf32>)
 // GRU:         rnn.yield {{.*}} : tensor<64x512xf32>, f32
 // GRU-LABEL: func.func @train_step
 // GRU:         rnn.bptt @gru
 // GRU-LABEL: func.func @forward
 // GRU:         rnn.apply @gru
 
-// ELMAN-LABEL: rnn.cell @elman state(%{{.*}}: tensor<64x512xf32>) input(%{{.*}}: tensor<64x512xf32>)
+// ELMAN-LABEL: rnn.cell @elman state(%{{.*}}: tensor<64x512xf32>) input(%{{.*}}: tensor<64x256xf32>)
 // ELMAN:         math.tanh
 // ELMAN:         rnn.yield {{.*}} : tensor<64x512xf32>, f32
 // ELMAN-LABEL: func.func @train_step
 // ELMAN:         rnn.bptt @elman
 // ELMAN-LABEL: func.func @forward
 // ELMAN:         rnn.apply @elman
+
+// rnn-differentiate derives every example's backward step; the internal
+// state it records is what the planner then budgets (bytes, f32):
+//   LSTM  h', c' + gate pre-activations + h, c + logits, row max, row sum-exp
+//         = (2 + 4 + 2) * 64*512*4 + 64*128*4 + 2*64*4 = 1081856
+//   GRU   h' + r, z pre-activations, gx_n, gh_n, h + logits, max, sum-exp
+//         = (1 + 5) * 64*512*4 + 33280 = 819712
+//   Elman h' + h + logits, max, sum-exp = 2 * 64*512*4 + 33280 = 295424
+// RUN: bptt-opt %bptt_src_root/examples/lstm.mlir -rnn-differentiate -rnn-plan | FileCheck %s --check-prefix=DIFF-LSTM
+// RUN: bptt-opt %bptt_src_root/examples/gru.mlir -rnn-differentiate -rnn-plan | FileCheck %s --check-prefix=DIFF-GRU
+// RUN: bptt-opt %bptt_src_root/examples/elman.mlir -rnn-differentiate -rnn-plan | FileCheck %s --check-prefix=DIFF-ELMAN
+// DIFF-LSTM: rnn.cell @lstm{{.*}}rnn.internal_state_bytes = 1081856
+// DIFF-LSTM: func.func private @lstm_forward
+// DIFF-LSTM: func.func private @lstm_backward
+// DIFF-LSTM: rnn.bptt @lstm{{.*}}internal_state_bytes = 1081856 : i64
+// DIFF-GRU: rnn.cell @gru{{.*}}rnn.internal_state_bytes = 819712
+// DIFF-ELMAN: rnn.cell @elman{{.*}}rnn.internal_state_bytes = 295424

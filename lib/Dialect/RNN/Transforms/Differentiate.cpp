@@ -46,6 +46,9 @@
 #include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <functional>
+#include <memory>
+
 namespace bptt::rnn {
 #define GEN_PASS_DEF_RNNDIFFERENTIATE
 #include "bptt/Dialect/RNN/Passes.h.inc"
@@ -472,11 +475,15 @@ void CellDifferentiator::differentiateMatmul(linalg::LinalgOp op) {
 }
 
 /// The adjoint of a linalg.generic is one all-parallel generic over the same
-/// loops that recomputes the body's scalars from the saved operands and runs
-/// the scalar rules backwards. Each differentiable operand gets one output:
-/// indexed like the operand when its map covers every loop (accumulating into
-/// the operand's running adjoint), otherwise over the whole loop space and
-/// then summed over the dimensions the operand does not have.
+/// loops. Its body runs the scalar rules backwards; the scalars they read are
+/// materialised on demand: a value the forward body yields is read from the
+/// forward result (for an RNN cell that is often a new state, which the
+/// backward step has anyway: tanh' reads tanh's output), a body argument is
+/// read from the forward operand, and anything else is recomputed from those.
+/// So a generic saves only what its rules read. Each differentiable operand
+/// gets one output: indexed like the operand when its map covers every loop
+/// (accumulating into the operand's running adjoint), otherwise over the
+/// whole loop space and then summed over the dimensions the operand lacks.
 void CellDifferentiator::differentiateGeneric(linalg::GenericOp g) {
   unsigned numInputs = g.getNumDpsInputs(), numInits = g.getNumDpsInits();
   SmallVector<Value> dOut;
@@ -492,36 +499,117 @@ void CellDifferentiator::differentiateGeneric(linalg::GenericOp g) {
   SmallVector<int64_t> loopRanges = g.getStaticLoopRanges();
   unsigned numLoops = loopRanges.size();
   ArrayRef<OutputFold> outputFolds = folds[g];
-
-  // The adjoint generic's inputs: the forward operands the body reads, the
-  // output adjoints, and the results of max/min reductions.
-  SmallVector<Value> agInputs;
-  SmallVector<AffineMap> agMaps;
-  DenseMap<unsigned, unsigned> argToInput; // forward block arg -> ag input
+  DenseSet<Operation *> combiners;
+  for (const OutputFold &f : outputFolds)
+    if (f.combineOp)
+      combiners.insert(f.combineOp);
   auto forwardOperand = [&](unsigned argNo) {
     return argNo < numInputs ? g.getDpsInputs()[argNo]
                              : g.getDpsInits()[argNo - numInputs];
   };
+  // Forward body arguments that read their operand (a reduction's
+  // accumulator does not).
   unsigned numReadArgs = reduction ? numInputs : numInputs + numInits;
-  for (unsigned a = 0; a < numReadArgs; ++a) {
-    if (fwd.getArgument(a).use_empty())
-      continue;
-    argToInput[a] = agInputs.size();
-    agInputs.push_back(primal(forwardOperand(a)));
-    agMaps.push_back(maps[a]);
-  }
-  SmallVector<int> dIndex(numInits, -1), resultIndex(numInits, -1);
+
+  // Which forward scalars carry a derivative.
+  DenseSet<Value> act;
+  for (unsigned a = 0; a < numReadArgs; ++a)
+    if (isActive(forwardOperand(a)))
+      act.insert(fwd.getArgument(a));
+  for (Operation &op : fwd.without_terminator())
+    if (llvm::any_of(op.getOperands(), [&](Value v) { return act.contains(v); }))
+      for (Value r : op.getResults())
+        if (isFloatLike(r.getType()))
+          act.insert(r);
+
+  // The adjoint body is built in a detached block whose input arguments are
+  // added as the rules ask for tensors; the generic is created around it.
+  auto body = std::make_unique<Block>();
+  OpBuilder nb(g.getContext());
+  nb.setInsertionPointToEnd(body.get());
+  Location l = g.getLoc();
+  SmallVector<Value> agInputs;
+  SmallVector<AffineMap> agMaps;
+  auto readTensor = [&](Value tensor, AffineMap map) -> Value {
+    for (auto [i, in] : llvm::enumerate(agInputs))
+      if (in == tensor && agMaps[i] == map)
+        return body->getArgument(i);
+    agInputs.push_back(tensor);
+    agMaps.push_back(map);
+    return body->addArgument(getElementTypeOrSelf(tensor.getType()), l);
+  };
+  DenseMap<Value, unsigned> yieldedAt;
+  if (!reduction)
+    for (auto [j, v] : llvm::enumerate(fwdYield.getOperands()))
+      yieldedAt.try_emplace(v, j);
+  IRMapping m;
+  std::function<Value(Value)> materialize = [&](Value v) -> Value {
+    if (Value done = m.lookupOrNull(v))
+      return done;
+    Value result;
+    if (auto it = yieldedAt.find(v); it != yieldedAt.end()) {
+      result = readTensor(primal(g.getResult(it->second)),
+                          maps[numInputs + it->second]);
+    } else if (auto arg = dyn_cast<BlockArgument>(v);
+               arg && arg.getOwner() == &fwd) {
+      result = readTensor(primal(forwardOperand(arg.getArgNumber())),
+                          maps[arg.getArgNumber()]);
+    } else if (v.getParentBlock() != &fwd) {
+      result = primal(v); // a constant captured from the cell body
+    } else {
+      Operation *def = v.getDefiningOp();
+      IRMapping operands;
+      for (Value operand : def->getOperands())
+        operands.map(operand, materialize(operand));
+      Operation *copy = nb.clone(*def, operands);
+      for (auto [r, c] : llvm::zip(def->getResults(), copy->getResults()))
+        m.map(r, c);
+      return m.lookup(v);
+    }
+    m.map(v, result);
+    return result;
+  };
+
+  DenseMap<Value, Value> sadj; // adjoints of forward scalars
+  auto seed = [&](Value v, Value d) {
+    if (!act.contains(v))
+      return;
+    Value &s = sadj[v];
+    s = s ? arith::AddFOp::create(nb, l, s, d).getResult() : d;
+  };
   for (unsigned j = 0; j < numInits; ++j) {
     if (!dOut[j])
       continue;
-    dIndex[j] = agInputs.size();
-    agInputs.push_back(dOut[j]);
-    agMaps.push_back(maps[numInputs + j]);
-    if (reduction && outputFolds[j].combiner != Combiner::Add) {
-      resultIndex[j] = agInputs.size();
-      agInputs.push_back(primal(g.getResult(j)));
-      agMaps.push_back(maps[numInputs + j]);
+    Value d = readTensor(dOut[j], maps[numInputs + j]);
+    if (!reduction) {
+      seed(fwdYield.getOperand(j), d);
+      continue;
     }
+    if (outputFolds[j].combiner != Combiner::Add) {
+      // Only the element that won the max/min receives the adjoint.
+      Value won = arith::CmpFOp::create(
+          nb, l, arith::CmpFPredicate::OEQ, materialize(outputFolds[j].expr),
+          readTensor(primal(g.getResult(j)), maps[numInputs + j]));
+      Value zero =
+          arith::ConstantOp::create(nb, l, nb.getFloatAttr(d.getType(), 0.0));
+      d = arith::SelectOp::create(nb, l, won, d, zero);
+    }
+    seed(outputFolds[j].expr, d);
+  }
+  for (Operation &op : llvm::reverse(fwd.without_terminator())) {
+    if (combiners.contains(&op) || op.getNumResults() != 1 ||
+        classifyScalarOp(&op) != ScalarOpClass::Differentiable)
+      continue;
+    Value d = sadj.lookup(op.getResult(0));
+    if (!d)
+      continue;
+    SmallVector<Value> grads = scalarAdjoints(
+        nb, l, &op, [&](unsigned i) { return materialize(op.getOperand(i)); },
+        [&] { return materialize(op.getResult(0)); }, d,
+        [&](unsigned i) { return act.contains(op.getOperand(i)); });
+    for (auto [operand, grad] : llvm::zip(op.getOperands(), grads))
+      if (grad)
+        seed(operand, grad);
   }
 
   // One output per differentiable (operand value, indexing map).
@@ -534,7 +622,7 @@ void CellDifferentiator::differentiateGeneric(linalg::GenericOp g) {
   SmallVector<Group> groups;
   for (unsigned a = 0; a < numReadArgs; ++a) {
     Value v = forwardOperand(a);
-    if (fwd.getArgument(a).use_empty() || !isActive(v))
+    if (!sadj.lookup(fwd.getArgument(a)))
       continue;
     auto it = llvm::find_if(groups, [&](const Group &grp) {
       return grp.value == v && grp.map == maps[a];
@@ -543,132 +631,52 @@ void CellDifferentiator::differentiateGeneric(linalg::GenericOp g) {
       it->args.push_back(a);
       continue;
     }
-    bool fullSpace = !maps[a].isPermutation() || !isa<RankedTensorType>(v.getType());
+    bool fullSpace =
+        !maps[a].isPermutation() || !isa<RankedTensorType>(v.getType());
     bool firstOfValue = llvm::none_of(
         groups, [&](const Group &grp) { return grp.value == v; });
     groups.push_back({v, maps[a], {a}, fullSpace,
                       !fullSpace && firstOfValue && bool(adjoint(v))});
   }
-
-  SmallVector<Value> agInits;
-  SmallVector<Type> agTypes;
-  for (Group &grp : groups) {
-    Type elem = getElementTypeOrSelf(grp.value.getType());
-    Value init =
-        grp.inPlace
-            ? adjoint(grp.value)
-            : tensor::EmptyOp::create(
-                  builder, loc(),
-                  grp.fullSpace
-                      ? ArrayRef<int64_t>(loopRanges)
-                      : cast<RankedTensorType>(grp.value.getType()).getShape(),
-                  elem)
-                  .getResult();
-    agInits.push_back(init);
-    agTypes.push_back(init.getType());
-    agMaps.push_back(grp.fullSpace ? builder.getMultiDimIdentityMap(numLoops)
-                                   : grp.map);
-  }
-
-  // Captured constants and index values the cloned body refers to.
-  IRMapping captured;
-  for (Value c : capturedValues(g))
-    captured.map(c, primal(c));
-
-  SmallVector<utils::IteratorType> iters(numLoops,
-                                         utils::IteratorType::parallel);
-  auto build = [&](OpBuilder &nb, Location l, ValueRange args) {
-    IRMapping m = captured;
-    DenseSet<Value> act;
-    for (auto [a, i] : argToInput) {
-      m.map(fwd.getArgument(a), args[i]);
-      if (isActive(forwardOperand(a)))
-        act.insert(args[i]);
-    }
-    SmallVector<Operation *> cloned;
-    DenseSet<Operation *> combiners;
-    for (const OutputFold &f : outputFolds)
-      if (f.combineOp)
-        combiners.insert(f.combineOp);
-    for (Operation &op : fwd.without_terminator()) {
-      if (combiners.contains(&op))
-        continue;
-      Operation *copy = nb.clone(op, m);
-      cloned.push_back(copy);
-      if (llvm::any_of(copy->getOperands(),
-                       [&](Value v) { return act.contains(v); }))
-        for (Value r : copy->getResults())
-          if (isFloatLike(r.getType()))
-            act.insert(r);
-    }
-    DenseMap<Value, Value> sadj;
-    auto seed = [&](Value v, Value d) {
-      if (!act.contains(v))
-        return;
-      Value &s = sadj[v];
-      s = s ? arith::AddFOp::create(nb, l, s, d).getResult() : d;
-    };
-    for (unsigned j = 0; j < numInits; ++j) {
-      if (dIndex[j] < 0)
-        continue;
-      Value d = args[dIndex[j]];
-      if (!reduction) {
-        seed(m.lookupOrDefault(fwdYield.getOperand(j)), d);
-        continue;
-      }
-      Value expr = m.lookupOrDefault(outputFolds[j].expr);
-      if (outputFolds[j].combiner != Combiner::Add) {
-        // Only the element that won the max/min receives the adjoint.
-        Value won = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ,
-                                          expr, args[resultIndex[j]]);
-        Value zero = arith::ConstantOp::create(
-            nb, l, nb.getFloatAttr(d.getType(), 0.0));
-        d = arith::SelectOp::create(nb, l, won, d, zero);
-      }
-      seed(expr, d);
-    }
-    for (Operation *op : llvm::reverse(cloned)) {
-      if (op->getNumResults() != 1 ||
-          classifyScalarOp(op) != ScalarOpClass::Differentiable)
-        continue;
-      Value d = sadj.lookup(op->getResult(0));
-      if (!d)
-        continue;
-      SmallVector<Value> grads = scalarAdjoints(
-          nb, l, op, [&](unsigned i) { return op->getOperand(i); },
-          [&] { return op->getResult(0); }, d,
-          [&](unsigned i) { return act.contains(op->getOperand(i)); });
-      for (auto [operand, grad] : llvm::zip(op->getOperands(), grads))
-        if (grad)
-          seed(operand, grad);
-    }
-    SmallVector<Value> results;
-    unsigned outArg = agInputs.size();
+  if (!groups.empty()) {
+    SmallVector<Value> agInits, yields;
+    SmallVector<Type> agTypes;
     for (Group &grp : groups) {
+      Type elem = getElementTypeOrSelf(grp.value.getType());
+      Value init =
+          grp.inPlace
+              ? adjoint(grp.value)
+              : tensor::EmptyOp::create(
+                    builder, loc(),
+                    grp.fullSpace ? ArrayRef<int64_t>(loopRanges)
+                                  : cast<RankedTensorType>(grp.value.getType())
+                                        .getShape(),
+                    elem)
+                    .getResult();
+      agInits.push_back(init);
+      agTypes.push_back(init.getType());
+      agMaps.push_back(grp.fullSpace ? builder.getMultiDimIdentityMap(numLoops)
+                                     : grp.map);
       Value contribution;
       for (unsigned a : grp.args) {
-        Value s = sadj.lookup(args[argToInput[a]]);
+        Value s = sadj.lookup(fwd.getArgument(a));
         if (s)
           contribution =
-              contribution ? arith::AddFOp::create(nb, l, contribution, s)
-                                 .getResult()
-                           : s;
+              contribution
+                  ? arith::AddFOp::create(nb, l, contribution, s).getResult()
+                  : s;
       }
-      Type elem = getElementTypeOrSelf(grp.value.getType());
-      if (!contribution)
-        contribution =
-            arith::ConstantOp::create(nb, l, nb.getFloatAttr(elem, 0.0));
+      BlockArgument out = body->addArgument(elem, l);
       if (grp.inPlace)
-        contribution =
-            arith::AddFOp::create(nb, l, args[outArg], contribution);
-      results.push_back(contribution);
-      ++outArg;
+        contribution = arith::AddFOp::create(nb, l, out, contribution);
+      yields.push_back(contribution);
     }
-    linalg::YieldOp::create(nb, l, results);
-  };
-  if (!groups.empty()) {
+    linalg::YieldOp::create(nb, l, yields);
+    SmallVector<utils::IteratorType> iters(numLoops,
+                                           utils::IteratorType::parallel);
     auto ag = linalg::GenericOp::create(builder, loc(), agTypes, agInputs,
-                                        agInits, agMaps, iters, build);
+                                        agInits, agMaps, iters);
+    ag.getRegion().push_back(body.release());
     for (auto [grp, res] : llvm::zip(groups, ag.getResults())) {
       if (grp.inPlace)
         adjoints[grp.value] = res;
