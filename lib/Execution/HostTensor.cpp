@@ -19,20 +19,29 @@ int64_t ValueShape::numElements() const {
 llvm::Expected<ValueShape> ValueShape::of(mlir::Type type) {
   ValueShape v;
   mlir::Type element = type;
-  if (auto tensor = llvm::dyn_cast<mlir::RankedTensorType>(type)) {
-    if (!tensor.hasStaticShape())
-      return llvm::createStringError("tensor type without a static shape");
+  // Tensors and identity-layout memrefs are passed alike: after
+  // bufferization both are strided descriptors.
+  if (auto shaped = llvm::dyn_cast<mlir::ShapedType>(type)) {
+    auto memref = llvm::dyn_cast<mlir::MemRefType>(type);
+    if (!llvm::isa<mlir::RankedTensorType>(type) &&
+        !(memref && memref.getLayout().isIdentity()))
+      return llvm::createStringError(
+          "only ranked tensors and identity-layout memrefs can be passed");
+    if (!shaped.hasStaticShape())
+      return llvm::createStringError("a shape that is not static");
     v.isTensor = true;
-    v.shape.assign(tensor.getShape().begin(), tensor.getShape().end());
-    element = tensor.getElementType();
+    v.shape.assign(shaped.getShape().begin(), shaped.getShape().end());
+    element = shaped.getElementType();
   }
   if (element.isF32())
     v.kind = ElementKind::F32;
   else if (element.isF64())
     v.kind = ElementKind::F64;
+  else if (element.isInteger(64))
+    v.kind = ElementKind::I64;
   else
     return llvm::createStringError(
-        "only f32 and f64 tensors and scalars can be passed");
+        "only f32, f64 and i64 tensors and scalars can be passed");
   return v;
 }
 
@@ -41,6 +50,8 @@ HostTensor::HostTensor(ValueShape shape)
       bytes(desc.numElements() * desc.elementBytes(), 0) {}
 
 double HostTensor::get(int64_t i) const {
+  if (desc.kind == ElementKind::I64)
+    return static_cast<double>(getInt(i));
   if (desc.kind == ElementKind::F32) {
     float f;
     std::memcpy(&f, bytes.data() + 4 * i, 4);
@@ -51,7 +62,18 @@ double HostTensor::get(int64_t i) const {
   return d;
 }
 
+int64_t HostTensor::getInt(int64_t i) const {
+  int64_t v;
+  std::memcpy(&v, bytes.data() + 8 * i, 8);
+  return v;
+}
+
 void HostTensor::set(int64_t i, double v) {
+  if (desc.kind == ElementKind::I64) {
+    int64_t n = static_cast<int64_t>(v);
+    std::memcpy(bytes.data() + 8 * i, &n, 8);
+    return;
+  }
   if (desc.kind == ElementKind::F32) {
     float f = static_cast<float>(v);
     std::memcpy(bytes.data() + 4 * i, &f, 4);

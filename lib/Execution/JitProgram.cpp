@@ -121,6 +121,25 @@ int64_t alignTo(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
 llvm::Expected<std::vector<HostTensor>>
 JitProgram::call(llvm::StringRef function,
                  llvm::ArrayRef<const HostTensor *> args) {
+  // Bufferized functions may update their tensor arguments in place.
+  std::vector<HostTensor> copies;
+  copies.reserve(args.size());
+  std::vector<HostTensor *> pointers;
+  for (const HostTensor *arg : args) {
+    copies.push_back(*arg);
+    pointers.push_back(&copies.back());
+  }
+  return invoke(function, pointers);
+}
+
+llvm::Expected<std::vector<HostTensor>>
+JitProgram::callInPlace(llvm::StringRef function,
+                        llvm::ArrayRef<HostTensor *> args) {
+  return invoke(function, args);
+}
+
+llvm::Expected<std::vector<HostTensor>>
+JitProgram::invoke(llvm::StringRef function, llvm::ArrayRef<HostTensor *> args) {
   const Signature *sig = signature(function);
   if (!sig)
     return llvm::createStringError("no public function @" + function.str());
@@ -129,10 +148,6 @@ JitProgram::call(llvm::StringRef function,
                                    std::to_string(sig->inputs.size()) +
                                    " arguments");
 
-  // Arguments are copied: bufferized functions may update their tensor
-  // arguments in place.
-  std::vector<HostTensor> copies;
-  copies.reserve(args.size());
   std::vector<std::vector<int64_t>> descriptors;
   descriptors.reserve(args.size());
   std::vector<void *> packed;
@@ -144,8 +159,7 @@ JitProgram::call(llvm::StringRef function,
       return llvm::createStringError("@" + function.str() + ": argument " +
                                      std::to_string(i) +
                                      " does not match the signature");
-    copies.push_back(*arg);
-    HostTensor &copy = copies.back();
+    HostTensor &copy = *arg;
     if (!want.isTensor) {
       packed.push_back(copy.data());
       continue;

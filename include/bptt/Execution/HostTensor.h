@@ -1,7 +1,8 @@
 //===- HostTensor.h - a tensor or scalar in host memory ---------*- C++ -*-===//
 //
-// The values that JIT-compiled functions take and return: f32 or f64, a
-// ranked tensor (row-major, contiguous) or a scalar.
+// The values that JIT-compiled functions take and return: f32, f64 or i64,
+// a ranked tensor or identity-layout memref (row-major, contiguous) or a
+// scalar.
 //
 //===----------------------------------------------------------------------===//
 
@@ -16,7 +17,7 @@
 
 namespace bptt {
 
-enum class ElementKind { F32, F64 };
+enum class ElementKind { F32, F64, I64 };
 
 /// What a function argument or result is, independent of any MLIRContext.
 struct ValueShape {
@@ -26,7 +27,8 @@ struct ValueShape {
 
   int64_t numElements() const;
   int64_t elementBytes() const { return kind == ElementKind::F32 ? 4 : 8; }
-  /// A static f32/f64 tensor or scalar type; an error names anything else.
+  /// A static f32/f64/i64 tensor, identity-layout memref or scalar type; an
+  /// error names anything else.
   static llvm::Expected<ValueShape> of(mlir::Type type);
 };
 
@@ -38,7 +40,9 @@ public:
 
   const ValueShape &shape() const { return desc; }
   int64_t size() const { return desc.numElements(); }
+  /// Element i as a double (i64 elements converted).
   double get(int64_t i) const;
+  int64_t getInt(int64_t i) const;
   void set(int64_t i, double v);
   void *data() { return bytes.data(); }
   const void *data() const { return bytes.data(); }

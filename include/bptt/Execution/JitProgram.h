@@ -39,12 +39,21 @@ public:
 
   const Signature *signature(llvm::StringRef function) const;
 
-  /// Calls `function`. Arguments must match its signature exactly.
+  /// Calls `function`. Arguments must match its signature exactly. They are
+  /// copied first, so a callee that updates its arguments in place does not
+  /// change them.
   llvm::Expected<std::vector<HostTensor>>
   call(llvm::StringRef function, llvm::ArrayRef<const HostTensor *> args);
 
+  /// Calls `function` on the arguments' own buffers: what the callee writes
+  /// into them (out-parameters of a memref entry point) stays there.
+  llvm::Expected<std::vector<HostTensor>>
+  callInPlace(llvm::StringRef function, llvm::ArrayRef<HostTensor *> args);
+
 private:
   JitProgram() = default;
+  llvm::Expected<std::vector<HostTensor>>
+  invoke(llvm::StringRef function, llvm::ArrayRef<HostTensor *> args);
   std::unique_ptr<mlir::ExecutionEngine> engine;
   llvm::StringMap<Signature> signatures;
 };

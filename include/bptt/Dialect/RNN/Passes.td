@@ -62,6 +62,57 @@ def RNNDifferentiate : Pass<"rnn-differentiate", "mlir::ModuleOp"> {
                            "mlir::math::MathDialect"];
 }
 
+def RNNRemat : Pass<"rnn-remat", "mlir::ModuleOp"> {
+  let summary = "Materialise every rnn.bptt's checkpointing schedule as a "
+                "buffer-level program";
+  let description = [{
+    For each `rnn.bptt` (whose cell `rnn-differentiate` has differentiated),
+    asks the planner for the schedule of its strategy within its budget
+    (recorded as `rnn.plan` and a remark, as `rnn-plan` does; a budget that
+    is too small is an error naming the smallest feasible one) and writes it
+    out as a function on caller buffers:
+
+    ```mlir
+    func.func @train_step_bptt(%h0: memref<...>, %xs: memref<Tx...>,
+        %params: memref<...>...,                    // inputs
+        %dh0: memref<...>, %dxs: memref<Tx...>,
+        %dparams: memref<...>..., %loss: memref<f32>, // outputs
+        %stats: memref<2xi64>)                       // forward steps, peak bytes
+    ```
+
+    Its body allocates the working set (two cursor buffers, two
+    state-gradient buffers, one internal-state buffer) and one slot pool of
+    the plan's size, and calls the cell's forward and backward functions,
+    bufferized with out-parameters (`@c_forward_kernel`,
+    `@c_backward_kernel`) so that kept internal states are written straight
+    into their slots (`memref.view` of the pool at the planned byte offset).
+    Runs of forward steps, of kept steps into consecutive slots and of
+    backward steps from consecutive slots are `scf.for` loops; the program
+    grows linearly in T. It counts executed forward steps in `stats[0]` and
+    tracks the peak of working set plus live slot bytes in `stats[1]`.
+
+    The `rnn.bptt` itself becomes a call of that function on buffers of its
+    tensors; `rnn.apply` becomes a loop over the inlined cell body. The cells
+    and their tensor-level functions are then dropped, so the module can be
+    lowered with `bptt-lower-to-cpu`.
+  }];
+  let options = [
+    Option<"workspaceBytes", "workspace-bytes", "int64_t", /*default=*/"0",
+           "Scratch bytes one step needs beyond its state buffers">,
+  ];
+  let statistics = [
+    Statistic<"numMaterialized", "num-materialized",
+              "Number of rnn.bptt ops materialised">,
+  ];
+  let dependentDialects = ["mlir::arith::ArithDialect",
+                           "mlir::bufferization::BufferizationDialect",
+                           "mlir::func::FuncDialect",
+                           "mlir::linalg::LinalgDialect",
+                           "mlir::memref::MemRefDialect",
+                           "mlir::scf::SCFDialect",
+                           "mlir::tensor::TensorDialect"];
+}
+
 def RNNPlan : Pass<"rnn-plan", "mlir::ModuleOp"> {
   let summary = "Plan every rnn.bptt's checkpointing schedule within its budget";
   let description = [{

@@ -1,0 +1,123 @@
+//===- PlanSupport.cpp - planning an rnn.bptt ---------------------------===//
+
+#include "PlanSupport.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+using namespace bptt;
+using namespace bptt::rnn;
+
+/// Name of the cell attribute through which rnn-differentiate records the
+/// exact size of the internal state.
+static constexpr llvm::StringLiteral kInternalBytesAttr =
+    "rnn.internal_state_bytes";
+
+static planner::Strategy toPlannerStrategy(Strategy s) {
+  switch (s) {
+  case Strategy::All:
+    return planner::Strategy::All;
+  case Strategy::Chen:
+    return planner::Strategy::Chen;
+  case Strategy::Revolve:
+    return planner::Strategy::Revolve;
+  case Strategy::HSM:
+    return planner::Strategy::HSM;
+  case Strategy::ISM:
+    return planner::Strategy::ISM;
+  case Strategy::MSM:
+    return planner::Strategy::MSM;
+  }
+  llvm_unreachable("unknown strategy");
+}
+
+/// Bytes of a statically shaped tensor, or nullopt.
+static std::optional<int64_t> tensorBytes(Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor || !tensor.hasStaticShape() ||
+      !tensor.getElementType().isIntOrFloat())
+    return std::nullopt;
+  return tensor.getNumElements() *
+         llvm::divideCeil(tensor.getElementTypeBitWidth(), 8);
+}
+
+/// The internal state's size: recorded by rnn-differentiate, or else an
+/// upper bound (the previous state plus every tensor the step computes).
+static FailureOr<int64_t> internalStateBytes(CellOp cell) {
+  if (auto recorded = cell->getAttrOfType<IntegerAttr>(kInternalBytesAttr))
+    return recorded.getInt();
+  int64_t bytes = cell.getStateBytes();
+  WalkResult walk = cell.getBody().walk([&](Operation *op) {
+    for (Type t : op->getResultTypes()) {
+      if (!isa<TensorType>(t))
+        continue;
+      std::optional<int64_t> b = tensorBytes(t);
+      if (!b) {
+        op->emitError() << "cannot size the internal state of cell @"
+                        << cell.getSymName() << ": result type " << t
+                        << " has no static shape; give the cell an '"
+                        << kInternalBytesAttr << "' attribute";
+        return WalkResult::interrupt();
+      }
+      bytes += *b;
+    }
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  return bytes;
+}
+
+FailureOr<BPTTPlan> bptt::rnn::planBPTT(BPTTOp op, CellOp cell,
+                                         int64_t workspaceBytes) {
+  auto seq = cast<RankedTensorType>(op.getInputs().getType());
+  if (seq.isDynamicDim(0))
+    return op.emitOpError()
+           << "cannot be planned: the sequence length T is dynamic, and "
+              "the checkpointing schedule is chosen at compile time; give "
+              "the inputs a static leading dimension";
+  FailureOr<int64_t> internal = internalStateBytes(cell);
+  if (failed(internal))
+    return failure();
+
+  int64_t steps = seq.getDimSize(0);
+  planner::Chain chain = planner::Chain::uniform(
+      steps, cell.getStateBytes(), std::max(*internal, cell.getStateBytes()),
+      workspaceBytes);
+  planner::Strategy strategy = toPlannerStrategy(op.getStrategyOrDefault());
+  llvm::Expected<planner::Plan> plan =
+      planner::plan(chain, op.getMemoryBudget(), strategy);
+  if (!plan)
+    return op.emitOpError()
+           << "cannot run BPTT of @" << cell.getSymName() << " over T = "
+           << steps << " steps in memory_budget = " << op.getMemoryBudget()
+           << " bytes: " << llvm::toString(plan.takeError());
+  return BPTTPlan{chain, std::move(*plan), steps, *internal};
+}
+
+void bptt::rnn::recordPlan(BPTTOp op, CellOp cell, const BPTTPlan &p) {
+  Builder b(op.getContext());
+  const planner::Execution &e = p.plan.predicted;
+  NamedAttribute fields[] = {
+      b.getNamedAttr("strategy", b.getStringAttr(stringify(p.plan.strategy))),
+      b.getNamedAttr("forward_steps", b.getI64IntegerAttr(e.forwardSteps)),
+      b.getNamedAttr("peak_bytes", b.getI64IntegerAttr(e.peakBytes)),
+      b.getNamedAttr("pool_bytes", b.getI64IntegerAttr(e.poolBytes)),
+      b.getNamedAttr("working_set_bytes",
+                     b.getI64IntegerAttr(p.chain.workingSetBytes())),
+      b.getNamedAttr("hidden_state_bytes",
+                     b.getI64IntegerAttr(cell.getStateBytes())),
+      b.getNamedAttr("internal_state_bytes",
+                     b.getI64IntegerAttr(p.internalBytes)),
+      b.getNamedAttr("exact", b.getBoolAttr(p.plan.exact)),
+  };
+  op->setAttr("rnn.plan", b.getDictionaryAttr(fields));
+  std::string perStep = llvm::formatv(
+      "{0:F3}", p.steps ? double(e.forwardSteps) / p.steps : 0.0);
+  op.emitRemark() << "planned " << stringify(p.plan.strategy) << " for T = "
+                  << p.steps << ": " << e.forwardSteps << " forward steps ("
+                  << perStep << " per step), peak " << e.peakBytes << " of "
+                  << op.getMemoryBudget() << " bytes";
+}

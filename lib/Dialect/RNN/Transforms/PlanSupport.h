@@ -1,0 +1,33 @@
+//===- PlanSupport.h - planning an rnn.bptt -----------------------*- C++ -*-===//
+//
+// What rnn-plan and rnn-remat share: sizing a cell's states, asking the
+// planner for an rnn.bptt's schedule, and recording the prediction.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPTT_LIB_DIALECT_RNN_TRANSFORMS_PLANSUPPORT_H
+#define BPTT_LIB_DIALECT_RNN_TRANSFORMS_PLANSUPPORT_H
+
+#include "bptt/Dialect/RNN/RNNOps.h"
+#include "bptt/Planner/Planner.h"
+
+namespace bptt::rnn {
+
+struct BPTTPlan {
+  planner::Chain chain;
+  planner::Plan plan;
+  int64_t steps = 0;
+  int64_t internalBytes = 0;
+};
+
+/// Plans `op` over its cell. Emits an error (naming the smallest feasible
+/// budget when the budget is too small) and fails when it cannot.
+mlir::FailureOr<BPTTPlan> planBPTT(BPTTOp op, CellOp cell,
+                                   int64_t workspaceBytes);
+
+/// Records the prediction on `op` as the `rnn.plan` attribute and a remark.
+void recordPlan(BPTTOp op, CellOp cell, const BPTTPlan &p);
+
+} // namespace bptt::rnn
+
+#endif // BPTT_LIB_DIALECT_RNN_TRANSFORMS_PLANSUPPORT_H

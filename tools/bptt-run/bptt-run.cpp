@@ -1,0 +1,442 @@
+//===- bptt-run.cpp - plan, compile and run BPTT on the CPU ---------------===//
+//
+// Takes a module with an rnn.bptt (or a file of cells and --steps, from
+// which it builds one), differentiates, plans and materialises it
+// (rnn-differentiate, rnn-remat), lowers it to the CPU, JIT-compiles it and
+// runs one training step on deterministic inputs. It prints the strategy,
+// the budget, the planned and measured peak bytes, the planned and executed
+// forward steps, the time and a checksum of the gradients.
+//
+// --check-exact runs every strategy at budgets from its smallest feasible
+// one up to store-all's and requires, in every case, gradients and loss
+// bitwise identical to store-all's, executed forward steps equal to the
+// plan's, and a measured peak equal to the plan's and within the budget.
+// --check-fd compares store-all's gradients with central finite differences
+// of the loss (f64 cells). Exit status 1 when a check fails.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bptt/Conversion/Pipelines.h"
+#include "bptt/Dialect/RNN/Passes.h"
+#include "bptt/Dialect/RNN/RNNDialect.h"
+#include "bptt/Dialect/RNN/RNNOps.h"
+#include "bptt/Execution/JitProgram.h"
+#include "bptt/Planner/ByteSize.h"
+#include "bptt/Planner/Planner.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+using namespace bptt;
+namespace cl = llvm::cl;
+
+static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<input.mlir>"),
+                                      cl::init("-"));
+static cl::opt<int64_t>
+    stepsOpt("steps",
+             cl::desc("Build the rnn.bptt over this many steps for the "
+                      "file's (first or --cell) cell, when it has none"),
+             cl::init(-1));
+static cl::opt<std::string> cellOpt("cell", cl::desc("Cell for --steps"));
+static cl::opt<std::string>
+    budgetOpt("budget",
+              cl::desc("Override the budget: bytes (64MiB, 1.5GB) or a "
+                       "percentage of store-all's peak (5%)"));
+static cl::opt<std::string> strategyOpt("strategy",
+                                        cl::desc("Override the strategy"));
+static cl::opt<bool> checkExact(
+    "check-exact",
+    cl::desc("Every strategy at budgets from the smallest to store-all: "
+             "bitwise-identical gradients, forward steps and peak as planned"));
+static cl::opt<int> budgetPoints(
+    "budget-points", cl::desc("Budgets per strategy for --check-exact"),
+    cl::init(4));
+static cl::opt<bool> checkFD(
+    "check-fd",
+    cl::desc("Store-all's gradients against finite differences of the loss"));
+static cl::opt<int64_t> fdSamples(
+    "fd-samples", cl::desc("Elements per argument for --check-fd (0: all)"),
+    cl::init(8));
+static cl::opt<uint64_t> seed("seed", cl::desc("Random seed"), cl::init(1));
+
+namespace {
+struct Setup {
+  std::string entry;         // name of the generated function
+  std::string cell;          // the cell
+  int64_t steps = 0;         // T
+  int64_t hiddenBytes = 0;   // |h|
+  int64_t internalBytes = 0; // |s|
+};
+
+struct RunResult {
+  std::vector<HostTensor> outputs; // dh0..., dxs, dparams..., loss
+  int64_t forwardSteps = 0, peakBytes = 0;
+  int64_t plannedSteps = 0, plannedPeak = 0;
+  double milliseconds = 0;
+};
+} // namespace
+
+/// The module with an rnn.bptt over `--steps` steps of the cell, if asked.
+static mlir::LogicalResult addRequest(mlir::ModuleOp module) {
+  if (stepsOpt < 0)
+    return mlir::success();
+  rnn::CellOp cell;
+  for (rnn::CellOp c : module.getOps<rnn::CellOp>())
+    if (cellOpt.empty() || c.getSymName() == cellOpt) {
+      cell = c;
+      break;
+    }
+  if (!cell) {
+    llvm::errs() << "bptt-run: no rnn.cell"
+                 << (cellOpt.empty() ? "" : " @" + cellOpt) << "\n";
+    return mlir::failure();
+  }
+  mlir::OpBuilder b = mlir::OpBuilder::atBlockEnd(module.getBody());
+  llvm::SmallVector<mlir::Type> args(cell.getStateTypes());
+  auto x = llvm::cast<mlir::RankedTensorType>(cell.getInputType());
+  llvm::SmallVector<int64_t> seqShape{stepsOpt.getValue()};
+  seqShape.append(x.getShape().begin(), x.getShape().end());
+  args.push_back(mlir::RankedTensorType::get(seqShape, x.getElementType()));
+  llvm::append_range(args, cell.getParamTypes());
+  llvm::SmallVector<mlir::Type> results{cell.getLossType()};
+  for (mlir::Type t : args)
+    results.push_back(t);
+  auto fn = mlir::func::FuncOp::create(
+      b, cell.getLoc(), "train", b.getFunctionType(args, results));
+  mlir::Block *entry = fn.addEntryBlock();
+  b.setInsertionPointToEnd(entry);
+  unsigned n = cell.getNumStates();
+  auto request = rnn::BPTTOp::create(
+      b, cell.getLoc(), mlir::TypeRange(results), cell.getSymName(),
+      mlir::ValueRange(entry->getArguments().take_front(n)),
+      entry->getArgument(n),
+      mlir::ValueRange(entry->getArguments().drop_front(n + 1)),
+      uint64_t(1) << 40, rnn::StrategyAttr());
+  mlir::func::ReturnOp::create(b, cell.getLoc(), request->getResults());
+  return mlir::success();
+}
+
+static rnn::BPTTOp theRequest(mlir::ModuleOp module) {
+  rnn::BPTTOp found;
+  module.walk([&](rnn::BPTTOp op) {
+    if (!found)
+      found = op;
+  });
+  return found;
+}
+
+/// Differentiates a copy to learn T and the state sizes.
+static mlir::FailureOr<Setup> inspect(mlir::ModuleOp module) {
+  mlir::OwningOpRef<mlir::ModuleOp> copy(module.clone());
+  mlir::PassManager pm(module.getContext());
+  pm.addPass(rnn::createRNNDifferentiate());
+  if (mlir::failed(pm.run(*copy)))
+    return mlir::failure();
+  rnn::BPTTOp op = theRequest(*copy);
+  if (!op) {
+    llvm::errs() << "bptt-run: the module has no rnn.bptt (give --steps to "
+                    "build one over a cell)\n";
+    return mlir::failure();
+  }
+  auto cell = copy->lookupSymbol<rnn::CellOp>(op.getCell());
+  Setup s;
+  auto parent = op->getParentOfType<mlir::func::FuncOp>();
+  s.entry = (parent.getSymName() + "_bptt").str();
+  s.cell = cell.getSymName().str();
+  s.steps = llvm::cast<mlir::RankedTensorType>(op.getInputs().getType())
+                .getDimSize(0);
+  s.hiddenBytes = cell.getStateBytes();
+  s.internalBytes =
+      cell->getAttrOfType<mlir::IntegerAttr>("rnn.internal_state_bytes")
+          .getInt();
+  return s;
+}
+
+static planner::Chain chainOf(const Setup &s) {
+  return planner::Chain::uniform(s.steps, s.hiddenBytes,
+                                 std::max(s.internalBytes, s.hiddenBytes));
+}
+
+/// Compiles the request with `strategy` and `budget` and runs it on
+/// `inputs` (h0..., xs, params...).
+static llvm::Expected<RunResult> run(mlir::ModuleOp module, const Setup &s,
+                                     rnn::Strategy strategy, int64_t budget,
+                                     const std::vector<HostTensor> &inputs) {
+  mlir::OwningOpRef<mlir::ModuleOp> copy(module.clone());
+  rnn::BPTTOp op = theRequest(*copy);
+  op.setMemoryBudget(budget);
+  op.setStrategyAttr(rnn::StrategyAttr::get(copy->getContext(), strategy));
+  mlir::PassManager pm(module.getContext());
+  pm.addPass(rnn::createRNNDifferentiate());
+  pm.addPass(rnn::createRNNRemat());
+  if (mlir::failed(pm.run(*copy)))
+    return llvm::createStringError("planning or materialising failed");
+  auto entry = copy->lookupSymbol<mlir::func::FuncOp>(s.entry);
+  auto plan = entry->getAttrOfType<mlir::DictionaryAttr>("rnn.plan");
+  RunResult r;
+  r.plannedSteps = plan.getAs<mlir::IntegerAttr>("forward_steps").getInt();
+  r.plannedPeak = plan.getAs<mlir::IntegerAttr>("peak_bytes").getInt();
+  auto program = JitProgram::compile(*copy);
+  if (!program)
+    return program.takeError();
+  const JitProgram::Signature *sig = (*program)->signature(s.entry);
+  std::vector<HostTensor> buffers(inputs);
+  for (size_t i = inputs.size(); i < sig->inputs.size(); ++i)
+    buffers.emplace_back(sig->inputs[i]);
+  std::vector<HostTensor *> args;
+  for (HostTensor &t : buffers)
+    args.push_back(&t);
+  // A first call warms the JIT up; the program zeroes its outputs, so the
+  // timed second call computes the same values.
+  if (auto warm = (*program)->callInPlace(s.entry, args); !warm)
+    return warm.takeError();
+  auto start = std::chrono::steady_clock::now();
+  auto called = (*program)->callInPlace(s.entry, args);
+  auto stop = std::chrono::steady_clock::now();
+  if (!called)
+    return called.takeError();
+  r.milliseconds =
+      std::chrono::duration<double, std::milli>(stop - start).count();
+  HostTensor &stats = buffers.back();
+  r.forwardSteps = stats.getInt(0);
+  r.peakBytes = stats.getInt(1);
+  r.outputs.assign(buffers.begin() + inputs.size(), buffers.end() - 1);
+  return r;
+}
+
+static uint64_t checksum(const std::vector<HostTensor> &outputs) {
+  uint64_t h = 0;
+  for (const HostTensor &t : outputs)
+    h = h * 1099511628211ull ^ t.fingerprint();
+  return h;
+}
+
+static void report(const Setup &s, llvm::StringRef strategy, int64_t budget,
+                   const RunResult &r) {
+  llvm::outs() << llvm::formatv(
+      "{0,-7} budget {1,12} B: forward steps {2} planned, {3} executed "
+      "({4:F3} per step); peak {5} planned, {6} measured; loss {7:e6}; "
+      "{8:F1} ms; gradient checksum {9:x16}\n",
+      strategy, budget, r.plannedSteps, r.forwardSteps,
+      s.steps ? double(r.forwardSteps) / s.steps : 0.0, r.plannedPeak,
+      r.peakBytes, r.outputs.back().get(0), r.milliseconds,
+      checksum(r.outputs));
+}
+
+static rnn::Strategy toRNN(planner::Strategy s) {
+  return *rnn::symbolizeStrategy(planner::stringify(s));
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "bptt-run: plan, compile and run one BPTT training step on the CPU\n");
+
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<rnn::RNNDialect>();
+  mlir::MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+  std::string error;
+  auto file = mlir::openInputFile(inputFile, &error);
+  if (!file) {
+    llvm::errs() << "bptt-run: " << error << "\n";
+    return 2;
+  }
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  // The planner's remarks are reported by this tool in its own words.
+  mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  context.getDiagEngine().registerHandler([](mlir::Diagnostic &d) {
+    return mlir::success(d.getSeverity() == mlir::DiagnosticSeverity::Remark);
+  });
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
+  if (!module || mlir::failed(addRequest(*module)))
+    return 2;
+  // Functions other than the request's (forward-only drivers) are not run.
+  rnn::BPTTOp request = theRequest(*module);
+  if (request)
+    for (auto fn : llvm::make_early_inc_range(
+             module->getOps<mlir::func::FuncOp>()))
+      if (fn != request->getParentOfType<mlir::func::FuncOp>())
+        fn.erase();
+  mlir::FailureOr<Setup> setup = inspect(*module);
+  if (mlir::failed(setup))
+    return 2;
+  const Setup &s = *setup;
+  planner::Chain chain = chainOf(s);
+
+  // Deterministic inputs: h0 and xs in [-1, 1), parameters in [-0.5, 0.5).
+  rnn::BPTTOp op = theRequest(*module);
+  std::vector<HostTensor> inputs;
+  uint64_t stream = seed * 104729;
+  unsigned numStates = op.getInitialStates().size();
+  for (auto [i, v] : llvm::enumerate(op->getOperands())) {
+    auto shape = ValueShape::of(v.getType());
+    if (!shape) {
+      llvm::errs() << "bptt-run: " << llvm::toString(shape.takeError()) << "\n";
+      return 2;
+    }
+    HostTensor t(*shape);
+    bool param = i > numStates;
+    t.fillUniform(++stream, param ? -0.5 : -1.0, param ? 0.5 : 1.0);
+    inputs.push_back(std::move(t));
+  }
+
+  int64_t storeAll = chain.storeAllBytes();
+  auto budgetFor = [&](llvm::StringRef text) -> llvm::Expected<int64_t> {
+    if (text.ends_with("%")) {
+      double pct;
+      if (text.drop_back().getAsDouble(pct))
+        return llvm::createStringError("bad percentage " + text.str());
+      return static_cast<int64_t>(pct / 100.0 * storeAll);
+    }
+    return planner::parseByteSize(text);
+  };
+
+  llvm::outs() << llvm::formatv(
+      "@{0}: T = {1}, hidden state {2} B, internal state {3} B, store-all "
+      "peak {4} B\n",
+      s.cell, s.steps, s.hiddenBytes, s.internalBytes, storeAll);
+
+  if (!checkExact && !checkFD) {
+    rnn::Strategy strategy = op.getStrategyOrDefault();
+    if (!strategyOpt.empty()) {
+      auto parsed = rnn::symbolizeStrategy(strategyOpt);
+      if (!parsed) {
+        llvm::errs() << "bptt-run: unknown strategy '" << strategyOpt
+                     << "'; one of all, chen, revolve, hsm, ism, msm\n";
+        return 2;
+      }
+      strategy = *parsed;
+    }
+    int64_t budget = op.getMemoryBudget();
+    if (!budgetOpt.empty()) {
+      auto b = budgetFor(budgetOpt);
+      if (!b) {
+        llvm::errs() << "bptt-run: " << llvm::toString(b.takeError()) << "\n";
+        return 2;
+      }
+      budget = *b;
+    }
+    auto r = run(*module, s, strategy, budget, inputs);
+    if (!r) {
+      llvm::errs() << "bptt-run: " << llvm::toString(r.takeError()) << "\n";
+      return 2;
+    }
+    report(s, rnn::stringifyStrategy(strategy), budget, *r);
+    return 0;
+  }
+
+  bool ok = true;
+  auto reference = run(*module, s, rnn::Strategy::All, storeAll, inputs);
+  if (!reference) {
+    llvm::errs() << "bptt-run: " << llvm::toString(reference.takeError())
+                 << "\n";
+    return 2;
+  }
+  report(s, "all", storeAll, *reference);
+
+  if (checkExact) {
+    for (planner::Strategy strategy : planner::allStrategies()) {
+      if (strategy == planner::Strategy::All)
+        continue;
+      int64_t lo = planner::minimumBudget(chain, strategy);
+      std::vector<int64_t> budgets;
+      for (int k = 0; k < budgetPoints; ++k)
+        budgets.push_back(lo + (storeAll - lo) * k /
+                                   std::max(1, budgetPoints.getValue() - 1));
+      budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
+      for (int64_t budget : budgets) {
+        auto r = run(*module, s, toRNN(strategy), budget, inputs);
+        if (!r) {
+          llvm::errs() << "bptt-run: " << llvm::toString(r.takeError())
+                       << "\n";
+          return 2;
+        }
+        report(s, planner::stringify(strategy), budget, *r);
+        bool same = r->outputs.size() == reference->outputs.size();
+        for (size_t i = 0; same && i < r->outputs.size(); ++i)
+          same = r->outputs[i].bitwiseEqual(reference->outputs[i]);
+        if (!same) {
+          llvm::outs() << "  FAIL: gradients differ from store-all's\n";
+          ok = false;
+        }
+        if (r->forwardSteps != r->plannedSteps) {
+          llvm::outs() << "  FAIL: executed forward steps differ from the "
+                          "plan\n";
+          ok = false;
+        }
+        if (r->peakBytes != r->plannedPeak || r->peakBytes > budget) {
+          llvm::outs() << "  FAIL: measured peak differs from the plan or "
+                          "exceeds the budget\n";
+          ok = false;
+        }
+      }
+    }
+  }
+
+  if (checkFD) {
+    // d loss / d input by the fourth-order central stencil.
+    const double h = 1e-5;
+    std::vector<HostTensor> point(inputs);
+    size_t numInputs = inputs.size();
+    double worst = 0;
+    for (size_t a = 0; a < numInputs; ++a) {
+      HostTensor &u = point[a];
+      int64_t n = u.size();
+      int64_t count = fdSamples > 0 ? std::min<int64_t>(fdSamples, n) : n;
+      double maxDiff = 0, maxRef = 0, maxAd = 0;
+      for (int64_t k = 0; k < count; ++k) {
+        int64_t i = count == n ? k : k * n / count;
+        double saved = u.get(i), j[4];
+        const double offsets[4] = {h, -h, 2 * h, -2 * h};
+        for (int q = 0; q < 4; ++q) {
+          u.set(i, saved + offsets[q]);
+          auto r = run(*module, s, rnn::Strategy::All, storeAll, point);
+          if (!r) {
+            llvm::errs() << "bptt-run: " << llvm::toString(r.takeError())
+                         << "\n";
+            return 2;
+          }
+          j[q] = r->outputs.back().get(0);
+        }
+        u.set(i, saved);
+        double fd = (8 * (j[0] - j[1]) - (j[2] - j[3])) / (12 * h);
+        double g = reference->outputs[a].get(i);
+        maxDiff = std::max(maxDiff, std::fabs(g - fd));
+        maxRef = std::max(maxRef, std::fabs(fd));
+        maxAd = std::max(maxAd, std::fabs(g));
+      }
+      double err = maxDiff / std::max({maxRef, maxAd, 1e-12});
+      worst = std::max(worst, err);
+      llvm::outs() << llvm::formatv(
+          "  d loss / d operand {0}: {1} of {2} elements, relative error "
+          "{3:e2}{4}\n",
+          a, count, n, err, err <= 1e-6 ? "" : "  FAIL");
+      ok &= err <= 1e-6;
+    }
+    llvm::outs() << llvm::formatv(
+        "store-all against finite differences: max relative error {0:e2}\n",
+        worst);
+  }
+  llvm::outs() << (ok ? "PASS\n" : "FAIL\n");
+  return ok ? 0 : 1;
+}
