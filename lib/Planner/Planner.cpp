@@ -458,7 +458,8 @@ public:
     while (levels == 0 || at(NC, levels - 1, M) < T) {
       int64_t moves = (allowHidden ? 2 : 0) + (allowInternal ? 2 : 0) + 1;
       work += (levels + 1) * (M + 1) * moves;
-      if (work > maxWork || kArrays * (levels + 1) * (M + 1) > maxCells)
+      int64_t cells = kArrays * std::max(stride, 2 * levels) * (M + 1);
+      if (work > maxWork || (levels + 1 > stride && cells > maxCells))
         return false;
       addLevel();
     }
@@ -466,7 +467,7 @@ public:
   }
 
   int64_t tableBytes() const {
-    return kArrays * levels * (M + 1) * static_cast<int64_t>(sizeof(int32_t));
+    return kArrays * stride * (M + 1) * static_cast<int64_t>(sizeof(int32_t));
   }
   int64_t excess() const { return excessOf(false, T, M); }
 
@@ -558,12 +559,17 @@ private:
     return lo;
   }
 
-  /// [m][j]: the convolutions run over j at fixed m, contiguously.
-  /// Values are lengths capped at T (< 2^31), so 32 bits.
-  using Table = std::vector<std::vector<int32_t>>;
+  /// [m][j] with a stride of at least the levels built: the convolutions
+  /// run over j at fixed m, contiguously. The stride doubles when the levels
+  /// outgrow it (copying, amortised O(1) a cell), so a plan that needs only
+  /// level 0 keeps one cell per m. Values are lengths capped at T (< 2^31).
+  struct Table {
+    std::vector<int32_t> cells;
+    int64_t stride = 0;
+  };
   static constexpr int64_t kArrays = 6;
   static int64_t at(const Table &v, int64_t j, int64_t m) {
-    return v[static_cast<size_t>(m)][static_cast<size_t>(j)];
+    return v.cells[static_cast<size_t>(m * v.stride + j)];
   }
 
   /// G(r) = max over j2 + sigma = r of min(base + sigma, N_j2(m) + add),
@@ -627,29 +633,38 @@ private:
 
   void addLevel() {
     int64_t j = levels++;
-    if (j == 0)
-      for (Table *v : {&NC, &ND, &GIC, &GHC, &GID, &GHD})
-        v->resize(static_cast<size_t>(M + 1));
+    if (levels > stride) {
+      int64_t grown = std::max<int64_t>(1, 2 * stride);
+      for (Table *v : {&NC, &ND, &GIC, &GHC, &GID, &GHD}) {
+        std::vector<int32_t> cells(static_cast<size_t>((M + 1) * grown), 0);
+        for (int64_t m = 0; m <= M; ++m)
+          for (int64_t k = 0; k < j; ++k)
+            cells[static_cast<size_t>(m * grown + k)] = at(*v, k, m);
+        v->cells = std::move(cells);
+        v->stride = grown;
+      }
+      stride = grown;
+    }
     for (int64_t m = 0; m <= M; ++m) {
-      size_t i = static_cast<size_t>(m);
       int64_t kc = K(false, m), kd = K(true, m);
-      auto capped = [&](int64_t v) {
-        return static_cast<int32_t>(std::min(v, T));
+      auto set = [&](Table &v, int64_t value) {
+        v.cells[static_cast<size_t>(m * stride + j)] =
+            static_cast<int32_t>(std::min(value, T));
       };
-      GIC[i].push_back(capped(leftReach(NC, m, j, kc + 2, 1)));
-      GHC[i].push_back(capped(leftReach(NC, m, j, kc + 1, 0)));
-      GID[i].push_back(capped(leftReach(ND, m, j, kd + 2, 1)));
-      GHD[i].push_back(capped(leftReach(ND, m, j, kd + 1, 0)));
+      set(GIC, leftReach(NC, m, j, kc + 2, 1));
+      set(GHC, leftReach(NC, m, j, kc + 1, 0));
+      set(GID, leftReach(ND, m, j, kd + 2, 1));
+      set(GHD, leftReach(ND, m, j, kd + 1, 0));
       // D(., m) may use C(., m) itself when s = h (last-internal).
-      NC[i].push_back(capped(reach(false, j, m)));
-      ND[i].push_back(capped(reach(true, j, m)));
+      set(NC, reach(false, j, m));
+      set(ND, reach(true, j, m));
     }
   }
 
   int64_t T, M, h, s;
   bool allowHidden, allowInternal;
   int64_t smallestItem;
-  int64_t levels = 0;
+  int64_t levels = 0, stride = 0;
   /// N_j(m) of C and D, and the left-part reaches G of the internal and
   /// hidden moves of C and D; [j][m], capped at T.
   Table NC, ND, GIC, GHC, GID, GHD;
@@ -811,38 +826,6 @@ int64_t binomialCapped(int64_t s, int64_t r, int64_t cap) {
   return static_cast<int64_t>(v);
 }
 
-/// Revolve: the optimal split of `steps` steps with `slots` free hidden
-/// slots, from the closed form of the cost.
-void emitRevolve(const Chain &chain, Emitter &em, int64_t s, int64_t e,
-                 int64_t slots, int64_t source, int64_t offset) {
-  while (e > s) {
-    int64_t L = e - s;
-    em.restore(s, source);
-    int64_t bestCost = L + revolveForwardSteps(L - 1, slots + 1);
-    int64_t bestSplit = e; // direct
-    if (slots > 0)
-      for (int64_t y = 1; y < L; ++y) {
-        int64_t c = y + revolveForwardSteps(L - y, slots) +
-                    revolveForwardSteps(y, slots + 1);
-        if (c < bestCost) {
-          bestCost = c;
-          bestSplit = s + y;
-        }
-      }
-    if (bestSplit == e) {
-      em.forwardToWorkAndBackward(e);
-      e -= 1;
-      continue;
-    }
-    em.forwardTo(bestSplit);
-    em.storeHidden(offset);
-    emitRevolve(chain, em, bestSplit, e, slots - 1, offset,
-                offset + chain.hidden(1));
-    em.free(offset);
-    e = bestSplit;
-  }
-}
-
 } // namespace
 
 int64_t bptt::planner::revolveForwardSteps(int64_t steps, int64_t checkpoints) {
@@ -925,7 +908,8 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
   case Strategy::Revolve: {
     result.method = "revolve";
     Emitter em(result.actions);
-    emitRevolve(chain, em, 0, T, slotBytes / chain.hidden(1), kCallerH0, 0);
+    emitSegments(chain, RevolveSplits(chain.hidden(1)), em, 0, T, slotBytes,
+                 /*freeableStart=*/false, kCallerH0, 0);
     break;
   }
   case Strategy::ISM:
