@@ -438,7 +438,7 @@ public:
         h(llvm::divideCeil(chain.hidden(1), unit)),
         s(llvm::divideCeil(chain.internal(1), unit)),
         allowHidden(strategy != Strategy::ISM),
-        allowInternal(strategy != Strategy::HSM) {
+        allowInternal(strategy != Strategy::HSM), needD(allowHidden) {
     // As SegmentSolver: a C segment with no room for any state runs direct.
     smallestItem = std::numeric_limits<int64_t>::max();
     if (T > 1) {
@@ -456,9 +456,11 @@ public:
       return false;
     int64_t work = 0;
     while (levels == 0 || at(NC, levels - 1, M) < T) {
-      int64_t moves = (allowHidden ? 2 : 0) + (allowInternal ? 2 : 0) + 1;
+      int64_t moves = needD ? 2 * ((allowHidden ? 1 : 0) +
+                                   (allowInternal ? 1 : 0) + 1)
+                            : 2;
       work += (levels + 1) * (M + 1) * moves;
-      int64_t cells = kArrays * std::max(stride, 2 * levels) * (M + 1);
+      int64_t cells = arrays() * std::max(stride, 2 * levels) * (M + 1);
       if (work > maxWork || (levels + 1 > stride && cells > maxCells))
         return false;
       addLevel();
@@ -467,7 +469,7 @@ public:
   }
 
   int64_t tableBytes() const {
-    return kArrays * stride * (M + 1) * static_cast<int64_t>(sizeof(int32_t));
+    return arrays() * stride * (M + 1) * static_cast<int64_t>(sizeof(int32_t));
   }
   int64_t excess() const { return excessOf(false, T, M); }
 
@@ -567,7 +569,7 @@ private:
     std::vector<int32_t> cells;
     int64_t stride = 0;
   };
-  static constexpr int64_t kArrays = 6;
+  int64_t arrays() const { return needD ? 6 : 2; }
   static int64_t at(const Table &v, int64_t j, int64_t m) {
     return v.cells[static_cast<size_t>(m * v.stride + j)];
   }
@@ -636,6 +638,8 @@ private:
     if (levels > stride) {
       int64_t grown = std::max<int64_t>(1, 2 * stride);
       for (Table *v : {&NC, &ND, &GIC, &GHC, &GID, &GHD}) {
+        if (!needD && v != &NC && v != &GIC)
+          continue;
         std::vector<int32_t> cells(static_cast<size_t>((M + 1) * grown), 0);
         for (int64_t m = 0; m <= M; ++m)
           for (int64_t k = 0; k < j; ++k)
@@ -652,6 +656,10 @@ private:
             static_cast<int32_t>(std::min(value, T));
       };
       set(GIC, leftReach(NC, m, j, kc + 2, 1));
+      if (!needD) {
+        set(NC, reach(false, j, m));
+        continue;
+      }
       set(GHC, leftReach(NC, m, j, kc + 1, 0));
       set(GID, leftReach(ND, m, j, kd + 2, 1));
       set(GHD, leftReach(ND, m, j, kd + 1, 0));
@@ -663,6 +671,9 @@ private:
 
   int64_t T, M, h, s;
   bool allowHidden, allowInternal;
+  /// D (a freeable start) is reached through hidden moves only: ISM needs
+  /// C alone, and C's internal move alone.
+  bool needD;
   int64_t smallestItem;
   int64_t levels = 0, stride = 0;
   /// N_j(m) of C and D, and the left-part reaches G of the internal and
@@ -934,7 +945,13 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
       break;
     }
     if (fast) {
-      int64_t unit = std::gcd(chain.hidden(1), chain.internal(1));
+      // ISM stores only internal states and never frees a segment start
+      // (D is reached through hidden moves only), so C depends on the free
+      // memory only through the internal states it holds: count in |s|,
+      // exactly, and with |s|/gcd times fewer memory levels.
+      int64_t unit = strategy == Strategy::ISM
+                         ? chain.internal(1)
+                         : std::gcd(chain.hidden(1), chain.internal(1));
       int64_t capacity = slotBytes / unit;
       UniformLevels levels(chain, strategy, unit, capacity);
       // The levels' work grows with the square of the chain's excess, which
@@ -943,9 +960,13 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
       // exact: give the levels about the plain program's work (at least 2^20
       // steps), then fall through to it. Also when the levels would take
       // more cells than the plain program may (a budget of very many units).
-      // Measured: a level step takes about 1 ns, a plain cell about T x 4 ns
-      // where the excess is large.
-      double plainWork = 2.0 * double(T + 1) * double(capacity + 1) * double(T);
+      // Measured: a level step takes 0.7-1 ns, a plain cell T x 2-4 ns where
+      // the excess is large; in level steps, the plain program's work is
+      // then about 2 T^2 M x 2.
+      int64_t plainCapacity =
+          slotBytes / std::gcd(chain.hidden(1), chain.internal(1));
+      double plainWork =
+          4.0 * double(T + 1) * double(plainCapacity + 1) * double(T);
       plainWork = std::min(plainWork, 0x1p62);
       int64_t levelWork = options.maxLevelWork >= 0
                               ? options.maxLevelWork

@@ -364,6 +364,27 @@ TEST(PlannerFastPath, EqualsPlainDynamicProgramLongChains) {
   }
 }
 
+TEST(PlannerFastPath, EqualsPlainDynamicProgramDeepRegime) {
+  // T = 1000 at 1-3% of store-all on the benchmark's alpha = 4: steps run up
+  // to four times, the chain's excess over the two-sweep bound is in the
+  // hundreds (856 levels at 1%).
+  PlannerOptions plain, levels;
+  plain.uniformFastPath = false;
+  levels.maxLevelWork = std::numeric_limits<int64_t>::max();
+  Chain c = Chain::uniform(1000, 1, 4);
+  for (int percent : {1, 2, 3})
+    for (Strategy strategy : {Strategy::MSM, Strategy::ISM}) {
+      int64_t budget = c.storeAllBytes() * percent / 100;
+      Plan fast = planOrDie(c, budget, strategy, levels);
+      Plan slow = planOrDie(c, budget, strategy, plain);
+      EXPECT_EQ(fast.method, "levels");
+      EXPECT_EQ(fast.predicted.forwardSteps, slow.predicted.forwardSteps)
+          << percent << "% " << stringify(strategy).str();
+      EXPECT_EQ(fast.actions, slow.actions)
+          << percent << "% " << stringify(strategy).str();
+    }
+}
+
 TEST(PlannerFastPath, LongChainPlansStayValid) {
   // Nesting tens of thousands deep (the emitter keeps an explicit stack);
   // T = 20000 at 50%: level 0 covers it, cost 2T - (K + 1).
@@ -373,6 +394,12 @@ TEST(PlannerFastPath, LongChainPlansStayValid) {
   int64_t K = (budget - c.workingSetBytes()) / 4;
   EXPECT_EQ(p.predicted.forwardSteps, 2 * 20000 - (K + 1));
   EXPECT_LE(p.predicted.peakBytes, budget);
+  // HSM there holds about 20,000 hidden states at once, nested.
+  Plan hsm = planOrDie(c, budget, Strategy::HSM);
+  EXPECT_EQ(hsm.method, "revolve");
+  EXPECT_GT(hsm.predicted.maxLiveSlots, 10000);
+  EXPECT_EQ(hsm.predicted.forwardSteps,
+            revolveForwardSteps(20000, (budget - c.workingSetBytes()) + 1));
 }
 
 TEST(Simulator, RejectsInvalidSchedules) {

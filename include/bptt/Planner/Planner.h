@@ -71,8 +71,8 @@ struct PlannerOptions {
   /// each). It grows with the square of the chain's excess over the lower
   /// bound, which is large only when the budget is small for the chain
   /// length; beyond the limit the plain dynamic program plans instead.
-  /// -1 (the default): the plain program's estimated work (2 T^2 M), so
-  /// that the faster of the two exact methods plans.
+  /// -1 (the default): the plain program's estimated work (4 T^2 M in
+  /// level steps), so that the faster of the two exact methods plans.
   int64_t maxLevelWork = -1;
 };
 
