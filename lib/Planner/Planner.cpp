@@ -471,7 +471,6 @@ public:
   int64_t tableBytes() const {
     return arrays() * stride * (M + 1) * static_cast<int64_t>(sizeof(int32_t));
   }
-  int64_t excess() const { return excessOf(false, T, M); }
 
   int64_t hiddenUnits(int64_t) const { return h; }
   int64_t internalUnits(int64_t) const { return s; }
