@@ -1,9 +1,11 @@
 //===- PlannerBenchmark.cpp - how fast the planner plans ------------------===//
 //
 // Plans an LSTM-sized chain (B = 64, H = 512, fp32: h+c = 256 KiB, s_t =
-// 1 MiB) with MSM at budgets given as a percentage of store-all. Counters:
-// forward steps per step of the plan, whether it is exact, and the planner's
-// own table memory. Run with benchmarks/run-planner-benchmark.sh.
+// 1 MiB, so alpha = 4 and the memory unit is |h|) at budgets given as a
+// percentage of store-all. Counters: forward steps of the plan (its cost)
+// and per step, whether it is exact, the planner's own tables in MiB, the
+// number of actions and the most slots live at once; the label names the
+// method ("levels", "revolve", "dp"). Run with benchmarks/run-planner-benchmark.sh.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,14 +15,17 @@
 
 using namespace bptt::planner;
 
-static void planMSM(benchmark::State &state) {
+static void planChain(benchmark::State &state, Strategy strategy,
+                      bool fastPath) {
   int64_t T = state.range(0);
   double fraction = state.range(1) / 100.0;
   Chain chain = Chain::uniform(T, 2 * 64 * 512 * 4, 8 * 64 * 512 * 4);
   int64_t budget = static_cast<int64_t>(fraction * chain.storeAllBytes());
+  PlannerOptions options;
+  options.uniformFastPath = fastPath;
   Plan p;
   for (auto _ : state) {
-    llvm::Expected<Plan> result = plan(chain, budget, Strategy::MSM);
+    llvm::Expected<Plan> result = plan(chain, budget, strategy, options);
     if (!result) {
       state.SkipWithError(llvm::toString(result.takeError()).c_str());
       return;
@@ -28,17 +33,45 @@ static void planMSM(benchmark::State &state) {
     p = std::move(*result);
     benchmark::DoNotOptimize(p.actions.data());
   }
-  int64_t unitsFree = (budget - chain.workingSetBytes()) / p.memoryUnit;
+  state.counters["fwd_steps"] = double(p.predicted.forwardSteps);
   state.counters["fwd_per_step"] = double(p.predicted.forwardSteps) / T;
   state.counters["exact"] = p.exact;
-  // Two tables of (T+1) x (units+1) 8-byte cells.
-  state.counters["table_MiB"] =
-      2.0 * (T + 1) * (unitsFree + 1) * 8 / (1024.0 * 1024.0);
+  state.counters["table_MiB"] = p.tableBytes / (1024.0 * 1024.0);
+  state.counters["actions"] = double(p.actions.size());
+  // The emitter's explicit stack holds one frame (56 bytes) per live slot.
+  state.counters["slots"] = double(p.predicted.maxLiveSlots);
+  state.SetLabel(p.method);
 }
 
-BENCHMARK(planMSM)
+static void planMSM(benchmark::State &state) {
+  planChain(state, Strategy::MSM, true);
+}
+static void planISM(benchmark::State &state) {
+  planChain(state, Strategy::ISM, true);
+}
+static void planHSM(benchmark::State &state) {
+  planChain(state, Strategy::HSM, true);
+}
+/// The plain dynamic program, for comparison where it is affordable.
+static void planMSMPlainDP(benchmark::State &state) {
+  planChain(state, Strategy::MSM, false);
+}
+
+// One iteration each: the larger cases take seconds, and planning is
+// deterministic.
+#define PLANNER_GRID(fn)                                                       \
+  BENCHMARK(fn)                                                                \
+      ->ArgNames({"T", "pct"})                                                 \
+      ->ArgsProduct({{1000, 10000, 100000}, {1, 5, 10, 25, 50}})              \
+      ->Unit(benchmark::kMillisecond)                                          \
+      ->Iterations(1)
+
+PLANNER_GRID(planMSM);
+PLANNER_GRID(planISM);
+PLANNER_GRID(planHSM);
+BENCHMARK(planMSMPlainDP)
     ->ArgNames({"T", "pct"})
-    ->ArgsProduct({{100, 1000}, {1, 5, 10, 25}})
+    ->ArgsProduct({{1000}, {1, 5, 10, 25, 50}})
     ->Args({3000, 5})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);

@@ -25,6 +25,7 @@
 #include "llvm/Support/MathExtras.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -125,6 +126,98 @@ struct Choice {
   int64_t split;
 };
 
+/// Emits the optimal schedule of segment (s, e) with m units free, asking
+/// `solver` for each segment's first decision (`best(s, e, m, freeable)`)
+/// and for the units of each state (`hiddenUnits(t)`, `internalUnits(t)`).
+/// h_s is read from `source` (-1: the caller's h_0); new slots start at
+/// byte `offset`; a freeable start is the slot just below `offset`.
+///
+/// Iterative, with an explicit stack: segments nest once per stored state,
+/// so a long chain with a large budget nests tens of thousands deep.
+template <typename Solver>
+void emitSegments(const Chain &chain, const Solver &solver, Emitter &em,
+                  int64_t s, int64_t e, int64_t m, bool freeableStart,
+                  int64_t source, int64_t offset) {
+  enum class Resume : uint8_t { Loop, AfterHidden, AfterInternal,
+                                AfterLastInternal };
+  struct Frame {
+    int64_t s, e, m;
+    bool freeable;
+    int64_t source, offset;
+    Resume resume;
+    int64_t split;
+  };
+  std::vector<Frame> stack;
+  stack.push_back({s, e, m, freeableStart, source, offset, Resume::Loop, 0});
+  // Whether the frame that just finished freed its start's slot itself.
+  bool childFreedStart = false;
+  while (!stack.empty()) {
+    Frame &f = stack.back();
+    switch (f.resume) {
+    case Resume::Loop:
+      break;
+    case Resume::AfterHidden:
+      if (!childFreedStart)
+        em.free(f.offset);
+      f.e = f.split;
+      break;
+    case Resume::AfterInternal:
+      em.backwardFromSlot(f.split, f.offset);
+      em.free(f.offset);
+      f.e = f.split - 1;
+      break;
+    case Resume::AfterLastInternal:
+      em.backwardFromSlot(f.s + 1, f.source);
+      em.free(f.source);
+      stack.pop_back();
+      childFreedStart = true;
+      continue;
+    }
+    f.resume = Resume::Loop;
+    if (f.e <= f.s) {
+      stack.pop_back();
+      childFreedStart = false;
+      continue;
+    }
+    Choice c = solver.best(f.s, f.e, f.m, f.freeable);
+    em.restore(f.s, f.source);
+    Frame child{};
+    switch (c.kind) {
+    case ChoiceKind::Direct:
+      em.forwardToWorkAndBackward(f.e);
+      f.e -= 1;
+      continue;
+    case ChoiceKind::Hidden:
+      em.forwardTo(c.split);
+      em.storeHidden(f.offset);
+      f.resume = Resume::AfterHidden;
+      f.split = c.split;
+      child = {c.split, f.e, f.m - solver.hiddenUnits(c.split), true, f.offset,
+               f.offset + chain.hidden(c.split), Resume::Loop, 0};
+      break;
+    case ChoiceKind::Internal:
+      em.forwardTo(c.split - 1);
+      em.forwardKeep(c.split, f.offset);
+      f.resume = Resume::AfterInternal;
+      f.split = c.split;
+      child = {c.split, f.e, f.m - solver.internalUnits(c.split), false,
+               f.offset, f.offset + chain.internal(c.split), Resume::Loop, 0};
+      break;
+    case ChoiceKind::LastInternal:
+      // h_s is in the cursor and never needed again: reuse its slot.
+      em.free(f.source);
+      em.forwardKeep(f.s + 1, f.source);
+      f.resume = Resume::AfterLastInternal;
+      child = {f.s + 1, f.e,
+               f.m + solver.hiddenUnits(f.s) - solver.internalUnits(f.s + 1),
+               false, f.source, f.source + chain.internal(f.s + 1),
+               Resume::Loop, 0};
+      break;
+    }
+    stack.push_back(child); // invalidates f
+  }
+}
+
 /// Optimal segment costs for one chain, strategy and memory granularity.
 ///
 /// Two tables: C(s, e, m) for a segment whose start h_s must stay where it is
@@ -148,21 +241,21 @@ public:
       prefix[t] = prefix[t - 1] + chain.forward(t);
       prefix2[t] = prefix2[t - 1] + prefix[t];
     }
-    hiddenUnits.assign(T + 1, 0);
-    internalUnits.assign(T + 1, 0);
+    hiddenU.assign(T + 1, 0);
+    internalU.assign(T + 1, 0);
     smallestItem = std::numeric_limits<int64_t>::max();
     for (int64_t t = 1; t <= T; ++t) {
-      hiddenUnits[t] = llvm::divideCeil(chain.hidden(t), unit);
-      internalUnits[t] = llvm::divideCeil(chain.internal(t), unit);
+      hiddenU[t] = llvm::divideCeil(chain.hidden(t), unit);
+      internalU[t] = llvm::divideCeil(chain.internal(t), unit);
       if (allowHidden && t < T)
-        smallestItem = std::min(smallestItem, hiddenUnits[t]);
+        smallestItem = std::min(smallestItem, hiddenU[t]);
       if (allowInternal && t < T)
-        smallestItem = std::min(smallestItem, internalUnits[t]);
+        smallestItem = std::min(smallestItem, internalU[t]);
     }
     // Uniform tables are filled as segments (0, L) that stand for any
     // (s, s + L), so s = 0 must carry the common hidden size.
     if (T > 0)
-      hiddenUnits[0] = hiddenUnits[1];
+      hiddenU[0] = hiddenU[1];
     fill();
   }
 
@@ -188,8 +281,8 @@ public:
     int64_t L = e - s;
     if (!uniform)
       return F(s, e);
-    int64_t available = m + (freeableStart ? hiddenUnits[s] : 0);
-    int64_t once = 1 + (allowInternal ? available / internalUnits[1] : 0);
+    int64_t available = m + (freeableStart ? hiddenU[s] : 0);
+    int64_t once = 1 + (allowInternal ? available / internalU[1] : 0);
     return std::max(L, 2 * L - once) * chain.forward(1);
   }
 
@@ -201,7 +294,7 @@ public:
     Choice bestChoice{fse + cost(s, e - 1, m, freeableStart),
                       ChoiceKind::Direct, e};
     if (allowInternal && freeableStart && e > s + 1) {
-      int64_t after = m + hiddenUnits[s] - internalUnits[s + 1];
+      int64_t after = m + hiddenU[s] - internalU[s + 1];
       if (after >= 0) {
         double c = F(s, s + 1) + cost(s + 1, e, after, false);
         if (c < bestChoice.cost)
@@ -217,14 +310,14 @@ public:
       if (fse + cost(s, y - 1, m, freeableStart) >= bestChoice.cost)
         break;
       double fsy = F(s, y);
-      if (allowHidden && hiddenUnits[y] <= m) {
-        double c = fsy + cost(y, e, m - hiddenUnits[y], true) +
+      if (allowHidden && hiddenU[y] <= m) {
+        double c = fsy + cost(y, e, m - hiddenU[y], true) +
                    cost(s, y, m, freeableStart);
         if (c < bestChoice.cost)
           bestChoice = {c, ChoiceKind::Hidden, y};
       }
-      if (allowInternal && internalUnits[y] <= m) {
-        double c = fsy + cost(y, e, m - internalUnits[y], false) +
+      if (allowInternal && internalU[y] <= m) {
+        double c = fsy + cost(y, e, m - internalU[y], false) +
                    cost(s, y - 1, m, freeableStart);
         if (c < bestChoice.cost)
           bestChoice = {c, ChoiceKind::Internal, y};
@@ -233,51 +326,14 @@ public:
     return bestChoice;
   }
 
-  /// Emits the optimal schedule for segment (s, e) with m units free. h_s is
-  /// read from `source` (-1: the caller's h_0); new slots start at byte
-  /// `offset`. A freeable start is the slot just below `offset`. Returns
-  /// true if it freed that slot itself.
-  bool emit(Emitter &em, int64_t s, int64_t e, int64_t m, bool freeableStart,
-            int64_t source, int64_t offset) const {
-    while (e > s) {
-      Choice c = best(s, e, m, freeableStart);
-      em.restore(s, source);
-      switch (c.kind) {
-      case ChoiceKind::Direct:
-        em.forwardToWorkAndBackward(e);
-        e -= 1;
-        break;
-      case ChoiceKind::Hidden: {
-        em.forwardTo(c.split);
-        em.storeHidden(offset);
-        bool freed = emit(em, c.split, e, m - hiddenUnits[c.split], true,
-                          offset, offset + chain.hidden(c.split));
-        if (!freed)
-          em.free(offset);
-        e = c.split;
-        break;
-      }
-      case ChoiceKind::Internal:
-        em.forwardTo(c.split - 1);
-        em.forwardKeep(c.split, offset);
-        emit(em, c.split, e, m - internalUnits[c.split], false, offset,
-             offset + chain.internal(c.split));
-        em.backwardFromSlot(c.split, offset);
-        em.free(offset);
-        e = c.split - 1;
-        break;
-      case ChoiceKind::LastInternal:
-        // h_s is in the cursor and never needed again: reuse its slot.
-        em.free(source);
-        em.forwardKeep(s + 1, source);
-        emit(em, s + 1, e, m + hiddenUnits[s] - internalUnits[s + 1], false,
-             source, source + chain.internal(s + 1));
-        em.backwardFromSlot(s + 1, source);
-        em.free(source);
-        return true;
-      }
-    }
-    return false;
+  int64_t hiddenUnits(int64_t t) const { return hiddenU[t]; }
+  int64_t internalUnits(int64_t t) const { return internalU[t]; }
+
+  /// Bytes of the tables.
+  int64_t tableBytes() const {
+    return static_cast<int64_t>(
+        (uniformC.size() + uniformD.size()) * sizeof(int64_t) +
+        (pairC.size() + pairD.size()) * sizeof(double));
   }
 
 private:
@@ -305,7 +361,7 @@ private:
         for (int64_t m = 0; m <= M; ++m) {
           size_t i = index(0, L, m);
           // Keeping s_1 .. s_{L-1} runs every step once, the least possible.
-          if (allowInternal && m >= (L - 1) * internalUnits[1]) {
+          if (allowInternal && m >= (L - 1) * internalU[1]) {
             uniformC[i] = uniformD[i] = L;
             continue;
           }
@@ -330,9 +386,342 @@ private:
   bool allowHidden, allowInternal, uniform;
   int64_t smallestItem;
   std::vector<double> prefix, prefix2;
-  std::vector<int64_t> hiddenUnits, internalUnits;
+  std::vector<int64_t> hiddenU, internalU;
   std::vector<int64_t> uniformC, uniformD; // [L][m], in forward steps
   std::vector<double> pairC, pairD;        // [s][e][m]
+};
+
+//===----------------------------------------------------------------------===//
+// Uniform chains, MSM and ISM: level sets of the excess over the lower bound
+//===----------------------------------------------------------------------===//
+
+/// Exact C and D of a uniform chain without tabulating them over (L, m).
+///
+/// With K internal states fitting in a segment's free memory (K = m / s for
+/// C, (m + h) / s for D, whose start slot may be reused; 0 under HSM) no
+/// schedule of L steps costs less than LB = max(L, 2L - K - 1). Write
+/// X(L, m) = LB(L, m) + E(L, m). For every move the lower bounds of the parts
+/// plus the steps run add up to LB(L, m) plus a slack that is piecewise
+/// linear in the split y, so the excess of a move is
+///
+///   internal y (C): max(0, K - (L-y)) + max(0, y - K - 2) + E_C(L-y, m-s)
+///                   + E_C(y-1, m)
+///   hidden y (C):   max(0, K+1 - (L-y)) + max(0, y - K - 1) + E_D(L-y, m-h)
+///                   + E_C(y, m)
+///   last-internal:  E_C(L-1, m+h-s)                        (D, L >= K + 2)
+///   direct:         K at L = K + 2, else L - 2 + E(L-1, m) (L >= K + 3)
+///
+/// (D's internal and hidden moves add c0 = K_D - m/s in {0, 1} and use D for
+/// the left part). Segments up to K + 1 steps cost L (keep everything). By
+/// induction on (j, m), {L : E(L, m) <= j} is a prefix [0, N_j(m)] and
+///
+///   N_j(m) = max over moves and j1 + j2 + sigma = j (- c0) of
+///            N_j1(right part's m) + min(K + 2 + sigma, N_j2(m) + 1)  internal
+///            N_j1(right part's m) + min(K + 1 + sigma, N_j2(m))      hidden
+///
+/// (with the last-internal, direct and once-region terms), because a split
+/// that fits at the largest L also fits at every smaller L >= K + 2 (take
+/// y = max(1, L - N_j1)). So C(L, m) = LB + the least j with L <= N_j(m):
+/// the levels j = 0, 1, ... are built over m = 0..M until N_j(M) reaches T.
+/// Level 0 alone (each step run at most twice, apart from the K + 1 run
+/// once) already covers every budget from 1% of store-all at T = 10^5.
+/// The tests hold this to the plain dynamic program cell by cell.
+///
+/// Cost: sum over levels j of O(j * M) (the max-plus convolution over j1;
+/// the inner maximum over j2 is precomputed per level as G), memory
+/// 6 x (J+1) x (M+1) cells of 4 bytes, J the excess of the whole chain.
+class UniformLevels {
+public:
+  UniformLevels(const Chain &chain, Strategy strategy, int64_t unit,
+                int64_t capacity)
+      : T(chain.steps), M(capacity),
+        h(llvm::divideCeil(chain.hidden(1), unit)),
+        s(llvm::divideCeil(chain.internal(1), unit)),
+        allowHidden(strategy != Strategy::ISM),
+        allowInternal(strategy != Strategy::HSM), needD(allowHidden) {
+    // As SegmentSolver: a C segment with no room for any state runs direct.
+    smallestItem = std::numeric_limits<int64_t>::max();
+    if (T > 1) {
+      if (allowHidden)
+        smallestItem = std::min(smallestItem, h);
+      if (allowInternal)
+        smallestItem = std::min(smallestItem, s);
+    }
+  }
+
+  /// Builds levels until the whole chain is covered. False if that would
+  /// take more than `maxWork` inner-loop steps or `maxCells` cells per array.
+  bool solve(int64_t maxWork, int64_t maxCells) {
+    if (T > std::numeric_limits<int32_t>::max())
+      return false;
+    int64_t work = 0;
+    while (levels == 0 || at(NC, levels - 1, M) < T) {
+      int64_t moves = needD ? 2 * ((allowHidden ? 1 : 0) +
+                                   (allowInternal ? 1 : 0) + 1)
+                            : 2;
+      work += (levels + 1) * (M + 1) * moves;
+      int64_t cells = arrays() * std::max(stride, 2 * levels) * (M + 1);
+      if (work > maxWork || (levels + 1 > stride && cells > maxCells))
+        return false;
+      addLevel();
+    }
+    return true;
+  }
+
+  int64_t tableBytes() const {
+    return arrays() * stride * (M + 1) * static_cast<int64_t>(sizeof(int32_t));
+  }
+
+  int64_t hiddenUnits(int64_t) const { return h; }
+  int64_t internalUnits(int64_t) const { return s; }
+
+  /// C(L, m) or D(L, m) in forward steps; kInfinite past the levels built.
+  int64_t cost(bool freeable, int64_t L, int64_t m) const {
+    if (L <= 0)
+      return 0;
+    int64_t e = excessOf(freeable, L, m);
+    if (e == kInfinite)
+      return kInfinite;
+    return lowerBound(freeable, L, m) + e;
+  }
+
+  /// A first decision of segment (s, e) that attains its optimal cost, the
+  /// one the plain dynamic program takes: direct, else last-internal, else
+  /// the least split y, hidden before internal. Only the splits
+  /// y = max(1, L - N_j1(right part's m)) need trying: an attaining split y
+  /// has a right part of some excess j1, and the candidate of that j1 is no
+  /// larger and attains too (the prefix argument above).
+  Choice best(int64_t s0, int64_t e0, int64_t m, bool freeable) const {
+    int64_t L = e0 - s0;
+    int64_t target = cost(freeable, L, m);
+    assert(target != kInfinite && "segment beyond the levels built");
+    if (add(L, cost(freeable, L - 1, m)) == target)
+      return {double(target), ChoiceKind::Direct, e0};
+    if (freeable && allowInternal && L > 1 && m + h - s >= 0 &&
+        add(1, cost(false, L - 1, m + h - s)) == target)
+      return {double(target), ChoiceKind::LastInternal, s0 + 1};
+    if (!freeable && m < smallestItem)
+      return {double(target), ChoiceKind::Direct, e0};
+    auto leastSplit = [&](bool hidden) {
+      int64_t least = kInfinite;
+      int64_t units = hidden ? h : s;
+      if (!(hidden ? allowHidden : allowInternal) || m < units)
+        return least;
+      const Table &right = hidden ? ND : NC;
+      for (int64_t j1 = 0; j1 < levels; ++j1) {
+        int64_t y = std::max<int64_t>(1, L - at(right, j1, m - units));
+        int64_t c = hidden ? add(y, add(cost(true, L - y, m - h),
+                                        cost(freeable, y, m)))
+                           : add(y, add(cost(false, L - y, m - s),
+                                        cost(freeable, y - 1, m)));
+        if (c == target)
+          least = y;
+        if (y == 1)
+          break;
+      }
+      return least;
+    };
+    int64_t hiddenSplit = leastSplit(true);
+    int64_t internalSplit = leastSplit(false);
+    assert((hiddenSplit != kInfinite || internalSplit != kInfinite) &&
+           "no move attains the level sets' optimum");
+    if (hiddenSplit <= internalSplit)
+      return {double(target), ChoiceKind::Hidden, s0 + hiddenSplit};
+    return {double(target), ChoiceKind::Internal, s0 + internalSplit};
+  }
+
+private:
+  static constexpr int64_t kInfinite = std::numeric_limits<int64_t>::max() / 4;
+  static int64_t add(int64_t a, int64_t b) {
+    return std::min(a + b, kInfinite);
+  }
+
+  int64_t K(bool freeable, int64_t m) const {
+    if (!allowInternal)
+      return 0;
+    return (freeable ? m + h : m) / s;
+  }
+  int64_t lowerBound(bool freeable, int64_t L, int64_t m) const {
+    return std::max(L, 2 * L - K(freeable, m) - 1);
+  }
+  /// The least level j with L <= N_j(m) (N grows with j), or kInfinite.
+  int64_t excessOf(bool freeable, int64_t L, int64_t m) const {
+    const Table &N = freeable ? ND : NC;
+    if (levels == 0 || at(N, levels - 1, m) < L)
+      return kInfinite;
+    int64_t lo = 0, hi = levels - 1;
+    while (lo < hi) {
+      int64_t mid = (lo + hi) / 2;
+      if (at(N, mid, m) >= L)
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /// [m][j] with a stride of at least the levels built: the convolutions
+  /// run over j at fixed m, contiguously. The stride doubles when the levels
+  /// outgrow it (copying, amortised O(1) a cell), so a plan that needs only
+  /// level 0 keeps one cell per m. Values are lengths capped at T (< 2^31).
+  struct Table {
+    std::vector<int32_t> cells;
+    int64_t stride = 0;
+  };
+  int64_t arrays() const { return needD ? 6 : 2; }
+  static int64_t at(const Table &v, int64_t j, int64_t m) {
+    return v.cells[static_cast<size_t>(m * v.stride + j)];
+  }
+
+  /// G(r) = max over j2 + sigma = r of min(base + sigma, N_j2(m) + add),
+  /// the longest move for an excess budget r given the right part's. The
+  /// j2 = r, sigma = 0 term is `base` (N_j2 >= K + 1 always reaches it); for
+  /// j2 < r the first term falls and the second rises with j2, so the
+  /// maximum sits where they cross: binary search, then the neighbours.
+  int64_t leftReach(const Table &N, int64_t m, int64_t r,
+                    int64_t base, int64_t plus) const {
+    int64_t bestReach = base;
+    if (r == 0)
+      return bestReach;
+    // Largest j2 in [0, r-1] with N_j2 + plus <= base + r - j2.
+    int64_t lo = 0, hi = r - 1;
+    while (lo < hi) {
+      int64_t mid = (lo + hi + 1) / 2;
+      if (at(N, mid, m) + plus <= base + r - mid)
+        lo = mid;
+      else
+        hi = mid - 1;
+    }
+    for (int64_t j2 = std::max<int64_t>(0, lo - 1);
+         j2 <= std::min(r - 1, lo + 1); ++j2)
+      bestReach = std::max(bestReach, std::min(base + r - j2,
+                                               at(N, j2, m) + plus));
+    return bestReach;
+  }
+
+  /// N_j(m) of one table at the newest level j, all lower levels and the
+  /// lower m of this level being known.
+  int64_t reach(bool freeable, int64_t j, int64_t m) const {
+    const Table &N = freeable ? ND : NC;
+    int64_t k = K(freeable, m);
+    int64_t c0 = freeable ? k - K(false, m) : 0;
+    int64_t best = k + 1; // keep everything
+    if (j > 0)
+      best = std::max(best, at(N, j - 1, m));
+    // Direct: excess k at L = k + 2; L - 2 + E(L-1) beyond.
+    if (k <= j)
+      best = std::max(best, k + 2);
+    if (j + 2 > best)
+      for (int64_t jp = 0; jp < j; ++jp)
+        best = std::max(best, std::min(at(N, jp, m) + 1, j - jp + 2));
+    if (freeable && allowInternal && m + h - s >= 0)
+      best = std::max(best, at(NC, j, m + h - s) + 1);
+    int64_t r = j - c0;
+    // As in SegmentSolver::cost: a C segment with no room runs direct.
+    bool directOnly = !freeable && m < smallestItem;
+    bool fitsInternal = allowInternal && m >= s && !directOnly;
+    bool fitsHidden = allowHidden && m >= h && !directOnly;
+    const Table &GI = freeable ? GID : GIC;
+    const Table &GH = freeable ? GHD : GHC;
+    if (r >= 0 && fitsInternal)
+      for (int64_t j1 = 0; j1 <= r; ++j1)
+        best = std::max(best, at(NC, j1, m - s) + at(GI, r - j1, m));
+    if (r >= 0 && fitsHidden)
+      for (int64_t j1 = 0; j1 <= r; ++j1)
+        best = std::max(best, at(ND, j1, m - h) + at(GH, r - j1, m));
+    return std::min(best, T);
+  }
+
+  void addLevel() {
+    int64_t j = levels++;
+    if (levels > stride) {
+      int64_t grown = std::max<int64_t>(1, 2 * stride);
+      for (Table *v : {&NC, &ND, &GIC, &GHC, &GID, &GHD}) {
+        if (!needD && v != &NC && v != &GIC)
+          continue;
+        std::vector<int32_t> cells(static_cast<size_t>((M + 1) * grown), 0);
+        for (int64_t m = 0; m <= M; ++m)
+          for (int64_t k = 0; k < j; ++k)
+            cells[static_cast<size_t>(m * grown + k)] = at(*v, k, m);
+        v->cells = std::move(cells);
+        v->stride = grown;
+      }
+      stride = grown;
+    }
+    for (int64_t m = 0; m <= M; ++m) {
+      int64_t kc = K(false, m), kd = K(true, m);
+      auto set = [&](Table &v, int64_t value) {
+        v.cells[static_cast<size_t>(m * stride + j)] =
+            static_cast<int32_t>(std::min(value, T));
+      };
+      set(GIC, leftReach(NC, m, j, kc + 2, 1));
+      if (!needD) {
+        set(NC, reach(false, j, m));
+        continue;
+      }
+      set(GHC, leftReach(NC, m, j, kc + 1, 0));
+      set(GID, leftReach(ND, m, j, kd + 2, 1));
+      set(GHD, leftReach(ND, m, j, kd + 1, 0));
+      // D(., m) may use C(., m) itself when s = h (last-internal).
+      set(NC, reach(false, j, m));
+      set(ND, reach(true, j, m));
+    }
+  }
+
+  int64_t T, M, h, s;
+  bool allowHidden, allowInternal;
+  /// D (a freeable start) is reached through hidden moves only: ISM needs
+  /// C alone, and C's internal move alone.
+  bool needD;
+  int64_t smallestItem;
+  int64_t levels = 0, stride = 0;
+  /// N_j(m) of C and D, and the left-part reaches G of the internal and
+  /// hidden moves of C and D; [j][m], capped at T.
+  Table NC, ND, GIC, GHC, GID, GHD;
+};
+
+//===----------------------------------------------------------------------===//
+// Uniform chains, HSM: Revolve's closed form
+//===----------------------------------------------------------------------===//
+
+/// HSM on a uniform chain is binomial checkpointing: with c free slots a
+/// segment of L steps costs revolveForwardSteps(L, c + 1) (Griewank's
+/// theorem; the tests hold the plain dynamic program to it). The cost of
+/// storing h at offset y, y + R(L - y, c) + R(y, c + 1), is convex in y (R
+/// is convex piecewise linear in the length: its slopes r grow and it is
+/// continuous at the binomial breakpoints), so the best split is found by a
+/// binary search on the sign of its difference instead of a scan over y.
+class RevolveSplits {
+public:
+  explicit RevolveSplits(int64_t hiddenUnits) : h(hiddenUnits) {}
+  int64_t hiddenUnits(int64_t) const { return h; }
+  int64_t internalUnits(int64_t) const { return h; }
+
+  Choice best(int64_t s0, int64_t e0, int64_t m, bool) const {
+    int64_t L = e0 - s0, slots = m / h;
+    int64_t direct = L + revolveForwardSteps(L - 1, slots + 1);
+    if (slots == 0 || L < 2)
+      return {double(direct), ChoiceKind::Direct, e0};
+    auto at = [&](int64_t y) {
+      return y + revolveForwardSteps(L - y, slots) +
+             revolveForwardSteps(y, slots + 1);
+    };
+    int64_t lo = 1, hi = L - 1; // least y whose successor is no cheaper
+    while (lo < hi) {
+      int64_t mid = (lo + hi) / 2;
+      if (at(mid + 1) >= at(mid))
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    int64_t split = at(lo);
+    if (split < direct)
+      return {double(split), ChoiceKind::Hidden, s0 + lo};
+    return {double(direct), ChoiceKind::Direct, e0};
+  }
+
+private:
+  int64_t h;
 };
 
 /// Memory granularity for the dynamic programs: the gcd of every state size
@@ -447,38 +836,6 @@ int64_t binomialCapped(int64_t s, int64_t r, int64_t cap) {
   return static_cast<int64_t>(v);
 }
 
-/// Revolve: the optimal split of `steps` steps with `slots` free hidden
-/// slots, from the closed form of the cost.
-void emitRevolve(const Chain &chain, Emitter &em, int64_t s, int64_t e,
-                 int64_t slots, int64_t source, int64_t offset) {
-  while (e > s) {
-    int64_t L = e - s;
-    em.restore(s, source);
-    int64_t bestCost = L + revolveForwardSteps(L - 1, slots + 1);
-    int64_t bestSplit = e; // direct
-    if (slots > 0)
-      for (int64_t y = 1; y < L; ++y) {
-        int64_t c = y + revolveForwardSteps(L - y, slots) +
-                    revolveForwardSteps(y, slots + 1);
-        if (c < bestCost) {
-          bestCost = c;
-          bestSplit = s + y;
-        }
-      }
-    if (bestSplit == e) {
-      em.forwardToWorkAndBackward(e);
-      e -= 1;
-      continue;
-    }
-    em.forwardTo(bestSplit);
-    em.storeHidden(offset);
-    emitRevolve(chain, em, bestSplit, e, slots - 1, offset,
-                offset + chain.hidden(1));
-    em.free(offset);
-    e = bestSplit;
-  }
-}
-
 } // namespace
 
 int64_t bptt::planner::revolveForwardSteps(int64_t steps, int64_t checkpoints) {
@@ -552,13 +909,17 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
   switch (strategy) {
   case Strategy::All:
     emitStoreAll(chain, result.actions);
+    result.method = "store-all";
     break;
   case Strategy::Chen:
     emitChen(chain, result.actions);
+    result.method = "chen";
     break;
   case Strategy::Revolve: {
+    result.method = "revolve";
     Emitter em(result.actions);
-    emitRevolve(chain, em, 0, T, slotBytes / chain.hidden(1), kCallerH0, 0);
+    emitSegments(chain, RevolveSplits(chain.hidden(1)), em, 0, T, slotBytes,
+                 /*freeableStart=*/false, kCallerH0, 0);
     break;
   }
   case Strategy::ISM:
@@ -567,16 +928,67 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
     // spares a table as large as the budget.
     if (storeAllFits) {
       emitStoreAll(chain, result.actions);
+      result.method = "store-all";
       break;
     }
     [[fallthrough]];
   case Strategy::HSM: {
+    Emitter em(result.actions);
+    bool fast = options.uniformFastPath && chain.isUniform() && T > 0;
+    if (fast && strategy == Strategy::HSM) {
+      RevolveSplits splits(chain.hidden(1));
+      result.memoryUnit = chain.hidden(1);
+      result.method = "revolve";
+      emitSegments(chain, splits, em, 0, T, slotBytes,
+                   /*freeableStart=*/false, kCallerH0, 0);
+      break;
+    }
+    if (fast) {
+      // ISM stores only internal states and never frees a segment start
+      // (D is reached through hidden moves only), so C depends on the free
+      // memory only through the internal states it holds: count in |s|,
+      // exactly, and with |s|/gcd times fewer memory levels.
+      int64_t unit = strategy == Strategy::ISM
+                         ? chain.internal(1)
+                         : std::gcd(chain.hidden(1), chain.internal(1));
+      int64_t capacity = slotBytes / unit;
+      UniformLevels levels(chain, strategy, unit, capacity);
+      // The levels' work grows with the square of the chain's excess, which
+      // is large when the budget is small for the chain length; the plain
+      // program's with its cells times its split scans (up to T). Both are
+      // exact: give the levels about the plain program's work (at least 2^20
+      // steps), then fall through to it. Also when the levels would take
+      // more cells than the plain program may (a budget of very many units).
+      // Measured: a level step takes 0.7-1 ns, a plain cell T x 2-4 ns where
+      // the excess is large; in level steps, the plain program's work is
+      // then about 2 T^2 M x 2.
+      int64_t plainCapacity =
+          slotBytes / std::gcd(chain.hidden(1), chain.internal(1));
+      double plainWork =
+          4.0 * double(T + 1) * double(plainCapacity + 1) * double(T);
+      plainWork = std::min(plainWork, 0x1p62);
+      int64_t levelWork = options.maxLevelWork >= 0
+                              ? options.maxLevelWork
+                              : std::max(int64_t(plainWork), int64_t(1) << 20);
+      // The level arrays together may take what the plain program's two
+      // tables may.
+      if (levels.solve(levelWork, 2 * options.maxTableCells)) {
+        result.memoryUnit = unit;
+        result.tableBytes = levels.tableBytes();
+        result.method = "levels";
+        emitSegments(chain, levels, em, 0, T, capacity,
+                     /*freeableStart=*/false, kCallerH0, 0);
+        break;
+      }
+    }
     Granularity g = chooseGranularity(chain, slotBytes, options.maxTableCells);
     result.memoryUnit = g.unit;
     result.exact = g.exact;
     SegmentSolver solver(chain, strategy, g.unit, g.capacity);
-    Emitter em(result.actions);
-    solver.emit(em, 0, T, g.capacity, /*freeableStart=*/false, kCallerH0, 0);
+    result.tableBytes = solver.tableBytes();
+    result.method = "dp";
+    emitSegments(chain, solver, em, 0, T, g.capacity,
+                 /*freeableStart=*/false, kCallerH0, 0);
     break;
   }
   }

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <random>
 
 using namespace bptt::planner;
@@ -270,11 +271,135 @@ TEST(PlannerCoarse, CoarseUnitsStayValidAndWithinBudget) {
   ASSERT_TRUE(exact.exact);
   PlannerOptions small;
   small.maxTableCells = 301 * 20;
+  // The coarsening belongs to the plain dynamic program; the uniform fast
+  // path needs no table over memory (next test).
+  small.uniformFastPath = false;
   Plan coarse = planOrDie(c, budget, Strategy::MSM, small);
   EXPECT_FALSE(coarse.exact);
   EXPECT_GT(coarse.memoryUnit, 1);
   EXPECT_LE(coarse.predicted.peakBytes, budget);
   EXPECT_GE(coarse.predicted.forwardCost, exact.predicted.forwardCost);
+}
+
+TEST(PlannerCoarse, UniformFastPathStaysExactUnderTheCellLimit) {
+  Chain c = Chain::uniform(300, 3, 7);
+  int64_t budget = c.workingSetBytes() + 400;
+  PlannerOptions small;
+  small.maxTableCells = 301 * 20;
+  Plan fast = planOrDie(c, budget, Strategy::MSM, small);
+  EXPECT_TRUE(fast.exact);
+  PlannerOptions plain;
+  plain.uniformFastPath = false;
+  EXPECT_EQ(fast.predicted.forwardSteps,
+            planOrDie(c, budget, Strategy::MSM, plain).predicted.forwardSteps);
+}
+
+/// The uniform fast path (Revolve's closed form for HSM, the excess level
+/// sets for MSM and ISM) against the plain dynamic program, which the
+/// exhaustive search validates for T <= 12: the same optimal cost and the
+/// same schedule at every budget tried, and every plan valid (plan()
+/// simulates it) and within budget.
+void crossCheckFastPath(const Chain &c, int64_t budgetStep,
+                        const std::string &what) {
+  PlannerOptions plain;
+  plain.uniformFastPath = false;
+  // The level sets however long they take (by default the plain program
+  // plans small problems whose levels would take longer).
+  PlannerOptions levels;
+  levels.maxLevelWork = std::numeric_limits<int64_t>::max();
+  int64_t lo = c.workingSetBytes(), hi = c.storeAllBytes();
+  for (int64_t budget = lo; budget <= hi + 1;
+       budget += budget < lo + 12 ? 1 : budgetStep)
+    for (Strategy strategy : {Strategy::MSM, Strategy::ISM, Strategy::HSM}) {
+      Plan fast = planOrDie(c, budget, strategy, levels);
+      Plan slow = planOrDie(c, budget, strategy, plain);
+      if (c.steps > 0 && budget < hi) {
+        EXPECT_EQ(fast.method,
+                  strategy == Strategy::HSM ? "revolve" : "levels");
+      }
+      EXPECT_EQ(slow.method, budget >= hi && strategy != Strategy::HSM
+                                 ? "store-all"
+                                 : "dp");
+      std::string where = what + " " + stringify(strategy).str() +
+                          " budget " + std::to_string(budget);
+      ASSERT_TRUE(fast.exact && slow.exact) << where;
+      ASSERT_EQ(fast.predicted.forwardSteps, slow.predicted.forwardSteps)
+          << where;
+      EXPECT_DOUBLE_EQ(fast.predicted.forwardCost, slow.predicted.forwardCost)
+          << where;
+      EXPECT_LE(fast.predicted.peakBytes, budget) << where;
+      // Both take the first optimal move in the same order, so the
+      // schedules agree too, not only their cost.
+      EXPECT_EQ(fast.actions, slow.actions) << where;
+    }
+}
+
+TEST(PlannerFastPath, EqualsPlainDynamicProgramShortChains) {
+  // Every T up to 40, every budget, sizes with |s|/|h| = 1, 1.5, 2, 3.5, 4.
+  for (auto [hidden, internal] : std::vector<std::pair<int64_t, int64_t>>{
+           {2, 2}, {2, 3}, {2, 4}, {2, 7}, {1, 4}})
+    for (int64_t T = 0; T <= 40; ++T)
+      crossCheckFastPath(Chain::uniform(T, hidden, internal), 1,
+                         "T=" + std::to_string(T) + " h=" +
+                             std::to_string(hidden) + " s=" +
+                             std::to_string(internal));
+}
+
+TEST(PlannerFastPath, EqualsPlainDynamicProgramLongChains) {
+  // Longer chains at spread budgets; odd sizes make the memory unit their
+  // gcd and the working set include a workspace.
+  struct Case {
+    int64_t T, hidden, internal, workspace;
+  };
+  for (Case k : {Case{97, 2, 7, 0}, Case{128, 1, 4, 0}, Case{150, 3, 5, 1},
+                 Case{200, 4, 9, 0}, Case{256, 1, 1, 0},
+                 Case{300, 1, 4, 3}}) {
+    Chain c = Chain::uniform(k.T, k.hidden, k.internal, k.workspace);
+    int64_t step = std::max<int64_t>(
+        1, (c.storeAllBytes() - c.workingSetBytes()) / 25);
+    crossCheckFastPath(c, step,
+                       "T=" + std::to_string(k.T) + " h=" +
+                           std::to_string(k.hidden) + " s=" +
+                           std::to_string(k.internal));
+  }
+}
+
+TEST(PlannerFastPath, EqualsPlainDynamicProgramDeepRegime) {
+  // T = 1000 at 1-3% of store-all on the benchmark's alpha = 4: steps run up
+  // to four times, the chain's excess over the two-sweep bound is in the
+  // hundreds (856 levels at 1%).
+  PlannerOptions plain, levels;
+  plain.uniformFastPath = false;
+  levels.maxLevelWork = std::numeric_limits<int64_t>::max();
+  Chain c = Chain::uniform(1000, 1, 4);
+  for (int percent : {1, 2, 3})
+    for (Strategy strategy : {Strategy::MSM, Strategy::ISM}) {
+      int64_t budget = c.storeAllBytes() * percent / 100;
+      Plan fast = planOrDie(c, budget, strategy, levels);
+      Plan slow = planOrDie(c, budget, strategy, plain);
+      EXPECT_EQ(fast.method, "levels");
+      EXPECT_EQ(fast.predicted.forwardSteps, slow.predicted.forwardSteps)
+          << percent << "% " << stringify(strategy).str();
+      EXPECT_EQ(fast.actions, slow.actions)
+          << percent << "% " << stringify(strategy).str();
+    }
+}
+
+TEST(PlannerFastPath, LongChainPlansStayValid) {
+  // Nesting tens of thousands deep (the emitter keeps an explicit stack);
+  // T = 20000 at 50%: level 0 covers it, cost 2T - (K + 1).
+  Chain c = Chain::uniform(20000, 1, 4);
+  int64_t budget = c.storeAllBytes() / 2;
+  Plan p = planOrDie(c, budget, Strategy::MSM);
+  int64_t K = (budget - c.workingSetBytes()) / 4;
+  EXPECT_EQ(p.predicted.forwardSteps, 2 * 20000 - (K + 1));
+  EXPECT_LE(p.predicted.peakBytes, budget);
+  // HSM there holds about 20,000 hidden states at once, nested.
+  Plan hsm = planOrDie(c, budget, Strategy::HSM);
+  EXPECT_EQ(hsm.method, "revolve");
+  EXPECT_GT(hsm.predicted.maxLiveSlots, 10000);
+  EXPECT_EQ(hsm.predicted.forwardSteps,
+            revolveForwardSteps(20000, (budget - c.workingSetBytes()) + 1));
 }
 
 TEST(Simulator, RejectsInvalidSchedules) {

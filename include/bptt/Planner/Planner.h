@@ -16,6 +16,7 @@
 #include "llvm/Support/Error.h"
 
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace bptt::planner {
@@ -44,6 +45,13 @@ struct Plan {
   /// this granularity; it is exactly optimal when `exact` is true.
   int64_t memoryUnit = 1;
   bool exact = true;
+  /// Bytes of the planner's own tables for this plan (the dynamic programs'
+  /// cells or the uniform level arrays; 0 for the fixed policies).
+  int64_t tableBytes = 0;
+  /// How the plan was made: "store-all", "chen", "revolve" (closed form),
+  /// "levels" (uniform MSM/ISM level sets) or "dp" (the plain dynamic
+  /// program).
+  std::string method;
 };
 
 struct PlannerOptions {
@@ -53,6 +61,19 @@ struct PlannerOptions {
   /// (sizes rounded up, budget rounded down): still within budget, then
   /// `Plan::exact` is false.
   int64_t maxTableCells = int64_t(1) << 25;
+  /// Uniform chains only: plan HSM with Revolve's closed form and MSM/ISM
+  /// with the level sets of the excess over the two-sweep lower bound
+  /// (docs/planner.md, "Uniform chains"). Both give the plain dynamic
+  /// program's optimal cost; false forces the plain dynamic program (tests
+  /// cross-check the two).
+  bool uniformFastPath = true;
+  /// Work limit of the level computation (inner-loop steps, about 1 ns
+  /// each). It grows with the square of the chain's excess over the lower
+  /// bound, which is large only when the budget is small for the chain
+  /// length; beyond the limit the plain dynamic program plans instead.
+  /// -1 (the default): the plain program's estimated work (4 T^2 M in
+  /// level steps), so that the faster of the two exact methods plans.
+  int64_t maxLevelWork = -1;
 };
 
 /// The smallest budget for which `strategy` has a schedule.
