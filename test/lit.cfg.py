@@ -26,5 +26,5 @@ llvm_config.with_environment("PATH", config.bptt_tools_dir, append_path=True)
 config.environment["PYTHONPATH"] = os.path.join(config.bptt_obj_root, "python")
 config.substitutions.append(("%python", "/usr/bin/python3"))
 
-tools = ["bptt-opt", "bptt-plan", "bptt-gradcheck"]
+tools = ["bptt-opt", "bptt-plan", "bptt-gradcheck", "bptt-run"]
 llvm_config.add_tool_substitutions(tools, [config.bptt_tools_dir])

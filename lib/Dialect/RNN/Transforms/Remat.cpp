@@ -683,6 +683,12 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
         mb, op.getLoc(), name, FunctionType::get(&getContext(), argTypes, {}));
     symbols.insert(entry); // renames on a clash
     entry->setAttr("rnn.plan", op->getAttr("rnn.plan"));
+    // The schedule is straight-line calls and loops, linear in T: LLVM's
+    // optimisers gain nothing on it and would take seconds at T = 1000; the
+    // kernels it calls are optimised as usual.
+    entry->setAttr("passthrough",
+                   mb.getArrayAttr({mb.getStringAttr("noinline"),
+                                    mb.getStringAttr("optnone")}));
     entry.addEntryBlock();
     OpBuilder b = OpBuilder::atBlockEnd(&entry.front());
     ScheduleEmitter(b, op.getLoc(), cell, k, *plan, entry).emit();

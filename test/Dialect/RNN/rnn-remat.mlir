@@ -1,0 +1,132 @@
+// RUN: bptt-opt %s -rnn-differentiate -rnn-remat -canonicalize | FileCheck %s
+// RUN: bptt-opt %s -rnn-differentiate -rnn-remat -bptt-lower-to-cpu > /dev/null
+
+// The Elman cell of rnn-differentiate.mlir: |h| = 48 bytes, |s| = 96 bytes
+// (h' and the saved h). The working set is 4|h| + |s| = 288 bytes.
+
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#all = affine_map<(d0, d1) -> ()>
+
+rnn.cell @elman state(%h: tensor<2x3xf64>) input(%x: tensor<2x4xf64>)
+    params(%wx: tensor<4x3xf64>, %wh: tensor<3x3xf64>, %b: tensor<3xf64>)
+    -> (tensor<2x3xf64>, f64) {
+  %e = tensor.empty() : tensor<2x3xf64>
+  %bb = linalg.broadcast ins(%b : tensor<3xf64>) outs(%e : tensor<2x3xf64>) dimensions = [0]
+  %a = linalg.matmul ins(%x, %wx : tensor<2x4xf64>, tensor<4x3xf64>)
+      outs(%bb : tensor<2x3xf64>) -> tensor<2x3xf64>
+  %a2 = linalg.matmul ins(%h, %wh : tensor<2x3xf64>, tensor<3x3xf64>)
+      outs(%a : tensor<2x3xf64>) -> tensor<2x3xf64>
+  %hn = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%a2 : tensor<2x3xf64>) outs(%e : tensor<2x3xf64>) {
+  ^bb0(%v: f64, %o: f64):
+    %t = math.tanh %v : f64
+    linalg.yield %t : f64
+  } -> tensor<2x3xf64>
+  %zero = arith.constant 0.0 : f64
+  %z = tensor.empty() : tensor<f64>
+  %zf = linalg.fill ins(%zero : f64) outs(%z : tensor<f64>) -> tensor<f64>
+  %s = linalg.generic {indexing_maps = [#id, #all], iterator_types = ["reduction", "reduction"]}
+      ins(%hn : tensor<2x3xf64>) outs(%zf : tensor<f64>) {
+  ^bb0(%v: f64, %acc: f64):
+    %sq = arith.mulf %v, %v : f64
+    %n = arith.addf %acc, %sq : f64
+    linalg.yield %n : f64
+  } -> tensor<f64>
+  %l = tensor.extract %s[] : tensor<f64>
+  %c = arith.constant 0.5 : f64
+  %loss = arith.mulf %l, %c : f64
+  rnn.yield %hn, %loss : tensor<2x3xf64>, f64
+}
+
+
+
+
+
+// T = 4 in 384 bytes: a 96-byte pool. MSM's plan is
+//   R0 F1 H1 x K2 F3 W4 B4 R2 W3 B3 B2 x R0 W1 B1
+// (6 forward steps): the cursor after step 1 is stored as h_1 at offset 0,
+// the segment frees it at once and keeps s_2 in its place.
+func.func @train(%h0: tensor<2x3xf64>, %xs: tensor<4x2x4xf64>, %wx: tensor<4x3xf64>,
+                 %wh: tensor<3x3xf64>, %b: tensor<3xf64>) -> f64 {
+  %r:6 = rnn.bptt @elman(%h0) over %xs params(%wx, %wh, %b)
+      {memory_budget = 384 : i64, strategy = #rnn.strategy<msm>}
+      : (tensor<2x3xf64>, tensor<4x2x4xf64>, tensor<4x3xf64>, tensor<3x3xf64>, tensor<3xf64>)
+      -> (f64, tensor<2x3xf64>, tensor<4x2x4xf64>, tensor<4x3xf64>, tensor<3x3xf64>, tensor<3xf64>)
+  return %r#0 : f64
+}
+
+
+// T = 16 with store-all: the kept steps and the backward steps are loops.
+func.func @train_all(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<4x3xf64>,
+                     %wh: tensor<3x3xf64>, %b: tensor<3xf64>) -> f64 {
+  %r:6 = rnn.bptt @elman(%h0) over %xs params(%wx, %wh, %b)
+      {memory_budget = 100000 : i64, strategy = #rnn.strategy<all>}
+      : (tensor<2x3xf64>, tensor<16x2x4xf64>, tensor<4x3xf64>, tensor<3x3xf64>, tensor<3xf64>)
+      -> (f64, tensor<2x3xf64>, tensor<16x2x4xf64>, tensor<4x3xf64>, tensor<3x3xf64>, tensor<3xf64>)
+  return %r#0 : f64
+}
+
+// The cell and its tensor-level functions are gone; the bufferized kernels
+// write their results into out-parameters.
+// CHECK-NOT:   rnn.cell
+// CHECK-LABEL: func.func private @elman_forward_kernel(
+// CHECK-SAME:    memref<2x3xf64, strided<[?, ?], offset: ?>>
+// CHECK-SAME:    -> f64
+// CHECK-LABEL: func.func private @elman_backward_kernel(
+
+// The request becomes a call on buffers of its tensors.
+// CHECK-LABEL: func.func @train(
+// CHECK-NOT:     rnn.bptt
+// CHECK:         call @train_bptt(
+// CHECK:         memref.load
+
+// CHECK-LABEL: func.func @train_bptt(
+// CHECK-SAME:    %[[H0:[^:]*]]: memref<2x3xf64>, %[[XS:[^:]*]]: memref<4x2x4xf64>,
+// CHECK-SAME:    %[[LOSS:[^:]*]]: memref<f64>, %[[STATS:[^:]*]]: memref<2xi64>)
+// CHECK-SAME:    rnn.plan = {exact = true, forward_steps = 6 : i64, {{.*}}peak_bytes = 384 : i64, pool_bytes = 96 : i64, strategy = "msm", working_set_bytes = 288 : i64}
+// Working set: two cursors, two state gradients, the internal-state buffer.
+// CHECK-COUNT-5: memref.alloc() : memref<2x3xf64>
+// CHECK:         %[[POOL:.*]] = memref.alloc() : memref<96xi8>
+// F1: from h0 into a cursor buffer; its loss counts (first sweep).
+// CHECK:         memref.subview %[[XS]][0, 0, 0] [1, 2, 4]
+// CHECK:         call @elman_forward_kernel(
+// CHECK:         arith.addf
+// H1: the cursor copied into the slot at offset 0.
+// CHECK:         %[[SLOT0:.*]] = memref.view %[[POOL]][%c0{{.*}}][] : memref<96xi8> to memref<2x3xf64>
+// CHECK:         memref.copy %{{.*}}, %[[SLOT0]]
+// K2: kept into the slot at offset 0 (h_2 at 0, the saved h_1 at 48).
+// CHECK:         memref.view %[[POOL]][%c48{{.*}}][]
+// CHECK:         memref.subview %[[XS]][1, 0, 0]
+// CHECK:         call @elman_forward_kernel(
+// F3, then W4 B4.
+// CHECK:         memref.subview %[[XS]][2, 0, 0]
+// CHECK:         call @elman_forward_kernel(
+// CHECK:         memref.subview %[[XS]][3, 0, 0]
+// CHECK:         call @elman_forward_kernel(
+// CHECK:         call @elman_backward_kernel(
+// R2 W3 B3 (a recomputation: its loss is not added again), B2 from the slot.
+// CHECK:         memref.subview %[[XS]][2, 0, 0]
+// CHECK:         call @elman_forward_kernel(
+// CHECK-NOT:     arith.addf
+// CHECK:         call @elman_backward_kernel(
+// CHECK:         call @elman_backward_kernel(
+// R0 W1 B1, then dL/dh0 copied out.
+// CHECK:         memref.subview %[[XS]][0, 0, 0]
+// CHECK:         call @elman_forward_kernel(
+// CHECK:         call @elman_backward_kernel(
+// CHECK:         memref.copy
+// CHECK:         return
+
+// CHECK-LABEL: func.func @train_all_bptt(
+// CHECK:         memref.alloc() : memref<1440xi8>
+// CHECK:         call @elman_forward_kernel(
+// CHECK:         scf.for %{{.*}} = %c1 to %c15 step %c1 {
+// CHECK:           memref.view
+// CHECK:           func.call @elman_forward_kernel(
+// CHECK:         }
+// CHECK:         call @elman_forward_kernel(
+// CHECK:         call @elman_backward_kernel(
+// CHECK:         scf.for %{{.*}} = %c0 to %c15 step %c1 {
+// CHECK:           func.call @elman_backward_kernel(
+// CHECK:         }
