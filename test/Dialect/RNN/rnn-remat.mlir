@@ -81,52 +81,61 @@ func.func @train_all(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<
 // CHECK:         call @train_bptt(
 // CHECK:         memref.load
 
+// Each step of a schedule is one call of a wrapper that slices x_t, calls the
+// kernel, adds the step's loss when it runs for the first time, and counts it.
+// CHECK-LABEL: func.func private @train_bptt_forward_step(
+// CHECK:         memref.subview
+// CHECK:         call @elman_forward_kernel(
+// CHECK:         scf.if
+// CHECK:           arith.addf
+// CHECK-LABEL: func.func private @train_bptt_backward_step(
+// CHECK:         call @elman_backward_kernel(
+
 // CHECK-LABEL: func.func @train_bptt(
 // CHECK-SAME:    %[[H0:[^:]*]]: memref<2x3xf64>, %[[XS:[^:]*]]: memref<4x2x4xf64>,
 // CHECK-SAME:    %[[LOSS:[^:]*]]: memref<f64>, %[[STATS:[^:]*]]: memref<2xi64>)
 // CHECK-SAME:    rnn.plan = {exact = true, forward_steps = 6 : i64, {{.*}}peak_bytes = 384 : i64, pool_bytes = 96 : i64, strategy = "msm", working_set_bytes = 288 : i64}
-// Working set: two cursors, two state gradients, the internal-state buffer.
-// CHECK-COUNT-5: memref.alloc() : memref<2x3xf64>
+// Working set: two cursors (A, B), two state gradients, the internal-state
+// buffer W; then the pool.
+// CHECK:         %[[A:.*]] = memref.alloc() : memref<2x3xf64>
+// CHECK:         %[[DA:.*]] = memref.alloc() : memref<2x3xf64>
+// CHECK:         %[[DB:.*]] = memref.alloc() : memref<2x3xf64>
+// CHECK:         %[[W:.*]] = memref.alloc() : memref<2x3xf64>
+// CHECK:         %[[WS:.*]] = memref.alloc() : memref<2x3xf64>
 // CHECK:         %[[POOL:.*]] = memref.alloc() : memref<96xi8>
-// F1: from h0 into a cursor buffer; its loss counts (first sweep).
-// CHECK:         memref.subview %[[XS]][0, 0, 0] [1, 2, 4]
-// CHECK:         call @elman_forward_kernel(
-// CHECK:         arith.addf
-// H1: the cursor copied into the slot at offset 0.
-// CHECK:         %[[SLOT0:.*]] = memref.view %[[POOL]][%c0{{.*}}][] : memref<96xi8> to memref<2x3xf64>
-// CHECK:         memref.copy %{{.*}}, %[[SLOT0]]
-// K2: kept into the slot at offset 0 (h_2 at 0, the saved h_1 at 48).
-// CHECK:         memref.view %[[POOL]][%c48{{.*}}][]
-// CHECK:         memref.subview %[[XS]][1, 0, 0]
-// CHECK:         call @elman_forward_kernel(
-// F3, then W4 B4.
-// CHECK:         memref.subview %[[XS]][2, 0, 0]
-// CHECK:         call @elman_forward_kernel(
-// CHECK:         memref.subview %[[XS]][3, 0, 0]
-// CHECK:         call @elman_forward_kernel(
-// CHECK:         call @elman_backward_kernel(
-// R2 W3 B3 (a recomputation: its loss is not added again), B2 from the slot.
-// CHECK:         memref.subview %[[XS]][2, 0, 0]
-// CHECK:         call @elman_forward_kernel(
-// CHECK-NOT:     arith.addf
-// CHECK:         call @elman_backward_kernel(
-// CHECK:         call @elman_backward_kernel(
+// F1: from h0 into A; first run, so its loss counts.
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c1, %true, %[[H0]], %[[A]], %[[WS]])
+// H1: A copied into the slot at offset 0 (and freed again at once).
+// CHECK:         %[[SLOT0:.*]] = memref.view %[[POOL]][%c0][] : memref<96xi8> to memref<2x3xf64>
+// CHECK:         memref.copy %[[A]], %[[SLOT0]]
+// K2: from A, kept in the slot at offset 0 (h_2 at 0, the saved h_1 at 48).
+// CHECK:         %[[SAVED0:.*]] = memref.view %[[POOL]][%c48][]
+// CHECK:         %[[STATE0:.*]] = memref.view %[[POOL]][%c0][]
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c2, %true, %[[A]], %[[STATE0]], %[[SAVED0]])
+// F3 from the slot into A, W4 into the internal-state buffer, B4 from it.
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c3, %true, %[[SLOT0]], %[[A]], %[[WS]])
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c4, %true, %[[A]], %[[W]], %[[WS]])
+// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %c4, %[[W]], %[[WS]], %[[DA]], %[[DB]])
+// R2 W3 B3: recomputed from the slot, its loss not added again.
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c3, %false, %[[SLOT0]], %[[W]], %[[WS]])
+// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %c3, %[[W]], %[[WS]], %[[DB]], %[[DA]])
+// B2 from the slot.
+// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %c2, %[[SLOT0]], %{{.*}}, %[[DA]], %[[DB]])
 // R0 W1 B1, then dL/dh0 copied out.
-// CHECK:         memref.subview %[[XS]][0, 0, 0]
-// CHECK:         call @elman_forward_kernel(
-// CHECK:         call @elman_backward_kernel(
-// CHECK:         memref.copy
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c1, %false, %[[H0]], %[[W]], %[[WS]])
+// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %c1, %[[W]], %[[WS]], %[[DB]], %[[DA]])
+// CHECK:         memref.copy %[[DA]]
 // CHECK:         return
 
 // CHECK-LABEL: func.func @train_all_bptt(
 // CHECK:         memref.alloc() : memref<1440xi8>
-// CHECK:         call @elman_forward_kernel(
+// CHECK:         call @train_all_bptt_forward_step(
 // CHECK:         scf.for %{{.*}} = %c1 to %c15 step %c1 {
 // CHECK:           memref.view
-// CHECK:           func.call @elman_forward_kernel(
+// CHECK:           func.call @train_all_bptt_forward_step(
 // CHECK:         }
-// CHECK:         call @elman_forward_kernel(
-// CHECK:         call @elman_backward_kernel(
+// CHECK:         call @train_all_bptt_forward_step(
+// CHECK:         call @train_all_bptt_backward_step(
 // CHECK:         scf.for %{{.*}} = %c0 to %c15 step %c1 {
-// CHECK:           func.call @elman_backward_kernel(
+// CHECK:           func.call @train_all_bptt_backward_step(
 // CHECK:         }

@@ -149,7 +149,7 @@ class ScheduleEmitter {
 public:
   ScheduleEmitter(OpBuilder &b, Location loc, CellOp cell, Kernels k,
                   const BPTTPlan &p, func::FuncOp entry)
-      : b(b), loc(loc), cell(cell), k(k), p(p) {
+      : b(b), loc(loc), cell(cell), k(k), p(p), entry(entry) {
     Block &e = entry.front();
     unsigned numStates = cell.getNumStates(), numParams = cell.getNumParams();
     unsigned i = 0;
@@ -181,9 +181,39 @@ public:
   void emit();
 
 private:
-  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  /// Constants and static slot views are made once, in the entry block's
+  /// prologue, so that the program stays small at large T (except while a
+  /// step wrapper is being built, which makes its own).
+  Value index(int64_t v) {
+    if (!prologue)
+      return arith::ConstantIndexOp::create(b, loc, v);
+    Value &c = indexConstants[v];
+    if (!c)
+      c = arith::ConstantIndexOp::create(*prologue, loc, v);
+    return c;
+  }
   Value i64(int64_t v) {
-    return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
+    if (!prologue)
+      return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
+    Value &c = i64Constants[v];
+    if (!c)
+      c = arith::ConstantIntOp::create(*prologue, loc, prologue->getI64Type(), v);
+    return c;
+  }
+  SmallVector<Value> slotStates(int64_t off) { return cachedViews(off, true); }
+  SmallVector<Value> slotSaved(int64_t off) { return cachedViews(off, false); }
+  SmallVector<Value> cachedViews(int64_t off, bool states) {
+    auto &cache = states ? stateViewCache : savedViewCache;
+    auto it = cache.find(off);
+    if (it != cache.end())
+      return it->second;
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(prologue->getInsertionBlock(),
+                        prologue->getInsertionPoint());
+    SmallVector<Value> v = states ? stateViews(index(off)) : savedViews(index(off));
+    prologue->setInsertionPoint(b.getInsertionBlock(), b.getInsertionPoint());
+    cache[off] = v;
+    return v;
   }
   Value alloc(Type t) { return memref::AllocOp::create(b, loc, storageType(t)); }
   /// Views of the parts of a slot at `byteOffset` of the pool.
@@ -205,12 +235,20 @@ private:
   void slotAllocated(int64_t bytes);
   void slotFreed(int64_t bytes);
 
-  /// One forward step from `in` into `outStates` and `outSaved`.
+  /// One forward step from `in` into `outStates` and `outSaved`: a call of
+  /// the forward wrapper, whose body (forwardBody) slices x_t, calls the
+  /// kernel, adds the loss when `first` and counts the step.
   void forwardStep(Value step, ValueRange in, ValueRange outStates,
                    ValueRange outSaved, bool first);
-  /// One backward step: reads dCur, writes dNext.
+  void forwardBody(Value step, Value first, ValueRange in, ValueRange outStates,
+                   ValueRange outSaved);
+  /// One backward step: reads dCur, writes dNext (a call of the backward
+  /// wrapper, whose body is backwardBody).
   void backwardStep(Value step, ValueRange states, ValueRange saved,
                     ValueRange dCur, ValueRange dNext);
+  void backwardBody(Value step, ValueRange states, ValueRange saved,
+                    ValueRange dCur, ValueRange dNext);
+  void buildWrappers();
   SmallVector<Value> otherCursor() {
     return cursor == SmallVector<Value>(curA) ? curB : curA;
   }
@@ -233,6 +271,12 @@ private:
 
   Value pool, live;
   SmallVector<Value> curA, curB, dA, dB, workStates, workSaved;
+  func::FuncOp entry;
+  std::optional<OpBuilder> prologue;
+  llvm::DenseMap<int64_t, Value> indexConstants, i64Constants;
+  llvm::DenseMap<int64_t, SmallVector<Value>> stateViewCache, savedViewCache;
+  func::FuncOp forwardWrapper, backwardWrapper;
+
   /// Compile-time state of the abstract machine. The cursor is not copied
   /// out of a slot it is restored from (or kept in); `cursorSlot` is that
   /// slot's offset (-1: a working buffer or h0), so that freeing the slot
@@ -303,9 +347,8 @@ void ScheduleEmitter::slotFreed(int64_t bytes) {
   memref::StoreOp::create(b, loc, now, live);
 }
 
-void ScheduleEmitter::forwardStep(Value step, ValueRange in,
-                                  ValueRange outStates, ValueRange outSaved,
-                                  bool first) {
+void ScheduleEmitter::forwardBody(Value step, Value first, ValueRange in,
+                                  ValueRange outStates, ValueRange outSaved) {
   FunctionType type = k.forward.getFunctionType();
   SmallVector<Value> args;
   unsigned a = 0;
@@ -329,15 +372,133 @@ void ScheduleEmitter::forwardStep(Value step, ValueRange in,
   for (auto [dest, value] :
        llvm::zip(scalarDestinations, call.getResults().drop_front()))
     memref::StoreOp::create(b, loc, value, dest);
-  if (first) {
+  Value stepLoss = call.getResult(0);
+  scf::IfOp::create(b, loc, first, [&](OpBuilder &nb, Location l) {
     Value sum = arith::AddFOp::create(
-        b, loc, memref::LoadOp::create(b, loc, loss), call.getResult(0));
-    memref::StoreOp::create(b, loc, sum, loss);
-  }
+        nb, l, memref::LoadOp::create(nb, l, loss), stepLoss);
+    memref::StoreOp::create(nb, l, sum, loss);
+    scf::YieldOp::create(nb, l);
+  });
   addToCounter(0, i64(1));
 }
 
+void ScheduleEmitter::forwardStep(Value step, ValueRange in,
+                                  ValueRange outStates, ValueRange outSaved,
+                                  bool first) {
+  SmallVector<Value> args{xs};
+  llvm::append_range(args, params);
+  args.push_back(loss);
+  args.push_back(stats);
+  args.push_back(step);
+  args.push_back(arith::ConstantIntOp::create(b, loc, b.getI1Type(), first));
+  llvm::append_range(args, in);
+  llvm::append_range(args, outStates);
+  llvm::append_range(args, outSaved);
+  func::CallOp::create(b, loc, forwardWrapper, args);
+}
+
 void ScheduleEmitter::backwardStep(Value step, ValueRange states,
+                                   ValueRange saved, ValueRange dCur,
+                                   ValueRange dNext) {
+  SmallVector<Value> args{xs};
+  llvm::append_range(args, params);
+  args.push_back(dxs);
+  llvm::append_range(args, dparams);
+  args.push_back(step);
+  llvm::append_range(args, states);
+  llvm::append_range(args, saved);
+  llvm::append_range(args, dCur);
+  llvm::append_range(args, dNext);
+  func::CallOp::create(b, loc, backwardWrapper, args);
+}
+
+/// The two step wrappers, private functions next to the entry point: they
+/// keep each step of the schedule one call, whatever the cell's arity.
+void ScheduleEmitter::buildWrappers() {
+  OpBuilder mb(entry);
+  MLIRContext *ctx = entry.getContext();
+  auto typesOf = [](ValueRange vs) {
+    SmallVector<Type> t;
+    for (Value v : vs)
+      t.push_back(v.getType());
+    return t;
+  };
+  SmallVector<Type> stateStorage, savedStorage;
+  for (Type t : k.stateTypes)
+    stateStorage.push_back(storageType(t));
+  for (Type t : k.savedTypes)
+    savedStorage.push_back(storageType(t));
+  Type indexType = mb.getIndexType();
+
+  // Swaps the entry's arguments for the wrapper's while its body is built.
+  auto withArgs = [&](func::FuncOp fn, auto build) {
+    auto savedXs = xs, savedLoss = loss, savedStats = stats, savedDxs = dxs;
+    SmallVector<Value> savedParams = params, savedDparams = dparams;
+    std::optional<OpBuilder> savedPrologue;
+    std::swap(savedPrologue, prologue);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToEnd(fn.addEntryBlock());
+    build(fn.front().getArguments());
+    func::ReturnOp::create(b, loc);
+    xs = savedXs, loss = savedLoss, stats = savedStats, dxs = savedDxs;
+    params = savedParams, dparams = savedDparams;
+    std::swap(savedPrologue, prologue);
+  };
+
+  SmallVector<Type> fwdTypes{xs.getType()};
+  llvm::append_range(fwdTypes, typesOf(params));
+  fwdTypes.push_back(loss.getType());
+  fwdTypes.push_back(stats.getType());
+  fwdTypes.push_back(indexType);
+  fwdTypes.push_back(mb.getI1Type());
+  llvm::append_range(fwdTypes, stateStorage);
+  llvm::append_range(fwdTypes, stateStorage);
+  llvm::append_range(fwdTypes, savedStorage);
+  forwardWrapper = func::FuncOp::create(
+      mb, loc, (entry.getSymName() + "_forward_step").str(),
+      FunctionType::get(ctx, fwdTypes, {}));
+  forwardWrapper.setPrivate();
+  withArgs(forwardWrapper, [&](ValueRange a) {
+    unsigned i = 0, n = params.size(), ns = stateStorage.size();
+    xs = a[i++];
+    for (unsigned q = 0; q < n; ++q)
+      params[q] = a[i++];
+    loss = a[i++];
+    stats = a[i++];
+    Value step = a[i++], first = a[i++];
+    forwardBody(step, first, a.slice(i, ns), a.slice(i + ns, ns),
+                a.drop_front(i + 2 * ns));
+  });
+
+  SmallVector<Type> bwdTypes{xs.getType()};
+  llvm::append_range(bwdTypes, typesOf(params));
+  bwdTypes.push_back(dxs.getType());
+  llvm::append_range(bwdTypes, typesOf(dparams));
+  bwdTypes.push_back(indexType);
+  llvm::append_range(bwdTypes, stateStorage);
+  llvm::append_range(bwdTypes, savedStorage);
+  llvm::append_range(bwdTypes, stateStorage);
+  llvm::append_range(bwdTypes, stateStorage);
+  backwardWrapper = func::FuncOp::create(
+      mb, loc, (entry.getSymName() + "_backward_step").str(),
+      FunctionType::get(ctx, bwdTypes, {}));
+  backwardWrapper.setPrivate();
+  withArgs(backwardWrapper, [&](ValueRange a) {
+    unsigned i = 0, n = params.size(), ns = stateStorage.size(),
+             nv = savedStorage.size();
+    xs = a[i++];
+    for (unsigned q = 0; q < n; ++q)
+      params[q] = a[i++];
+    dxs = a[i++];
+    for (unsigned q = 0; q < n; ++q)
+      dparams[q] = a[i++];
+    Value step = a[i++];
+    backwardBody(step, a.slice(i, ns), a.slice(i + ns, nv),
+                 a.slice(i + ns + nv, ns), a.slice(i + 2 * ns + nv, ns));
+  });
+}
+
+void ScheduleEmitter::backwardBody(Value step, ValueRange states,
                                    ValueRange saved, ValueRange dCur,
                                    ValueRange dNext) {
   FunctionType type = k.backward.getFunctionType();
@@ -450,7 +611,7 @@ size_t ScheduleEmitter::emitKeepRun(ArrayRef<Action> actions) {
         });
   }
   cursorSlot = base + int64_t(n - 1) * internalBytes;
-  cursor = stateViews(index(cursorSlot));
+  cursor = slotStates(cursorSlot);
   return n;
 }
 
@@ -472,7 +633,7 @@ size_t ScheduleEmitter::emitBackwardRun(ArrayRef<Action> actions) {
     ++pairs;
   SmallVector<Value> dCur = gradientInA ? dA : dB, dNext = gradientInA ? dB : dA;
   if (pairs == 1) {
-    backwardStep(index(top), stateViews(index(base)), savedViews(index(base)),
+    backwardStep(index(top), slotStates(base), slotSaved(base),
                  dCur, dNext);
     slotFreed(internalBytes);
   } else {
@@ -523,6 +684,9 @@ void ScheduleEmitter::emit() {
       MemRefType::get({std::max<int64_t>(1, p.plan.predicted.poolBytes)},
                       b.getI8Type()));
   live = memref::AllocaOp::create(b, loc, MemRefType::get({}, b.getI64Type()));
+  buildWrappers();
+  prologue.emplace(b.getContext());
+  prologue->setInsertionPointAfter(live.getDefiningOp());
 
   for (Value d : dA)
     zero(d);
@@ -542,7 +706,7 @@ void ScheduleEmitter::emit() {
     switch (a.kind) {
     case ActionKind::Restore:
       cursor = a.offset < 0 ? SmallVector<Value>(h0)
-                            : stateViews(index(a.offset));
+                            : slotStates(a.offset);
       cursorSlot = a.offset;
       ++i;
       break;
@@ -562,7 +726,7 @@ void ScheduleEmitter::emit() {
       break;
     }
     case ActionKind::StoreHidden: {
-      SmallVector<Value> slot = stateViews(index(a.offset));
+      SmallVector<Value> slot = slotStates(a.offset);
       for (auto [from, to] : llvm::zip(cursor, slot))
         memref::CopyOp::create(b, loc, from, to);
       slotSize[a.offset] = hiddenBytes;
@@ -583,8 +747,8 @@ void ScheduleEmitter::emit() {
       if (a.offset < 0)
         backwardStep(index(a.step), workStates, workSaved, dCur, dNext);
       else
-        backwardStep(index(a.step), stateViews(index(a.offset)),
-                     savedViews(index(a.offset)), dCur, dNext);
+        backwardStep(index(a.step), slotStates(a.offset),
+                     slotSaved(a.offset), dCur, dNext);
       gradientInA = !gradientInA;
       cursor.clear();
       cursorSlot = -1;
