@@ -171,11 +171,15 @@ static planner::Chain chainOf(const Setup &s) {
                                  std::max(s.internalBytes, s.hiddenBytes));
 }
 
-/// Compiles the request with `strategy` and `budget` and runs it on
-/// `inputs` (h0..., xs, params...).
-static llvm::Expected<RunResult> run(mlir::ModuleOp module, const Setup &s,
-                                     rnn::Strategy strategy, int64_t budget,
-                                     const std::vector<HostTensor> &inputs) {
+/// The request compiled with one strategy and budget.
+struct Compiled {
+  std::unique_ptr<JitProgram> program;
+  int64_t plannedSteps = 0, plannedPeak = 0;
+};
+
+static llvm::Expected<Compiled> compile(mlir::ModuleOp module, const Setup &s,
+                                        rnn::Strategy strategy,
+                                        int64_t budget) {
   mlir::OwningOpRef<mlir::ModuleOp> copy(module.clone());
   rnn::BPTTOp op = theRequest(*copy);
   op.setMemoryBudget(budget);
@@ -187,13 +191,24 @@ static llvm::Expected<RunResult> run(mlir::ModuleOp module, const Setup &s,
     return llvm::createStringError("planning or materialising failed");
   auto entry = copy->lookupSymbol<mlir::func::FuncOp>(s.entry);
   auto plan = entry->getAttrOfType<mlir::DictionaryAttr>("rnn.plan");
-  RunResult r;
-  r.plannedSteps = plan.getAs<mlir::IntegerAttr>("forward_steps").getInt();
-  r.plannedPeak = plan.getAs<mlir::IntegerAttr>("peak_bytes").getInt();
+  Compiled c;
+  c.plannedSteps = plan.getAs<mlir::IntegerAttr>("forward_steps").getInt();
+  c.plannedPeak = plan.getAs<mlir::IntegerAttr>("peak_bytes").getInt();
   auto program = JitProgram::compile(*copy);
   if (!program)
     return program.takeError();
-  const JitProgram::Signature *sig = (*program)->signature(s.entry);
+  c.program = std::move(*program);
+  return c;
+}
+
+/// Runs a compiled request on `inputs` (h0..., xs, params...).
+static llvm::Expected<RunResult> execute(Compiled &c, const Setup &s,
+                                         const std::vector<HostTensor> &inputs,
+                                         bool warmUp = true) {
+  RunResult r;
+  r.plannedSteps = c.plannedSteps;
+  r.plannedPeak = c.plannedPeak;
+  const JitProgram::Signature *sig = c.program->signature(s.entry);
   std::vector<HostTensor> buffers(inputs);
   for (size_t i = inputs.size(); i < sig->inputs.size(); ++i)
     buffers.emplace_back(sig->inputs[i]);
@@ -202,10 +217,11 @@ static llvm::Expected<RunResult> run(mlir::ModuleOp module, const Setup &s,
     args.push_back(&t);
   // A first call warms the JIT up; the program zeroes its outputs, so the
   // timed second call computes the same values.
-  if (auto warm = (*program)->callInPlace(s.entry, args); !warm)
-    return warm.takeError();
+  if (warmUp)
+    if (auto warm = c.program->callInPlace(s.entry, args); !warm)
+      return warm.takeError();
   auto start = std::chrono::steady_clock::now();
-  auto called = (*program)->callInPlace(s.entry, args);
+  auto called = c.program->callInPlace(s.entry, args);
   auto stop = std::chrono::steady_clock::now();
   if (!called)
     return called.takeError();
@@ -216,6 +232,16 @@ static llvm::Expected<RunResult> run(mlir::ModuleOp module, const Setup &s,
   r.peakBytes = stats.getInt(1);
   r.outputs.assign(buffers.begin() + inputs.size(), buffers.end() - 1);
   return r;
+}
+
+static llvm::Expected<RunResult> run(mlir::ModuleOp module, const Setup &s,
+                                     rnn::Strategy strategy, int64_t budget,
+                                     const std::vector<HostTensor> &inputs,
+                                     bool warmUp = true) {
+  auto c = compile(module, s, strategy, budget);
+  if (!c)
+    return c.takeError();
+  return execute(*c, s, inputs, warmUp);
 }
 
 static uint64_t checksum(const std::vector<HostTensor> &outputs) {
@@ -346,7 +372,8 @@ int main(int argc, char **argv) {
   }
 
   bool ok = true;
-  auto reference = run(*module, s, rnn::Strategy::All, storeAll, inputs);
+  auto reference = run(*module, s, rnn::Strategy::All, storeAll, inputs,
+                       /*warmUp=*/false);
   if (!reference) {
     llvm::errs() << "bptt-run: " << llvm::toString(reference.takeError())
                  << "\n";
@@ -365,7 +392,8 @@ int main(int argc, char **argv) {
                                    std::max(1, budgetPoints.getValue() - 1));
       budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
       for (int64_t budget : budgets) {
-        auto r = run(*module, s, toRNN(strategy), budget, inputs);
+        auto r = run(*module, s, toRNN(strategy), budget, inputs,
+                     /*warmUp=*/false);
         if (!r) {
           llvm::errs() << "bptt-run: " << llvm::toString(r.takeError())
                        << "\n";
@@ -394,7 +422,14 @@ int main(int argc, char **argv) {
   }
 
   if (checkFD) {
-    // d loss / d input by the fourth-order central stencil.
+    // d loss / d input by the fourth-order central stencil, on one
+    // compilation of store-all.
+    auto storeAllProgram = compile(*module, s, rnn::Strategy::All, storeAll);
+    if (!storeAllProgram) {
+      llvm::errs() << "bptt-run: "
+                   << llvm::toString(storeAllProgram.takeError()) << "\n";
+      return 2;
+    }
     const double h = 1e-5;
     std::vector<HostTensor> point(inputs);
     size_t numInputs = inputs.size();
@@ -410,7 +445,7 @@ int main(int argc, char **argv) {
         const double offsets[4] = {h, -h, 2 * h, -2 * h};
         for (int q = 0; q < 4; ++q) {
           u.set(i, saved + offsets[q]);
-          auto r = run(*module, s, rnn::Strategy::All, storeAll, point);
+          auto r = execute(*storeAllProgram, s, point, /*warmUp=*/false);
           if (!r) {
             llvm::errs() << "bptt-run: " << llvm::toString(r.takeError())
                          << "\n";
