@@ -13,6 +13,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <random>
+
 using namespace bptt::planner;
 
 static void planChain(benchmark::State &state, Strategy strategy,
@@ -41,6 +43,61 @@ static void planChain(benchmark::State &state, Strategy strategy,
   // The emitter's explicit stack holds one frame (56 bytes) per live slot.
   state.counters["slots"] = double(p.predicted.maxLiveSlots);
   state.SetLabel(p.method);
+}
+
+/// A heterogeneous chain (per-step costs 1..6, |h_t| 1..3 units, |s_t| =
+/// |h_t| + 0..4 units, a unit of 64 KiB), the same for every run: these take
+/// the plain dynamic program over (s, e) pairs.
+static Chain heterogeneousChain(int64_t T) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> cost(1, 6), hidden(1, 3), extra(0, 4);
+  const int64_t unit = 64 * 1024;
+  Chain c;
+  c.steps = T;
+  c.forwardCost.clear();
+  c.backwardCost.clear();
+  c.hiddenBytes.clear();
+  c.internalBytes.clear();
+  for (int64_t t = 0; t < T; ++t) {
+    c.forwardCost.push_back(cost(rng));
+    c.backwardCost.push_back(2.0 * cost(rng));
+    int64_t h = hidden(rng);
+    c.hiddenBytes.push_back(h * unit);
+    c.internalBytes.push_back((h + extra(rng)) * unit);
+  }
+  return c;
+}
+
+static void planHeterogeneous(benchmark::State &state, Strategy strategy) {
+  int64_t T = state.range(0);
+  Chain chain = heterogeneousChain(T);
+  int64_t budget =
+      static_cast<int64_t>(state.range(1) / 100.0 * chain.storeAllBytes());
+  Plan p;
+  for (auto _ : state) {
+    llvm::Expected<Plan> result = plan(chain, budget, strategy);
+    if (!result) {
+      state.SkipWithError(llvm::toString(result.takeError()).c_str());
+      return;
+    }
+    p = std::move(*result);
+    benchmark::DoNotOptimize(p.actions.data());
+  }
+  state.counters["fwd_cost"] = p.predicted.forwardCost;
+  state.counters["handback"] = double(p.handback);
+  state.counters["exact"] = p.exact;
+  state.counters["table_MiB"] = p.tableBytes / (1024.0 * 1024.0);
+  state.SetLabel(p.method);
+}
+
+static void planHeteroMSM(benchmark::State &state) {
+  planHeterogeneous(state, Strategy::MSM);
+}
+static void planHeteroHSM(benchmark::State &state) {
+  planHeterogeneous(state, Strategy::HSM);
+}
+static void planHeteroISM(benchmark::State &state) {
+  planHeterogeneous(state, Strategy::ISM);
 }
 
 static void planMSM(benchmark::State &state) {
@@ -75,5 +132,16 @@ BENCHMARK(planMSMPlainDP)
     ->Args({3000, 5})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
+
+#define HETERO_GRID(fn)                                                        \
+  BENCHMARK(fn)                                                                \
+      ->ArgNames({"T", "pct"})                                                 \
+      ->ArgsProduct({{100, 300}, {5, 10, 25, 50}})                             \
+      ->Unit(benchmark::kMillisecond)                                          \
+      ->Iterations(1)
+
+HETERO_GRID(planHeteroMSM);
+HETERO_GRID(planHeteroHSM);
+HETERO_GRID(planHeteroISM);
 
 BENCHMARK_MAIN();

@@ -119,36 +119,79 @@ constexpr int64_t kCallerH0 = -1;
 // The dynamic programs (HSM, ISM, MSM)
 //===----------------------------------------------------------------------===//
 
-enum class ChoiceKind : uint8_t { Direct, Hidden, Internal, LastInternal };
+/// What a segment's start is, which decides what the segment may do with it.
+enum class StartKind : uint8_t {
+  /// h_s must stay where it is: the caller's h_0, or inside a stored s_s
+  /// that backward step s still needs (table C).
+  Fixed,
+  /// A stored h_s that only this segment uses (tables D and H).
+  Hidden,
+  /// A stored s_s that this segment may free before backward step s runs;
+  /// step s is then handed back to the parent, which recomputes it (table I).
+  Internal,
+};
+
+enum class ChoiceKind : uint8_t {
+  Direct,   ///< run to e into the working set, backward e
+  Hidden,   ///< store h_split; the right part hands back down to `handback`
+  Internal, ///< keep s_split; solve the right part, backward split from it
+  /// Keep s_split and let the right part free it and hand back steps
+  /// `handback` .. split (>= split) to this segment.
+  InternalHandback,
+  /// On the last sweep from a freeable start: free it and keep s_{stop+1}
+  /// in its place (`split` = stop + 1; stop = s is the classic move).
+  LastInternal,
+  /// On the last sweep from a freeable start: free it and store h_split
+  /// (split <= stop) in its place; the segment continues from there.
+  ReleaseHidden,
+  /// As ReleaseHidden, keeping s_split (split <= stop) instead.
+  ReleaseInternal,
+};
 struct Choice {
   double cost;
   ChoiceKind kind;
   int64_t split;
+  /// Hidden and InternalHandback: where the right part stops (the last
+  /// step it leaves to this segment); -1 for the classic Hidden move, whose
+  /// right part stops at its start `split`.
+  int64_t handback = -1;
 };
 
 /// Emits the optimal schedule of segment (s, e) with m units free, asking
-/// `solver` for each segment's first decision (`best(s, e, m, freeable)`)
+/// `solver` for each segment's first decision (`best(s, e, m, kind, stop)`)
 /// and for the units of each state (`hiddenUnits(t)`, `internalUnits(t)`).
-/// h_s is read from `source` (-1: the caller's h_0); new slots start at
-/// byte `offset`; a freeable start is the slot just below `offset`.
+/// h_0 is the caller's; new slots start at byte 0.
+///
+/// A segment is (s, e, stop): backward steps e .. stop+1 remain for it
+/// (stop = s unless it hands work back to its parent), its start h_s is in
+/// the slot at `source`, its own slots start at `offset`. A segment that
+/// frees its start's slot itself (the release moves) says so to its parent
+/// through `childFreedStart`; otherwise the parent frees it.
 ///
 /// Iterative, with an explicit stack: segments nest once per stored state,
 /// so a long chain with a large budget nests tens of thousands deep.
 template <typename Solver>
 void emitSegments(const Chain &chain, const Solver &solver, Emitter &em,
-                  int64_t s, int64_t e, int64_t m, bool freeableStart,
-                  int64_t source, int64_t offset) {
+                  int64_t T, int64_t m) {
   enum class Resume : uint8_t { Loop, AfterHidden, AfterInternal,
-                                AfterLastInternal };
+                                AfterInternalHandback, AfterLastInternal };
   struct Frame {
-    int64_t s, e, m;
-    bool freeable;
+    int64_t s, e, stop, m;
+    StartKind kind;
     int64_t source, offset;
     Resume resume;
-    int64_t split;
+    int64_t split, handback;
+  };
+  auto startBytes = [&](StartKind kind, int64_t t) {
+    return kind == StartKind::Hidden ? chain.hidden(t) : chain.internal(t);
+  };
+  auto startUnits = [&](const Frame &f) {
+    return f.kind == StartKind::Hidden ? solver.hiddenUnits(f.s)
+                                       : solver.internalUnits(f.s);
   };
   std::vector<Frame> stack;
-  stack.push_back({s, e, m, freeableStart, source, offset, Resume::Loop, 0});
+  stack.push_back(
+      {0, T, 0, m, StartKind::Fixed, kCallerH0, 0, Resume::Loop, 0, 0});
   // Whether the frame that just finished freed its start's slot itself.
   bool childFreedStart = false;
   while (!stack.empty()) {
@@ -157,9 +200,11 @@ void emitSegments(const Chain &chain, const Solver &solver, Emitter &em,
     case Resume::Loop:
       break;
     case Resume::AfterHidden:
+    case Resume::AfterInternalHandback:
+      // The right part stopped at f.handback: what lies below is ours.
       if (!childFreedStart)
         em.free(f.offset);
-      f.e = f.split;
+      f.e = f.handback;
       break;
     case Resume::AfterInternal:
       em.backwardFromSlot(f.split, f.offset);
@@ -167,19 +212,20 @@ void emitSegments(const Chain &chain, const Solver &solver, Emitter &em,
       f.e = f.split - 1;
       break;
     case Resume::AfterLastInternal:
-      em.backwardFromSlot(f.s + 1, f.source);
+      // Steps stop .. s+1 are the parent's: this segment is done.
+      em.backwardFromSlot(f.split, f.source);
       em.free(f.source);
       stack.pop_back();
       childFreedStart = true;
       continue;
     }
     f.resume = Resume::Loop;
-    if (f.e <= f.s) {
+    if (f.e <= f.stop) {
       stack.pop_back();
       childFreedStart = false;
       continue;
     }
-    Choice c = solver.best(f.s, f.e, f.m, f.freeable);
+    Choice c = solver.best(f.s, f.e, f.m, f.kind, f.stop);
     em.restore(f.s, f.source);
     Frame child{};
     switch (c.kind) {
@@ -187,32 +233,68 @@ void emitSegments(const Chain &chain, const Solver &solver, Emitter &em,
       em.forwardToWorkAndBackward(f.e);
       f.e -= 1;
       continue;
-    case ChoiceKind::Hidden:
+    case ChoiceKind::Hidden: {
+      int64_t stop = c.handback < 0 ? c.split : c.handback;
       em.forwardTo(c.split);
       em.storeHidden(f.offset);
       f.resume = Resume::AfterHidden;
       f.split = c.split;
-      child = {c.split, f.e, f.m - solver.hiddenUnits(c.split), true, f.offset,
-               f.offset + chain.hidden(c.split), Resume::Loop, 0};
+      f.handback = stop;
+      child = {c.split, f.e, stop, f.m - solver.hiddenUnits(c.split),
+               StartKind::Hidden, f.offset, f.offset + chain.hidden(c.split),
+               Resume::Loop, 0, 0};
       break;
+    }
     case ChoiceKind::Internal:
+    case ChoiceKind::InternalHandback: {
+      bool handsBack = c.kind == ChoiceKind::InternalHandback;
       em.forwardTo(c.split - 1);
       em.forwardKeep(c.split, f.offset);
-      f.resume = Resume::AfterInternal;
+      f.resume = handsBack ? Resume::AfterInternalHandback
+                           : Resume::AfterInternal;
       f.split = c.split;
-      child = {c.split, f.e, f.m - solver.internalUnits(c.split), false,
-               f.offset, f.offset + chain.internal(c.split), Resume::Loop, 0};
+      f.handback = c.handback;
+      child = {c.split, f.e, handsBack ? c.handback : c.split,
+               f.m - solver.internalUnits(c.split),
+               handsBack ? StartKind::Internal : StartKind::Fixed, f.offset,
+               f.offset + chain.internal(c.split), Resume::Loop, 0, 0};
       break;
-    case ChoiceKind::LastInternal:
-      // h_s is in the cursor and never needed again: reuse its slot.
+    }
+    case ChoiceKind::LastInternal: {
+      // The start is in the cursor and never needed again: run to stop,
+      // free the start's slot and keep s_{stop+1} in its place.
+      int64_t t = f.stop + 1;
+      em.forwardTo(f.stop);
       em.free(f.source);
-      em.forwardKeep(f.s + 1, f.source);
+      em.forwardKeep(t, f.source);
       f.resume = Resume::AfterLastInternal;
-      child = {f.s + 1, f.e,
-               f.m + solver.hiddenUnits(f.s) - solver.internalUnits(f.s + 1),
-               false, f.source, f.source + chain.internal(f.s + 1),
-               Resume::Loop, 0};
+      f.split = t;
+      child = {t, f.e, t, f.m + startUnits(f) - solver.internalUnits(t),
+               StartKind::Fixed, f.source, f.source + chain.internal(t),
+               Resume::Loop, 0, 0};
       break;
+    }
+    case ChoiceKind::ReleaseHidden:
+    case ChoiceKind::ReleaseInternal: {
+      // The last sweep from the start: free it on the way and put the state
+      // at `split` in its place; this frame continues as the segment from
+      // there, with the same stop (the steps in between are the parent's).
+      bool hidden = c.kind == ChoiceKind::ReleaseHidden;
+      StartKind kind = hidden ? StartKind::Hidden : StartKind::Internal;
+      int64_t units = hidden ? solver.hiddenUnits(c.split)
+                             : solver.internalUnits(c.split);
+      em.forwardTo(hidden ? c.split : c.split - 1);
+      em.free(f.source);
+      if (hidden)
+        em.storeHidden(f.source);
+      else
+        em.forwardKeep(c.split, f.source);
+      f.m = f.m + startUnits(f) - units;
+      f.s = c.split;
+      f.kind = kind;
+      f.offset = f.source + startBytes(kind, c.split);
+      continue;
+    }
     }
     stack.push_back(child); // invalidates f
   }
@@ -220,21 +302,40 @@ void emitSegments(const Chain &chain, const Solver &solver, Emitter &em,
 
 /// Optimal segment costs for one chain, strategy and memory granularity.
 ///
-/// Two tables: C(s, e, m) for a segment whose start h_s must stay where it is
-/// (the caller's h_0, or inside a stored s_s that backward step s still
-/// needs), and D(s, e, m) for a segment whose start is a stored hidden state
-/// that only this segment uses. D has one more move: on the last sweep from
-/// h_s (keeping s_{s+1}, so that no left part remains) the slot of h_s is
-/// freed first and its bytes reused. Uniform chains tabulate by segment
-/// length (T x M cells each), heterogeneous chains by (s, e) (T^2 x M).
+/// A segment (s, e, stop) has backward steps e .. stop+1 to do from its start
+/// h_s, stop = s unless it hands the steps stop .. s+1 back to its parent.
+/// Tables, by the kind of start:
+///
+///   C(s, e, m)        the start stays (h_0, or inside an s_s still needed);
+///   H(s, e, stop, m)  the start is a stored h_s that only this segment uses:
+///                     on its last sweep it may free it and reuse the bytes
+///                     (stop = s is the table D of docs/planner.md);
+///   I(s, e, stop, m)  the start is a stored s_s (stop >= s) that this
+///                     segment frees before backward step s: step s and
+///                     those below down to stop's successor go back to the
+///                     parent, which recomputes them from an earlier state.
+///
+/// A freeable start's last sweep may free it and put, in its bytes, s_{stop+1}
+/// (last-internal) or h_w or s_w for s < w <= stop (release): the segment
+/// then goes on from w with the same stop. With sizes differing per step this
+/// trades recomputation by the parent for room for the rest: e.g. store h_1
+/// of 1 byte, sweep from it a few times, then free it, store h_2 of 3 bytes
+/// and leave step 2 to be recomputed from h_0. The exhaustive search found
+/// such schedules; without this index the program missed them (up to 11%).
+///
+/// `handback` bounds stop - s (hidden starts) and stop - s + 1 (internal
+/// starts), the steps a segment may hand back; 0 gives C and D alone. Uniform
+/// chains tabulate C and D by segment length (T x M cells each) and never
+/// hand back; heterogeneous chains tabulate by (s, e) (T^2/2 x M cells per
+/// table, about 1 + 2 x min(handback + 1, e - s) tables per (s, e)).
 class SegmentSolver {
 public:
   SegmentSolver(const Chain &chain, Strategy strategy, int64_t unit,
-                int64_t capacity)
+                int64_t capacity, int64_t handback)
       : chain(chain), T(chain.steps), M(capacity),
         allowHidden(strategy != Strategy::ISM),
         allowInternal(strategy != Strategy::HSM),
-        uniform(chain.isUniform()) {
+        uniform(chain.isUniform()), handback(uniform ? 0 : handback) {
     prefix.assign(T + 1, 0.0);
     prefix2.assign(T + 1, 0.0);
     for (int64_t t = 1; t <= T; ++t) {
@@ -256,19 +357,51 @@ public:
     // (s, s + L), so s = 0 must carry the common hidden size.
     if (T > 0)
       hiddenU[0] = hiddenU[1];
+    // Row layout: per (s, e) a group of `group` rows of M + 1 memory levels,
+    // C first, then H by stop - s = 0 .. handback, then I by stop - s + 1 =
+    // 1 .. handback. Uniform chains keep C and D by length only: the group
+    // of (s, e) is that of (0, e - s).
+    group = uniform ? 2 : groupRows(handback, allowHidden, allowInternal);
+    hiddenRows = allowHidden ? handback + 1 : 0;
+    sStride = uniform ? -group : (T + 1) * group;
     fill();
   }
 
-  /// C(s, e, m), or D(s, e, m) when `freeableStart`.
-  double cost(int64_t s, int64_t e, int64_t m, bool freeableStart) const {
-    if (e <= s)
+  /// Rows per (s, e) of the heterogeneous tables: C, H for stop - s = 0 ..
+  /// handback (MSM, HSM), I for stop - s + 1 = 1 .. handback (MSM, ISM).
+  /// ISM never stores a hidden state, so it needs neither D nor H. Rows of a
+  /// stop beyond e - 1 stay unused: the square layout keeps the strides
+  /// between neighbouring segments constant, which the scans rely on to
+  /// stream through memory.
+  static int64_t groupRows(int64_t handback, bool hidden, bool internal) {
+    return 1 + (hidden ? handback + 1 : 0) + (internal ? handback : 0);
+  }
+  /// The cells of the heterogeneous tables and the moves tried in filling
+  /// them (before pruning), for choosing `handback`.
+  static double pairCells(int64_t T, int64_t M, int64_t handback, bool hidden,
+                          bool internal) {
+    return double(T + 1) * double(T + 1) * double(M + 1) *
+           double(groupRows(handback, hidden, internal));
+  }
+  static double pairWork(int64_t T, int64_t M, int64_t handback, bool hidden,
+                         bool internal) {
+    double work = 0;
+    for (int64_t len = 1; len <= T; ++len) {
+      int64_t d = std::min(handback, len);
+      int64_t rows = 1 + (hidden ? d + 1 : 0) + (internal ? d : 0);
+      int64_t moves = 1 + (hidden ? d + 1 : 0) + (internal ? d + 1 : 0);
+      work += double(T - len + 1) * double(len) * double(moves) * double(rows);
+    }
+    return work * double(M + 1);
+  }
+
+  /// The least cost of segment (s, e, stop) with m units free: C when the
+  /// start is fixed (stop = s), else H (D when stop = s) or I.
+  double cost(StartKind kind, int64_t s, int64_t e, int64_t stop,
+              int64_t m) const {
+    if (e <= stop)
       return 0;
-    if (!freeableStart && m < smallestItem)
-      return directOnly(s, e);
-    size_t i = index(s, e, m);
-    if (uniform)
-      return (freeableStart ? uniformD : uniformC)[i] * chain.forward(1);
-    return (freeableStart ? pairD : pairC)[i];
+    return table[row(kind, s, e, stop) * (M + 1) + static_cast<size_t>(m)];
   }
 
   /// A lower bound on the cost of segment (s, e) on a uniform chain. Every
@@ -286,41 +419,96 @@ public:
     return std::max(L, 2 * L - once) * chain.forward(1);
   }
 
-  /// The recurrence: the best first decision for segment (s, e) with m free.
-  /// The scan stops early when the best choice meets the lower bound.
-  Choice best(int64_t s, int64_t e, int64_t m, bool freeableStart) const {
+  /// The recurrence: the best first decision for segment (s, e, stop) with
+  /// m free. Every move costs at least F(s, e) (each step runs once), which
+  /// prunes the scans; on uniform chains the scan also stops when the best
+  /// choice meets the lower bound. Moves are tried in a fixed order and
+  /// replace the best only when strictly cheaper: direct, the last sweep's
+  /// moves, then by split y hidden before internal, no handback first.
+  Choice best(int64_t s, int64_t e, int64_t m, StartKind kind,
+              int64_t stop) const {
     double fse = F(s, e);
-    double bound = lowerBound(s, e, m, freeableStart);
-    Choice bestChoice{fse + cost(s, e - 1, m, freeableStart),
-                      ChoiceKind::Direct, e};
-    if (allowInternal && freeableStart && e > s + 1) {
-      int64_t after = m + hiddenU[s] - internalU[s + 1];
-      if (after >= 0) {
-        double c = F(s, s + 1) + cost(s + 1, e, after, false);
-        if (c < bestChoice.cost)
-          bestChoice = {c, ChoiceKind::LastInternal, s + 1};
+    double bound = lowerBound(s, e, m, kind == StartKind::Hidden);
+    Choice bestChoice{fse + cost(kind, s, e - 1, stop, m), ChoiceKind::Direct,
+                      e};
+    if (kind != StartKind::Fixed) {
+      int64_t own = kind == StartKind::Hidden ? hiddenU[s] : internalU[s];
+      if (allowInternal && e > stop + 1) {
+        int64_t after = m + own - internalU[stop + 1];
+        if (after >= 0) {
+          double c = F(s, stop + 1) +
+                     cost(StartKind::Fixed, stop + 1, e, stop + 1, after);
+          if (c < bestChoice.cost)
+            bestChoice = {c, ChoiceKind::LastInternal, stop + 1};
+        }
+      }
+      for (int64_t w = s + 1; w <= stop; ++w) {
+        double fsw = F(s, w);
+        if (allowHidden && m + own >= hiddenU[w]) {
+          double c = fsw + cost(StartKind::Hidden, w, e, stop,
+                                m + own - hiddenU[w]);
+          if (c < bestChoice.cost)
+            bestChoice = {c, ChoiceKind::ReleaseHidden, w};
+        }
+        if (allowInternal && m + own >= internalU[w]) {
+          double c = fsw + cost(StartKind::Internal, w, e, stop,
+                                m + own - internalU[w]);
+          if (c < bestChoice.cost)
+            bestChoice = {c, ChoiceKind::ReleaseInternal, w};
+        }
       }
     }
     if (m < smallestItem || bestChoice.cost <= bound)
       return bestChoice;
+    // The scan reads this segment's own table at (s, z) and the right parts'
+    // at (y, e): rows at constant strides, so walk them by pointer.
+    const ptrdiff_t levels = M + 1;
+    const ptrdiff_t eStep = group * levels;
+    const double *leftRow = &table[row(kind, s, s, stop) * levels + m];
+    auto left = [&](int64_t z) {
+      return z <= stop ? 0.0 : leftRow[(z - s) * eStep]; // (s, z)
+    };
     for (int64_t y = s + 1; y < e && bestChoice.cost > bound; ++y) {
       // Every option at y and beyond costs at least F(s,e) + (this segment's
       // cost up to y-1), which never decreases with y: stop once it cannot
       // win.
-      if (fse + cost(s, y - 1, m, freeableStart) >= bestChoice.cost)
+      double leftBefore = left(y - 1);
+      if (fse + leftBefore >= bestChoice.cost)
         break;
       double fsy = F(s, y);
+      const double *right = &table[static_cast<size_t>(
+          (y * sStride + e * group) * levels)]; // group of (y, e)
+      // The right part of a split at y must stop at or above this segment's
+      // stop (each backward step runs once); each stop z costs at least
+      // F(s, e) + (this segment's cost up to z), rising with z.
+      int64_t first = std::max(y, stop);
       if (allowHidden && hiddenU[y] <= m) {
-        double c = fsy + cost(y, e, m - hiddenU[y], true) +
-                   cost(s, y, m, freeableStart);
-        if (c < bestChoice.cost)
-          bestChoice = {c, ChoiceKind::Hidden, y};
+        const double *rightH = right + levels + (m - hiddenU[y]);
+        for (int64_t z = first; z < e && z - y <= handback; ++z) {
+          double rest = left(z);
+          if (fse + rest >= bestChoice.cost)
+            break;
+          double c = fsy + rightH[(z - y) * levels] + rest;
+          if (c < bestChoice.cost)
+            bestChoice = {c, ChoiceKind::Hidden, y, z == y ? -1 : z};
+        }
       }
       if (allowInternal && internalU[y] <= m) {
-        double c = fsy + cost(y, e, m - internalU[y], false) +
-                   cost(s, y - 1, m, freeableStart);
-        if (c < bestChoice.cost)
-          bestChoice = {c, ChoiceKind::Internal, y};
+        int64_t after = m - internalU[y];
+        if (y > stop) {
+          double c = fsy + right[after] + leftBefore;
+          if (c < bestChoice.cost)
+            bestChoice = {c, ChoiceKind::Internal, y};
+        }
+        const double *rightI = right + (1 + hiddenRows) * levels + after;
+        for (int64_t z = first; z < e && z - y + 1 <= handback; ++z) {
+          double rest = left(z);
+          if (fse + rest >= bestChoice.cost)
+            break;
+          double c = fsy + rightI[(z - y) * levels] + rest;
+          if (c < bestChoice.cost)
+            bestChoice = {c, ChoiceKind::InternalHandback, y, z};
+        }
       }
     }
     return bestChoice;
@@ -331,9 +519,7 @@ public:
 
   /// Bytes of the tables.
   int64_t tableBytes() const {
-    return static_cast<int64_t>(
-        (uniformC.size() + uniformD.size()) * sizeof(int64_t) +
-        (pairC.size() + pairD.size()) * sizeof(double));
+    return static_cast<int64_t>(table.size() * sizeof(double));
   }
 
 private:
@@ -344,51 +530,84 @@ private:
     return (prefix2[e] - prefix2[s]) - (e - s) * prefix[s];
   }
 
-  size_t index(int64_t s, int64_t e, int64_t m) const {
-    if (uniform)
-      return static_cast<size_t>((e - s) * (M + 1) + m);
-    return static_cast<size_t>((s * (T + 1) + e) * (M + 1) + m);
+  /// The row of memory levels of segment (s, e, stop) in `table`.
+  size_t row(StartKind kind, int64_t s, int64_t e, int64_t stop) const {
+    int64_t base = s * sStride + e * group;
+    switch (kind) {
+    case StartKind::Fixed:
+      return static_cast<size_t>(base);
+    case StartKind::Hidden:
+      assert(allowHidden && stop - s <= handback);
+      return static_cast<size_t>(base + 1 + (stop - s));
+    case StartKind::Internal:
+      assert(allowInternal && stop - s + 1 >= 1 && stop - s + 1 <= handback);
+      return static_cast<size_t>(base + 1 + hiddenRows + (stop - s));
+    }
+    return static_cast<size_t>(base);
   }
 
   /// Every move of a segment refers to strictly shorter segments, so the
   /// tables fill by length, all memory levels at once.
   void fill() {
-    if (uniform) {
-      uniformC.assign((T + 1) * (M + 1), 0);
-      uniformD.assign((T + 1) * (M + 1), 0);
-      double unitCost = chain.forward(1);
-      for (int64_t L = 1; L <= T; ++L)
-        for (int64_t m = 0; m <= M; ++m) {
-          size_t i = index(0, L, m);
-          // Keeping s_1 .. s_{L-1} runs every step once, the least possible.
-          if (allowInternal && m >= (L - 1) * internalU[1]) {
-            uniformC[i] = uniformD[i] = L;
-            continue;
-          }
-          uniformC[i] = std::llround(best(0, L, m, false).cost / unitCost);
-          uniformD[i] = std::llround(best(0, L, m, true).cost / unitCost);
+    // Cells never computed stay infinite: a stored start's own bytes come
+    // out of its parent's memory, so such a segment never has more than M
+    // minus them free, and h_0 is never stored.
+    int64_t pairs = uniform ? T + 1 : (T + 1) * (T + 1);
+    table.assign(static_cast<size_t>(pairs * group * (M + 1)),
+                 std::numeric_limits<double>::infinity());
+    double unitCost = chain.forward(1);
+    auto fillRow = [&](StartKind kind, int64_t s, int64_t e, int64_t stop,
+                       int64_t own) {
+      double *cells = &table[row(kind, s, e, stop) * (M + 1)];
+      for (int64_t m = 0; m + own <= M; ++m) {
+        // No slot fits: every backward step re-runs from h_s.
+        if (kind == StartKind::Fixed && m < smallestItem) {
+          cells[m] = directOnly(s, e);
+          continue;
         }
-      return;
+        // Keeping s_1 .. s_{L-1} runs every step once, the least possible.
+        if (uniform && allowInternal && m >= (e - s - 1) * internalU[1]) {
+          cells[m] = double(e - s) * unitCost;
+          continue;
+        }
+        double c = best(s, e, m, kind, stop).cost;
+        // Uniform costs are whole multiples of the step's cost: round off
+        // what the sums accumulated.
+        cells[m] = uniform ? double(std::llround(c / unitCost)) * unitCost : c;
+      }
+    };
+    for (int64_t len = 1; len <= T; ++len) {
+      if (uniform) {
+        fillRow(StartKind::Fixed, 0, len, 0, 0);
+        fillRow(StartKind::Hidden, 0, len, 0, 0);
+        continue;
+      }
+      for (int64_t s = 0; s + len <= T; ++s) {
+        int64_t e = s + len;
+        fillRow(StartKind::Fixed, s, e, s, 0);
+        if (s == 0)
+          continue;
+        if (allowHidden)
+          for (int64_t d = 0; d <= std::min(handback, len - 1); ++d)
+            fillRow(StartKind::Hidden, s, e, s + d, hiddenU[s]);
+        if (allowInternal)
+          for (int64_t d = 1; d <= std::min(handback, len); ++d)
+            fillRow(StartKind::Internal, s, e, s + d - 1, internalU[s]);
+      }
     }
-    pairC.assign((T + 1) * (T + 1) * (M + 1), 0.0);
-    pairD.assign((T + 1) * (T + 1) * (M + 1), 0.0);
-    for (int64_t len = 1; len <= T; ++len)
-      for (int64_t s = 0; s + len <= T; ++s)
-        for (int64_t m = 0; m <= M; ++m) {
-          size_t i = index(s, s + len, m);
-          pairC[i] = best(s, s + len, m, false).cost;
-          pairD[i] = best(s, s + len, m, true).cost;
-        }
   }
 
   const Chain &chain;
   int64_t T, M;
   bool allowHidden, allowInternal, uniform;
+  int64_t handback;
   int64_t smallestItem;
   std::vector<double> prefix, prefix2;
   std::vector<int64_t> hiddenU, internalU;
-  std::vector<int64_t> uniformC, uniformD; // [L][m], in forward steps
-  std::vector<double> pairC, pairD;        // [s][e][m]
+  /// Rows of M + 1 memory levels, `group` rows per (s, e): the group of
+  /// (s, e) starts at row s * sStride + e * group.
+  std::vector<double> table;
+  int64_t group = 0, hiddenRows = 0, sStride = 0;
 };
 
 //===----------------------------------------------------------------------===//
@@ -491,6 +710,11 @@ public:
   /// y = max(1, L - N_j1(right part's m)) need trying: an attaining split y
   /// has a right part of some excess j1, and the candidate of that j1 is no
   /// larger and attains too (the prefix argument above).
+  /// Uniform chains never hand work back: every segment stops at its start.
+  Choice best(int64_t s0, int64_t e0, int64_t m, StartKind kind,
+              int64_t) const {
+    return best(s0, e0, m, kind == StartKind::Hidden);
+  }
   Choice best(int64_t s0, int64_t e0, int64_t m, bool freeable) const {
     int64_t L = e0 - s0;
     int64_t target = cost(freeable, L, m);
@@ -697,7 +921,7 @@ public:
   int64_t hiddenUnits(int64_t) const { return h; }
   int64_t internalUnits(int64_t) const { return h; }
 
-  Choice best(int64_t s0, int64_t e0, int64_t m, bool) const {
+  Choice best(int64_t s0, int64_t e0, int64_t m, StartKind, int64_t) const {
     int64_t L = e0 - s0, slots = m / h;
     int64_t direct = L + revolveForwardSteps(L - 1, slots + 1);
     if (slots == 0 || L < 2)
@@ -747,6 +971,32 @@ Granularity chooseGranularity(const Chain &chain, int64_t slotBytes,
     return {g, capacity, true};
   int64_t coarse = llvm::divideCeil(slotBytes, maxUnits);
   return {coarse, slotBytes / coarse, false};
+}
+
+/// How many steps a segment of the plain dynamic program may hand back to its
+/// parent. Only chains whose state sizes differ per step need it (with
+/// uniform sizes the program without it equals the exhaustive search in every
+/// tested case), and each step more multiplies the tables and the split
+/// options, so the automatic choice takes the largest bound, up to T, whose
+/// estimated work and cells stay within the options' limits.
+int64_t chooseHandback(const Chain &chain, Strategy strategy, int64_t capacity,
+                       const PlannerOptions &options) {
+  int64_t T = chain.steps;
+  if (chain.hasUniformSizes() || T == 0)
+    return 0;
+  if (options.maxHandback >= 0)
+    return std::min(options.maxHandback, T);
+  bool hidden = strategy != Strategy::ISM, internal = strategy != Strategy::HSM;
+  int64_t chosen = 0;
+  for (int64_t d = 1; d <= T; ++d) {
+    if (SegmentSolver::pairCells(T, capacity, d, hidden, internal) >
+            2.0 * double(options.maxTableCells) ||
+        SegmentSolver::pairWork(T, capacity, d, hidden, internal) >
+            double(options.maxHandbackWork))
+      break;
+    chosen = d;
+  }
+  return chosen;
 }
 
 //===----------------------------------------------------------------------===//
@@ -918,8 +1168,7 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
   case Strategy::Revolve: {
     result.method = "revolve";
     Emitter em(result.actions);
-    emitSegments(chain, RevolveSplits(chain.hidden(1)), em, 0, T, slotBytes,
-                 /*freeableStart=*/false, kCallerH0, 0);
+    emitSegments(chain, RevolveSplits(chain.hidden(1)), em, T, slotBytes);
     break;
   }
   case Strategy::ISM:
@@ -939,8 +1188,7 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
       RevolveSplits splits(chain.hidden(1));
       result.memoryUnit = chain.hidden(1);
       result.method = "revolve";
-      emitSegments(chain, splits, em, 0, T, slotBytes,
-                   /*freeableStart=*/false, kCallerH0, 0);
+      emitSegments(chain, splits, em, T, slotBytes);
       break;
     }
     if (fast) {
@@ -976,19 +1224,19 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
         result.memoryUnit = unit;
         result.tableBytes = levels.tableBytes();
         result.method = "levels";
-        emitSegments(chain, levels, em, 0, T, capacity,
-                     /*freeableStart=*/false, kCallerH0, 0);
+        emitSegments(chain, levels, em, T, capacity);
         break;
       }
     }
     Granularity g = chooseGranularity(chain, slotBytes, options.maxTableCells);
     result.memoryUnit = g.unit;
     result.exact = g.exact;
-    SegmentSolver solver(chain, strategy, g.unit, g.capacity);
+    int64_t handback = chooseHandback(chain, strategy, g.capacity, options);
+    SegmentSolver solver(chain, strategy, g.unit, g.capacity, handback);
     result.tableBytes = solver.tableBytes();
+    result.handback = handback;
     result.method = "dp";
-    emitSegments(chain, solver, em, 0, T, g.capacity,
-                 /*freeableStart=*/false, kCallerH0, 0);
+    emitSegments(chain, solver, em, T, g.capacity);
     break;
   }
   }

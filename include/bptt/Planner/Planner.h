@@ -48,6 +48,11 @@ struct Plan {
   /// Bytes of the planner's own tables for this plan (the dynamic programs'
   /// cells or the uniform level arrays; 0 for the fixed policies).
   int64_t tableBytes = 0;
+  /// The plain dynamic program on a chain whose state sizes differ per step:
+  /// the most steps a segment could hand back to its parent (docs/planner.md,
+  /// "Handing steps back"). T is the full recurrence; 0 on other chains and
+  /// methods, or where the bound on the program's work left no room for it.
+  int64_t handback = 0;
   /// How the plan was made: "store-all", "chen", "revolve" (closed form),
   /// "levels" (uniform MSM/ISM level sets) or "dp" (the plain dynamic
   /// program).
@@ -74,6 +79,17 @@ struct PlannerOptions {
   /// -1 (the default): the plain program's estimated work (4 T^2 M in
   /// level steps), so that the faster of the two exact methods plans.
   int64_t maxLevelWork = -1;
+  /// Chains whose state sizes differ per step: the most steps the plain
+  /// dynamic program lets a segment hand back to its parent (which then
+  /// recomputes them from an earlier state). -1 (the default): as many as
+  /// the work and table limits below allow, up to T (the full recurrence);
+  /// each step more adds tables and split options, see docs/planner.md.
+  int64_t maxHandback = -1;
+  /// Work limit (moves tried, before pruning, about 1-3 ns each) for the
+  /// automatic choice of maxHandback; the tables together stay within
+  /// 2 x maxTableCells too. Handing back is never cut below 0 (the program
+  /// without it), whatever its work.
+  int64_t maxHandbackWork = int64_t(1) << 30;
 };
 
 /// The smallest budget for which `strategy` has a schedule.
