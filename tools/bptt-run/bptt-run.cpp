@@ -72,6 +72,11 @@ static cl::opt<int64_t> fdSamples(
     "fd-samples", cl::desc("Elements per argument for --check-fd (0: all)"),
     cl::init(8));
 static cl::opt<uint64_t> seed("seed", cl::desc("Random seed"), cl::init(1));
+static cl::opt<bool> warmUpOpt(
+    "warm-up",
+    cl::desc("Run the step once untimed before the timed run (the program is "
+             "compiled before either)"),
+    cl::init(false));
 
 namespace {
 struct Setup {
@@ -215,8 +220,8 @@ static llvm::Expected<RunResult> execute(Compiled &c, const Setup &s,
   std::vector<HostTensor *> args;
   for (HostTensor &t : buffers)
     args.push_back(&t);
-  // A first call warms the JIT up; the program zeroes its outputs, so the
-  // timed second call computes the same values.
+  // An optional first call warms caches up; the program zeroes its outputs,
+  // so the timed second call computes the same values.
   if (warmUp)
     if (auto warm = c.program->callInPlace(s.entry, args); !warm)
       return warm.takeError();
@@ -362,7 +367,7 @@ int main(int argc, char **argv) {
       }
       budget = *b;
     }
-    auto r = run(*module, s, strategy, budget, inputs);
+    auto r = run(*module, s, strategy, budget, inputs, warmUpOpt);
     if (!r) {
       llvm::errs() << "bptt-run: " << llvm::toString(r.takeError()) << "\n";
       return 2;
