@@ -94,6 +94,11 @@ JitProgram::compile(mlir::ModuleOp module) {
   if (!engine)
     return engine.takeError();
   program->engine = std::move(*engine);
+  // Looking the functions up materialises them now, so that a first call
+  // does not pay for code generation.
+  for (const auto &entry : program->signatures)
+    if (auto fn = program->engine->lookupPacked(entry.getKey()); !fn)
+      return fn.takeError();
   return program;
 }
 
