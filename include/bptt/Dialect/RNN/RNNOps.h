@@ -22,4 +22,13 @@
 #define GET_OP_CLASSES
 #include "bptt/Dialect/RNN/RNNOps.h.inc"
 
+#include <optional>
+
+namespace bptt::rnn {
+/// Bytes a value of `type` occupies in memory: a statically shaped tensor or
+/// memref of integers or floats, or an integer or float scalar. nullopt for
+/// anything else. The one size rule the planner's byte budgets rest on.
+std::optional<int64_t> storageBytes(mlir::Type type);
+} // namespace bptt::rnn
+
 #endif // BPTT_DIALECT_RNN_RNNOPS_H

@@ -70,13 +70,23 @@ void CellOp::build(OpBuilder &builder, OperationState &state, StringRef name,
     entry->addArgument(t, state.location);
 }
 
+std::optional<int64_t> bptt::rnn::storageBytes(Type type) {
+  if (auto shaped = dyn_cast<ShapedType>(type)) {
+    if (!isa<RankedTensorType, MemRefType>(type) || !shaped.hasStaticShape() ||
+        !shaped.getElementType().isIntOrFloat())
+      return std::nullopt;
+    return shaped.getNumElements() *
+           llvm::divideCeil(shaped.getElementTypeBitWidth(), 8);
+  }
+  if (!type.isIntOrFloat())
+    return std::nullopt;
+  return llvm::divideCeil(type.getIntOrFloatBitWidth(), 8);
+}
+
 int64_t CellOp::getStateBytes() {
   int64_t bytes = 0;
-  for (Type t : getStateTypes()) {
-    auto tensor = cast<RankedTensorType>(t);
-    bytes += tensor.getNumElements() *
-             llvm::divideCeil(tensor.getElementTypeBitWidth(), 8);
-  }
+  for (Type t : getStateTypes())
+    bytes += *storageBytes(t); // the verifier requires static tensors
   return bytes;
 }
 

@@ -71,13 +71,6 @@ static bool isFloatLike(Type t) {
   return isa<FloatType>(t);
 }
 
-static int64_t bytesOf(Type t) {
-  if (auto tensor = dyn_cast<RankedTensorType>(t))
-    return tensor.getNumElements() *
-           llvm::divideCeil(tensor.getElementTypeBitWidth(), 8);
-  return llvm::divideCeil(t.getIntOrFloatBitWidth(), 8);
-}
-
 /// Values used inside `op`'s regions but defined outside them.
 static SetVector<Value> capturedValues(Operation *op) {
   SetVector<Value> captured;
@@ -431,7 +424,6 @@ void CellDifferentiator::differentiateMatmul(linalg::LinalgOp op) {
     for (unsigned d : xd)
       if (in(yd, d) && in(cd, d))
         label[d] = next++;
-    unsigned batch = next;
     SmallVector<unsigned> own;
     for (unsigned d : xd)
       if (label[d] < 0) {
@@ -447,7 +439,6 @@ void CellDifferentiator::differentiateMatmul(linalg::LinalgOp op) {
         results.push_back(builder.getAffineDimExpr(label[d]));
       return AffineMap::get(numDims, 0, results, builder.getContext());
     };
-    (void)batch;
     // The operand holding the first of X's own dims plays the left-hand side.
     bool dCIsLhs = in(cd, own.front());
     Value y = primal(Y);
@@ -940,13 +931,13 @@ LogicalResult CellDifferentiator::run(SymbolTable &symbols) {
   symbols.insert(backward, std::next(Block::iterator(forward)));
 
   int64_t internalBytes = cell.getStateBytes();
+  // Saved values are static tensors (checkSupported) or float scalars.
   for (Value v : saved)
-    internalBytes += bytesOf(v.getType());
-  OpBuilder attrs(ctx);
+    internalBytes += *storageBytes(v.getType());
   cell->setAttr("rnn.forward", FlatSymbolRefAttr::get(forward));
   cell->setAttr("rnn.backward", FlatSymbolRefAttr::get(backward));
   cell->setAttr("rnn.internal_state_bytes",
-                attrs.getI64IntegerAttr(internalBytes));
+                IntegerAttr::get(IntegerType::get(ctx, 64), internalBytes));
   return success();
 }
 

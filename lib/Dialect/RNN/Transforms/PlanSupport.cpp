@@ -33,16 +33,6 @@ static planner::Strategy toPlannerStrategy(Strategy s) {
   llvm_unreachable("unknown strategy");
 }
 
-/// Bytes of a statically shaped tensor, or nullopt.
-static std::optional<int64_t> tensorBytes(Type type) {
-  auto tensor = dyn_cast<RankedTensorType>(type);
-  if (!tensor || !tensor.hasStaticShape() ||
-      !tensor.getElementType().isIntOrFloat())
-    return std::nullopt;
-  return tensor.getNumElements() *
-         llvm::divideCeil(tensor.getElementTypeBitWidth(), 8);
-}
-
 /// The internal state's size: recorded by rnn-differentiate, or else an
 /// upper bound (the previous state plus every tensor the step computes).
 static FailureOr<int64_t> internalStateBytes(CellOp cell) {
@@ -53,7 +43,7 @@ static FailureOr<int64_t> internalStateBytes(CellOp cell) {
     for (Type t : op->getResultTypes()) {
       if (!isa<TensorType>(t))
         continue;
-      std::optional<int64_t> b = tensorBytes(t);
+      std::optional<int64_t> b = storageBytes(t);
       if (!b) {
         op->emitError() << "cannot size the internal state of cell @"
                         << cell.getSymName() << ": result type " << t

@@ -50,13 +50,6 @@ using namespace bptt::rnn;
 using planner::Action;
 using planner::ActionKind;
 
-static int64_t bytesOf(Type t) {
-  if (auto shaped = dyn_cast<ShapedType>(t))
-    return shaped.getNumElements() *
-           llvm::divideCeil(shaped.getElementTypeBitWidth(), 8);
-  return llvm::divideCeil(t.getIntOrFloatBitWidth(), 8);
-}
-
 /// The memref a tensor (or scalar, as a 0-d memref) is stored in.
 static MemRefType storageType(Type t) {
   if (auto tensor = dyn_cast<RankedTensorType>(t))
@@ -168,12 +161,12 @@ public:
     int64_t offset = 0;
     for (Type t : k.stateTypes) {
       stateOffsets.push_back(offset);
-      offset += bytesOf(t);
+      offset += *storageBytes(t);
     }
     hiddenBytes = offset;
     for (Type t : k.savedTypes) {
       savedOffsets.push_back(offset);
-      offset += bytesOf(t);
+      offset += *storageBytes(t);
     }
     internalBytes = offset;
   }
