@@ -20,6 +20,7 @@
 #include "bptt/Dialect/RNN/Passes.h"
 #include "bptt/Dialect/RNN/RNNDialect.h"
 #include "bptt/Dialect/RNN/RNNOps.h"
+#include "bptt/Execution/FiniteDifferences.h"
 #include "bptt/Execution/JitProgram.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -36,7 +37,6 @@
 #include "llvm/Support/SourceMgr.h"
 
 #include <algorithm>
-#include <cmath>
 
 using namespace bptt;
 namespace cl = llvm::cl;
@@ -149,31 +149,14 @@ static llvm::Expected<bool> checkCell(JitProgram &program,
   double worst = 0;
   int64_t checked = 0;
   for (unsigned a = 0; a < numInputs; ++a) {
-    HostTensor &u = inputs[a];
-    int64_t n = u.size();
-    int64_t count = samples > 0 ? std::min<int64_t>(samples, n) : n;
-    double maxDiff = 0, maxRef = 0, maxAd = 0;
-    for (int64_t k = 0; k < count; ++k) {
-      int64_t i = count == n ? k : k * n / count;
-      double saved = u.get(i);
-      double j[4];
-      const double offsets[4] = {step, -step, 2 * step, -2 * step};
-      for (int q = 0; q < 4; ++q) {
-        u.set(i, saved + offsets[q]);
-        auto value = objective(inputs);
-        if (!value)
-          return value.takeError();
-        j[q] = *value;
-      }
-      u.set(i, saved);
-      double fd = (8 * (j[0] - j[1]) - (j[2] - j[3])) / (12 * step);
-      double g = ad[a].get(i);
-      maxDiff = std::max(maxDiff, std::fabs(g - fd));
-      maxRef = std::max(maxRef, std::fabs(fd));
-      maxAd = std::max(maxAd, std::fabs(g));
-    }
+    int64_t n = inputs[a].size();
+    auto check = checkGradient(inputs[a], ad[a], step, samples,
+                               [&] { return objective(inputs); });
+    if (!check)
+      return check.takeError();
+    int64_t count = check->checked;
+    double maxRef = check->maxReference, err = check->relativeError;
     checked += count;
-    double err = maxDiff / std::max({maxRef, maxAd, 1e-12});
     worst = std::max(worst, err);
     bool ok = err <= tolerance;
     passed &= ok;

@@ -20,6 +20,7 @@
 #include "bptt/Dialect/RNN/Passes.h"
 #include "bptt/Dialect/RNN/RNNDialect.h"
 #include "bptt/Dialect/RNN/RNNOps.h"
+#include "bptt/Execution/FiniteDifferences.h"
 #include "bptt/Execution/JitProgram.h"
 #include "bptt/Planner/ByteSize.h"
 #include "bptt/Planner/Planner.h"
@@ -39,7 +40,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 
 using namespace bptt;
 namespace cl = llvm::cl;
@@ -440,32 +440,22 @@ int main(int argc, char **argv) {
     size_t numInputs = inputs.size();
     double worst = 0;
     for (size_t a = 0; a < numInputs; ++a) {
-      HostTensor &u = point[a];
-      int64_t n = u.size();
-      int64_t count = fdSamples > 0 ? std::min<int64_t>(fdSamples, n) : n;
-      double maxDiff = 0, maxRef = 0, maxAd = 0;
-      for (int64_t k = 0; k < count; ++k) {
-        int64_t i = count == n ? k : k * n / count;
-        double saved = u.get(i), j[4];
-        const double offsets[4] = {h, -h, 2 * h, -2 * h};
-        for (int q = 0; q < 4; ++q) {
-          u.set(i, saved + offsets[q]);
-          auto r = execute(*storeAllProgram, s, point, /*warmUp=*/false);
-          if (!r) {
-            llvm::errs() << "bptt-run: " << llvm::toString(r.takeError())
-                         << "\n";
-            return 2;
-          }
-          j[q] = r->outputs.back().get(0);
-        }
-        u.set(i, saved);
-        double fd = (8 * (j[0] - j[1]) - (j[2] - j[3])) / (12 * h);
-        double g = reference->outputs[a].get(i);
-        maxDiff = std::max(maxDiff, std::fabs(g - fd));
-        maxRef = std::max(maxRef, std::fabs(fd));
-        maxAd = std::max(maxAd, std::fabs(g));
+      int64_t n = point[a].size();
+      auto check = checkGradient(
+          point[a], reference->outputs[a], h, fdSamples,
+          [&]() -> llvm::Expected<double> {
+            auto r = execute(*storeAllProgram, s, point, /*warmUp=*/false);
+            if (!r)
+              return r.takeError();
+            return r->outputs.back().get(0);
+          });
+      if (!check) {
+        llvm::errs() << "bptt-run: " << llvm::toString(check.takeError())
+                     << "\n";
+        return 2;
       }
-      double err = maxDiff / std::max({maxRef, maxAd, 1e-12});
+      int64_t count = check->checked;
+      double err = check->relativeError;
       worst = std::max(worst, err);
       llvm::outs() << llvm::formatv(
           "  d loss / d operand {0}: {1} of {2} elements, relative error "
