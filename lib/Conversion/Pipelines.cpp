@@ -108,4 +108,10 @@ void bptt::registerPipelines() {
       "bptt-lower-to-cpu",
       "Lower tensor-level functions to the LLVM dialect for the host CPU",
       buildLowerToCPUPipeline);
+  PassPipelineRegistration<GPUPipelineOptions>(
+      "bptt-lower-to-gpu",
+      "Lower rnn-remat's BPTT programs to the LLVM dialect with NVIDIA GPU "
+      "kernels (options: chip, features, precision, format, opt-level)",
+      buildLowerToGPUPipeline);
+  registerGPUPasses();
 }

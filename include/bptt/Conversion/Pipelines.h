@@ -4,6 +4,7 @@
 #define BPTT_CONVERSION_PIPELINES_H
 
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
 
 namespace bptt {
 
@@ -12,6 +13,41 @@ namespace bptt {
 /// buffers), automatic deallocation, linalg to loops, then everything to the
 /// LLVM dialect. Math functions without an LLVM intrinsic call libm.
 void buildLowerToCPUPipeline(mlir::OpPassManager &pm);
+
+/// Options of `bptt-lower-to-gpu`.
+struct GPUPipelineOptions
+    : public mlir::PassPipelineOptions<GPUPipelineOptions> {
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("GPU architecture (e.g. sm_90)"),
+                           llvm::cl::init("sm_90")};
+  Option<std::string> features{
+      *this, "features",
+      llvm::cl::desc("PTX features (e.g. +ptx80; empty for the default)"),
+      llvm::cl::init("+ptx80")};
+  Option<std::string> precision{
+      *this, "precision",
+      llvm::cl::desc("Matrix products: f32 (full fp32) or tf32 (tensor "
+                     "cores, fp32 accumulation)"),
+      llvm::cl::init("f32")};
+  Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("Device code embedded in the module: isa (PTX text), "
+                     "bin (cubin, via ptxas) or fatbin"),
+      llvm::cl::init("fatbin")};
+  Option<int> optLevel{*this, "opt-level",
+                       llvm::cl::desc("Device code optimisation level"),
+                       llvm::cl::init(3)};
+};
+
+/// The BPTT programs of rnn-remat to the LLVM dialect with embedded NVIDIA
+/// GPU code: cell bodies become kernels, matrix products calls of the
+/// runtime's cuBLAS product, the schedule a host driver that enqueues all
+/// work on one stream. See docs/gpu.md.
+void buildLowerToGPUPipeline(mlir::OpPassManager &pm,
+                             const GPUPipelineOptions &options);
+
+/// Registers the GPU pipeline's passes, for testing them one at a time.
+void registerGPUPasses();
 
 /// Registers the pipelines above with the pass registry
 /// (`bptt-opt --bptt-lower-to-cpu`).

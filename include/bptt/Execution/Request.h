@@ -1,0 +1,54 @@
+//===- Request.h - building and inspecting rnn.bptt requests ----*- C++ -*-===//
+//
+// What the drivers (bptt-run, bptt-compile) share: an rnn.bptt built over a
+// cell for --steps, the facts of a request (cell, T, state sizes) and the
+// budget syntax (bytes, or a percentage of store-all's peak).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPTT_EXECUTION_REQUEST_H
+#define BPTT_EXECUTION_REQUEST_H
+
+#include "bptt/Dialect/RNN/RNNOps.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+
+#include <string>
+
+namespace bptt {
+
+/// Adds `func.func @train` whose body is an rnn.bptt over `steps` steps of
+/// the cell `cellName` (the module's first cell when empty).
+llvm::Error addBPTTRequest(mlir::ModuleOp module, llvm::StringRef cellName,
+                           int64_t steps);
+
+/// The module's first rnn.bptt, or null.
+rnn::BPTTOp findBPTTRequest(mlir::ModuleOp module);
+
+/// Keeps only the function that holds the request (drops forward-only
+/// drivers and other functions, which the drivers do not run).
+void keepOnlyRequestFunction(mlir::ModuleOp module);
+
+/// The facts of a request, learnt by differentiating a copy of the module.
+struct RequestFacts {
+  std::string entry;         // the function rnn-remat generates
+  std::string cell;          // the cell's symbol
+  int64_t steps = 0;         // T
+  int64_t hiddenBytes = 0;   // |h|
+  int64_t internalBytes = 0; // |s|
+  unsigned numStates = 0;
+  unsigned numParams = 0;
+  /// Store-all's planned peak: every internal state kept.
+  int64_t storeAllBytes() const;
+};
+llvm::Expected<RequestFacts> inspectBPTTRequest(mlir::ModuleOp module);
+
+/// A budget: bytes with an optional unit (64MiB, 1.5GB) or a percentage of
+/// `storeAllBytes` (5%).
+llvm::Expected<int64_t> parseBudget(llvm::StringRef text,
+                                    int64_t storeAllBytes);
+
+} // namespace bptt
+
+#endif // BPTT_EXECUTION_REQUEST_H

@@ -1,0 +1,806 @@
+//===- LowerToGPU.cpp - rnn-remat programs onto NVIDIA GPUs --------------===//
+//
+// The passes of `bptt-lower-to-gpu`. They take the buffer-level programs that
+// rnn-remat emits (a host driver that calls one forward and one backward
+// kernel function per step, over a pool of slots) and place them on a GPU:
+//
+//   bptt-gpu-select-programs  keep the rnn-remat programs, drop the rest;
+//   bptt-gpu-scalar-results   scalar results of kernel functions (the loss)
+//                             become device out-parameters;
+//   bptt-gpu-library-calls    matrix products become calls of the runtime's
+//                             cuBLAS product; copies become linalg.copy; loops
+//                             of the remaining linalg ops are ordered with the
+//                             parallel ones outermost;
+//   bptt-gpu-tile-loops       parallel loops tiled into blocks of threads;
+//   bptt-gpu-host-islands     what still touches device memory on the host
+//                             (scalar code, reductions to a scalar) runs as a
+//                             one-thread kernel;
+//   bptt-gpu-async            device allocation, and every launch, allocation
+//                             and free enqueued on the program stream.
+//
+// Device or host memory: every memref is device memory except those made by
+// memref.alloca (the driver's byte counter) and the program's statistics
+// argument (the last argument of a function with an `rnn.plan`), followed
+// through views and calls. Generated host code therefore never reads device
+// memory, and never has to wait for the GPU: a program is one stream of
+// work, which is what lets the runtime capture it as a CUDA graph.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bptt/Conversion/Pipelines.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Pipelines/Passes.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/SetVector.h"
+
+using namespace mlir;
+
+namespace {
+
+constexpr llvm::StringLiteral kPlanAttr = "rnn.plan";
+constexpr llvm::StringLiteral kMatmulFn = "bpttMatmulF32";
+
+bool isProgram(func::FuncOp f) { return f->hasAttr(kPlanAttr); }
+
+//===----------------------------------------------------------------------===//
+// Where memory lives
+//===----------------------------------------------------------------------===//
+
+/// Follows view-like ops back to the memref they view.
+Value viewRoot(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (auto view = dyn_cast<ViewLikeOpInterface>(def)) {
+      v = view.getViewSource();
+      continue;
+    }
+    if (auto cast = dyn_cast<memref::CastOp>(def)) {
+      v = cast.getSource();
+      continue;
+    }
+    break;
+  }
+  return v;
+}
+
+/// The host memrefs of a module: allocas, the programs' statistics
+/// arguments, and block arguments of private functions that every call site
+/// feeds with host memory.
+class MemoryPlacement {
+public:
+  explicit MemoryPlacement(ModuleOp module) {
+    SymbolTable symbols(module);
+    DenseMap<func::FuncOp, SmallVector<func::CallOp>> callers;
+    module.walk([&](func::CallOp call) {
+      if (auto callee = symbols.lookup<func::FuncOp>(call.getCallee()))
+        callers[callee].push_back(call);
+    });
+    for (func::FuncOp f : module.getOps<func::FuncOp>())
+      if (isProgram(f) && !f.isExternal() && f.getNumArguments() > 0)
+        hostArgs.insert(f.getArgument(f.getNumArguments() - 1));
+    // Fixed point: an argument is host memory when every caller passes host
+    // memory for it.
+    bool changed = true;
+    while (changed) {
+      changed = false;
+      for (auto &[callee, calls] : callers) {
+        if (callee.isExternal() || callee.isPublic())
+          continue;
+        for (BlockArgument arg : callee.getArguments()) {
+          if (!isa<MemRefType>(arg.getType()) || hostArgs.contains(arg))
+            continue;
+          bool allHost = llvm::all_of(calls, [&](func::CallOp call) {
+            return isHost(call.getOperand(arg.getArgNumber()));
+          });
+          if (allHost) {
+            hostArgs.insert(arg);
+            changed = true;
+          }
+        }
+      }
+    }
+  }
+
+  bool isHost(Value memref) const {
+    Value root = viewRoot(memref);
+    if (root.getDefiningOp<memref::AllocaOp>())
+      return true;
+    return hostArgs.contains(root);
+  }
+  bool isDevice(Value memref) const {
+    return isa<MemRefType>(memref.getType()) && !isHost(memref);
+  }
+
+private:
+  llvm::DenseSet<Value> hostArgs;
+};
+
+//===----------------------------------------------------------------------===//
+// bptt-gpu-select-programs
+//===----------------------------------------------------------------------===//
+
+struct SelectProgramsPass
+    : PassWrapper<SelectProgramsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(SelectProgramsPass)
+  StringRef getArgument() const override { return "bptt-gpu-select-programs"; }
+  StringRef getDescription() const override {
+    return "Keep the rnn-remat programs for the GPU, drop other functions";
+  }
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    bool any = false;
+    for (func::FuncOp f : module.getOps<func::FuncOp>()) {
+      if (isProgram(f)) {
+        any = true;
+        // The runner calls programs through MLIR's C interface.
+        f->setAttr("llvm.emit_c_interface", UnitAttr::get(&getContext()));
+        continue;
+      }
+      if (f.isPublic() && !f.isExternal()) {
+        f.emitWarning() << "@" << f.getSymName()
+                        << " is not compiled for the GPU: only the BPTT "
+                           "programs of rnn-remat (functions with an "
+                           "rnn.plan) are; it is dropped";
+        f.setPrivate();
+      }
+    }
+    if (!any) {
+      module.emitError()
+          << "no BPTT program to compile for the GPU: the GPU pipeline takes "
+             "the output of rnn-differentiate and rnn-remat (functions with "
+             "an rnn.plan attribute), and this module has none";
+      return signalPassFailure();
+    }
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// bptt-gpu-scalar-results
+//===----------------------------------------------------------------------===//
+
+/// A private function's float results become rank-0 out-parameters; each
+/// caller allocates one, and every use of the old result reads it right where
+/// it is used, so the read lands in the same device code as its user.
+struct ScalarResultsPass
+    : PassWrapper<ScalarResultsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ScalarResultsPass)
+  StringRef getArgument() const override { return "bptt-gpu-scalar-results"; }
+  StringRef getDescription() const override {
+    return "Scalar float results of private functions become device "
+           "out-parameters";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<memref::MemRefDialect>();
+  }
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SymbolTable symbols(module);
+    DenseMap<func::FuncOp, SmallVector<func::CallOp>> callers;
+    module.walk([&](func::CallOp call) {
+      if (auto callee = symbols.lookup<func::FuncOp>(call.getCallee()))
+        callers[callee].push_back(call);
+    });
+    for (func::FuncOp f : llvm::to_vector(module.getOps<func::FuncOp>())) {
+      if (f.isExternal() || f.isPublic())
+        continue;
+      FunctionType type = f.getFunctionType();
+      SmallVector<unsigned> scalars;
+      for (auto [i, t] : llvm::enumerate(type.getResults()))
+        if (isa<FloatType>(t))
+          scalars.push_back(i);
+      if (scalars.empty())
+        continue;
+      if (auto uses = symbols.getSymbolUses(f, module)) {
+        for (const SymbolTable::SymbolUse &use : *uses)
+          if (!isa<func::CallOp>(use.getUser())) {
+            use.getUser()->emitError()
+                << "the GPU pipeline needs every use of @" << f.getSymName()
+                << " to be a call (its scalar results become out-parameters)";
+            return signalPassFailure();
+          }
+      }
+      rewrite(f, scalars, callers[f]);
+    }
+  }
+
+  static void rewrite(func::FuncOp f, ArrayRef<unsigned> scalars,
+                      ArrayRef<func::CallOp> calls) {
+    FunctionType type = f.getFunctionType();
+    llvm::SmallBitVector isScalar(type.getNumResults());
+    for (unsigned i : scalars)
+      isScalar.set(i);
+    SmallVector<Type> outTypes, keptResults;
+    for (auto [i, t] : llvm::enumerate(type.getResults())) {
+      if (isScalar[i])
+        outTypes.push_back(MemRefType::get({}, t));
+      else
+        keptResults.push_back(t);
+    }
+    // Callee: new trailing arguments, stores at every return.
+    unsigned firstOut = f.getNumArguments();
+    Block &entry = f.getBody().front();
+    for (Type t : outTypes)
+      entry.addArgument(t, f.getLoc());
+    SmallVector<Type> argTypes(type.getInputs());
+    argTypes.append(outTypes);
+    f.setType(FunctionType::get(f.getContext(), argTypes, keptResults));
+    f.walk([&](func::ReturnOp ret) {
+      OpBuilder b(ret);
+      SmallVector<Value> kept;
+      unsigned out = firstOut;
+      for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+        if (!isScalar[i]) {
+          kept.push_back(v);
+          continue;
+        }
+        memref::StoreOp::create(b, ret.getLoc(), v, entry.getArgument(out++));
+      }
+      func::ReturnOp::create(b, ret.getLoc(), kept);
+      ret.erase();
+    });
+    // Callers: an out-buffer per scalar, read where the result was used.
+    for (func::CallOp call : calls) {
+      OpBuilder b(call);
+      SmallVector<Value> operands(call.getOperands());
+      SmallVector<Value> buffers;
+      for (Type t : outTypes) {
+        buffers.push_back(
+            memref::AllocOp::create(b, call.getLoc(), cast<MemRefType>(t)));
+        operands.push_back(buffers.back());
+      }
+      auto newCall = func::CallOp::create(b, call.getLoc(), f.getSymName(),
+                                          keptResults, operands);
+      unsigned kept = 0, out = 0;
+      for (auto [i, result] : llvm::enumerate(call.getResults())) {
+        if (!isScalar[i]) {
+          result.replaceAllUsesWith(newCall.getResult(kept++));
+          continue;
+        }
+        Value buffer = buffers[out++];
+        for (OpOperand &use : llvm::make_early_inc_range(result.getUses())) {
+          OpBuilder ub(use.getOwner());
+          use.set(memref::LoadOp::create(ub, call.getLoc(), buffer));
+        }
+      }
+      call.erase();
+    }
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// bptt-gpu-library-calls
+//===----------------------------------------------------------------------===//
+
+/// Precision of matrix products, as the runtime's `mode` argument.
+enum class MatmulMode : int32_t { F32 = 0, TF32 = 1 };
+
+struct LibraryCallsPass
+    : PassWrapper<LibraryCallsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(LibraryCallsPass)
+  LibraryCallsPass() = default;
+  LibraryCallsPass(const LibraryCallsPass &other) : PassWrapper(other) {}
+  explicit LibraryCallsPass(StringRef precision) { this->precision = precision.str(); }
+  StringRef getArgument() const override { return "bptt-gpu-library-calls"; }
+  StringRef getDescription() const override {
+    return "Matrix products to the runtime's cuBLAS product, copies to "
+           "linalg.copy, parallel loops outermost";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<memref::MemRefDialect, linalg::LinalgDialect,
+                    arith::ArithDialect, func::FuncDialect>();
+  }
+  Option<std::string> precision{*this, "precision",
+                                llvm::cl::desc("f32 or tf32 products"),
+                                llvm::cl::init("f32")};
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MatmulMode mode;
+    if (precision == "f32")
+      mode = MatmulMode::F32;
+    else if (precision == "tf32")
+      mode = MatmulMode::TF32;
+    else {
+      module.emitError() << "unknown precision '" << precision
+                         << "': the GPU pipeline supports f32 and tf32";
+      return signalPassFailure();
+    }
+    IRRewriter rewriter(&getContext());
+
+    SmallVector<memref::CopyOp> copies;
+    module.walk([&](memref::CopyOp c) { copies.push_back(c); });
+    for (memref::CopyOp c : copies) {
+      rewriter.setInsertionPoint(c);
+      rewriter.replaceOpWithNewOp<linalg::CopyOp>(c, c.getSource(),
+                                                  c.getTarget());
+    }
+
+    SmallVector<linalg::LinalgOp> ops;
+    module.walk([&](linalg::LinalgOp op) { ops.push_back(op); });
+    for (linalg::LinalgOp op : ops) {
+      if (isMatrixProduct(op)) {
+        if (failed(toLibraryCall(rewriter, module, op, mode)))
+          return signalPassFailure();
+        continue;
+      }
+      parallelLoopsOutermost(rewriter, op);
+    }
+  }
+
+  static bool isMatrixProduct(linalg::LinalgOp op) {
+    if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
+        op.getNumDpsInits() != 1 || !linalg::isaContractionOpInterface(op))
+      return false;
+    FailureOr<linalg::ContractionDimensions> dims =
+        linalg::inferContractionDims(op);
+    if (failed(dims) || !dims->batch.empty() || dims->m.size() != 1 ||
+        dims->n.size() != 1 || dims->k.size() != 1)
+      return false;
+    for (OpOperand &operand : op->getOpOperands()) {
+      auto t = dyn_cast<MemRefType>(operand.get().getType());
+      if (!t || t.getRank() != 2)
+        return false;
+      if (!op.getMatchingIndexingMap(&operand).isProjectedPermutation())
+        return false;
+    }
+    return true;
+  }
+
+  /// C[m, n] += A[m, k] B[k, n] as `bpttMatmulF32(A, B, C, mode)`, each
+  /// operand viewed (transposed where its map says so) in that orientation;
+  /// the runtime reads the orientation from the strides.
+  static LogicalResult toLibraryCall(IRRewriter &rewriter, ModuleOp module,
+                                     linalg::LinalgOp op, MatmulMode mode) {
+    linalg::ContractionDimensions dims = *linalg::inferContractionDims(op);
+    for (Value v : op->getOperands())
+      if (!cast<MemRefType>(v.getType()).getElementType().isF32())
+        return op->emitError()
+               << "the GPU pipeline supports f32 matrix products; this one "
+                  "has element type "
+               << cast<MemRefType>(v.getType()).getElementType();
+    Location loc = op.getLoc();
+    rewriter.setInsertionPoint(op);
+    MLIRContext *ctx = op->getContext();
+    auto dynamic = MemRefType::get(
+        {ShapedType::kDynamic, ShapedType::kDynamic}, rewriter.getF32Type(),
+        StridedLayoutAttr::get(ctx, ShapedType::kDynamic,
+                               {ShapedType::kDynamic, ShapedType::kDynamic}));
+    auto oriented = [&](OpOperand &operand, unsigned row, unsigned col) {
+      AffineMap map = op.getMatchingIndexingMap(&operand);
+      Value v = operand.get();
+      auto pos = [&](unsigned i) {
+        return cast<AffineDimExpr>(map.getResult(i)).getPosition();
+      };
+      if (pos(0) == col && pos(1) == row) {
+        AffineMap perm = AffineMap::getPermutationMap(ArrayRef<unsigned>{1, 0}, ctx);
+        v = memref::TransposeOp::create(rewriter, loc, v,
+                                        AffineMapAttr::get(perm));
+      } else {
+        assert(pos(0) == row && pos(1) == col && "not a matrix operand");
+      }
+      return memref::CastOp::create(rewriter, loc, dynamic, v).getResult();
+    };
+    unsigned m = dims.m[0], n = dims.n[0], k = dims.k[0];
+    Value a = oriented(*op.getDpsInputOperand(0), m, k);
+    Value b = oriented(*op.getDpsInputOperand(1), k, n);
+    Value c = oriented(*op.getDpsInitOperand(0), m, n);
+    Value modeValue = arith::ConstantIntOp::create(
+        rewriter, loc, static_cast<int32_t>(mode), 32);
+    declareMatmul(rewriter, module, dynamic);
+    func::CallOp::create(rewriter, loc, kMatmulFn, TypeRange{},
+                         ValueRange{a, b, c, modeValue});
+    rewriter.eraseOp(op);
+    return success();
+  }
+
+  static void declareMatmul(OpBuilder &builder, ModuleOp module,
+                            MemRefType matrix) {
+    if (module.lookupSymbol(kMatmulFn))
+      return;
+    OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPointToStart(module.getBody());
+    auto type = builder.getFunctionType(
+        {matrix, matrix, matrix, builder.getI32Type()}, {});
+    auto fn = func::FuncOp::create(builder, module.getLoc(), kMatmulFn, type);
+    fn.setPrivate();
+    fn->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
+  }
+
+  /// Reorders a generic's loops so the parallel ones come first: lowered to
+  /// loops, they form one scf.parallel (a kernel) with the reductions
+  /// running sequentially inside each thread, instead of a host loop that
+  /// launches a kernel per reduction index.
+  static void parallelLoopsOutermost(IRRewriter &rewriter, linalg::LinalgOp op) {
+    SmallVector<utils::IteratorType> iters = op.getIteratorTypesArray();
+    SmallVector<unsigned> order;
+    for (unsigned d = 0; d < iters.size(); ++d)
+      if (iters[d] == utils::IteratorType::parallel)
+        order.push_back(d);
+    for (unsigned d = 0; d < iters.size(); ++d)
+      if (iters[d] != utils::IteratorType::parallel)
+        order.push_back(d);
+    bool identity = true;
+    for (unsigned d = 0; d < order.size(); ++d)
+      identity &= order[d] == d;
+    if (identity)
+      return;
+    rewriter.setInsertionPoint(op);
+    FailureOr<linalg::GenericOp> generic =
+        isa<linalg::GenericOp>(op.getOperation())
+            ? FailureOr<linalg::GenericOp>(cast<linalg::GenericOp>(op))
+            : linalg::generalizeNamedOp(rewriter, op);
+    if (succeeded(generic))
+      (void)linalg::interchangeGenericOp(rewriter, *generic, order);
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// bptt-gpu-tile-loops
+//===----------------------------------------------------------------------===//
+
+/// Tiles each outermost scf.parallel so that its innermost dimension is
+/// split into blocks of up to `kThreads` threads and every other dimension
+/// spans blocks; gpu-map-parallel-loops then maps the outer loop to the grid
+/// and the inner one to the threads of a block.
+struct TileLoopsPass : PassWrapper<TileLoopsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(TileLoopsPass)
+  static constexpr int64_t kThreads = 256;
+  StringRef getArgument() const override { return "bptt-gpu-tile-loops"; }
+  StringRef getDescription() const override {
+    return "Tile outermost parallel loops into blocks of threads";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<affine::AffineDialect, arith::ArithDialect,
+                    scf::SCFDialect>();
+  }
+  void runOnOperation() override {
+    SmallVector<scf::ParallelOp> outermost;
+    getOperation().walk([&](scf::ParallelOp loop) {
+      if (!loop->getParentOfType<scf::ParallelOp>() &&
+          !loop->getParentOfType<gpu::LaunchOp>())
+        outermost.push_back(loop);
+    });
+    for (scf::ParallelOp loop : outermost) {
+      unsigned rank = loop.getNumLoops();
+      // Grid dimensions y and z hold at most 65535 blocks; keep the big ones
+      // first (x), which the greedy mapper assigns in order.
+      SmallVector<int64_t> sizes(rank, 1);
+      int64_t extent = kThreads;
+      if (auto trip = constantTripCount(loop, rank - 1))
+        extent = std::min<int64_t>(kThreads, std::max<int64_t>(*trip, 1));
+      sizes[rank - 1] = extent;
+      scf::tileParallelLoop(loop, sizes, /*noMinMaxBounds=*/true);
+    }
+  }
+  static std::optional<int64_t> constantTripCount(scf::ParallelOp loop,
+                                                  unsigned d) {
+    auto lb = getConstantIntValue(loop.getLowerBound()[d]);
+    auto ub = getConstantIntValue(loop.getUpperBound()[d]);
+    auto step = getConstantIntValue(loop.getStep()[d]);
+    if (!lb || !ub || !step || *step <= 0)
+      return std::nullopt;
+    return (*ub - *lb + *step - 1) / *step;
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// bptt-gpu-host-islands
+//===----------------------------------------------------------------------===//
+
+struct HostIslandsPass
+    : PassWrapper<HostIslandsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(HostIslandsPass)
+  StringRef getArgument() const override { return "bptt-gpu-host-islands"; }
+  StringRef getDescription() const override {
+    return "Host code that touches device memory runs as one-thread kernels";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<gpu::GPUDialect, arith::ArithDialect>();
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MemoryPlacement placement(module);
+    // Outer blocks first, so that a host loop over device memory becomes one
+    // kernel rather than a kernel per iteration.
+    SmallVector<Block *> blocks;
+    module.walk<WalkOrder::PreOrder>([&](Block *block) {
+      blocks.push_back(block);
+    });
+    for (Block *block : blocks) {
+      Operation *parent = block->getParentOp();
+      if (isa<ModuleOp, gpu::LaunchOp, gpu::GPUModuleOp>(parent) ||
+          parent->getParentOfType<gpu::LaunchOp>() ||
+          parent->getParentOfType<gpu::GPUModuleOp>())
+        continue;
+      if (failed(isolate(*block, placement)))
+        return signalPassFailure();
+    }
+  }
+
+  /// Whether `op` reads or writes device memory from the host.
+  static bool touchesDevice(Operation *op, const MemoryPlacement &placement) {
+    if (isa<gpu::LaunchOp, func::CallOp>(op))
+      return false;
+    bool touches = false;
+    op->walk<WalkOrder::PreOrder>([&](Operation *inner) {
+      if (isa<gpu::LaunchOp>(inner))
+        return WalkResult::skip();
+      if (auto load = dyn_cast<memref::LoadOp>(inner))
+        touches |= placement.isDevice(load.getMemRef());
+      else if (auto store = dyn_cast<memref::StoreOp>(inner))
+        touches |= placement.isDevice(store.getMemRef());
+      else if (auto rmw = dyn_cast<memref::AtomicRMWOp>(inner))
+        touches |= placement.isDevice(rmw.getMemref());
+      else if (isa<linalg::LinalgOp, memref::CopyOp>(inner) &&
+               llvm::any_of(inner->getOperands(), [&](Value v) {
+                 return placement.isDevice(v);
+               }))
+        touches = true;
+      return WalkResult::advance();
+    });
+    return touches;
+  }
+
+  static LogicalResult isolate(Block &block, const MemoryPlacement &placement) {
+    llvm::SmallPtrSet<Operation *, 8> reloads;
+    Operation *op = block.empty() ? nullptr : &block.front();
+    while (op && op != block.getTerminator()) {
+      if (!touchesDevice(op, placement)) {
+        op = op->getNextNode();
+        continue;
+      }
+      // Grow the island over device accesses and the pure scalar code that
+      // computes with what they read.
+      SmallVector<Operation *> candidates{op};
+      // Ops that read device memory, directly or through their operands.
+      llvm::SmallPtrSet<Operation *, 16> tainted{op};
+      size_t last = 0;
+      for (Operation *next = op->getNextNode();
+           next && next != block.getTerminator(); next = next->getNextNode()) {
+        bool device = touchesDevice(next, placement);
+        if (!device &&
+            (!isMemoryEffectFree(next) || next->getNumRegions() != 0))
+          break;
+        candidates.push_back(next);
+        bool dependent = llvm::any_of(next->getOperands(), [&](Value v) {
+          Operation *def = v.getDefiningOp();
+          return def && tainted.contains(def);
+        });
+        if (device || dependent) {
+          tainted.insert(next);
+          last = candidates.size() - 1;
+        }
+      }
+      candidates.resize(last + 1);
+      FailureOr<gpu::LaunchOp> launch = launchIsland(candidates, reloads);
+      if (failed(launch))
+        return failure();
+      op = (*launch)->getNextNode();
+    }
+    return success();
+  }
+
+  /// Moves `island` into a one-thread gpu.launch. Results the host still
+  /// needs are either recomputed in front of it (pure ops that do not depend
+  /// on the island) or passed on through a rank-0 device buffer, read again
+  /// right where they are used, so that the read joins the user's island.
+  static FailureOr<gpu::LaunchOp>
+  launchIsland(ArrayRef<Operation *> island,
+               llvm::SmallPtrSetImpl<Operation *> &reloads) {
+    llvm::SmallPtrSet<Operation *, 16> inside(island.begin(), island.end());
+    Operation *first = island.front();
+    Block *block = first->getBlock();
+    auto isOutside = [&](Operation *user) {
+      Operation *owner = user;
+      while (owner && owner->getBlock() != block)
+        owner = owner->getParentOp();
+      return !owner || !inside.contains(owner);
+    };
+    SmallVector<Operation *> staying;
+    SmallVector<Value> escaping;
+    for (Operation *op : island) {
+      bool escapes = llvm::any_of(op->getUsers(), isOutside);
+      bool independent = isMemoryEffectFree(op) &&
+                         llvm::none_of(op->getOperands(), [&](Value v) {
+                           Operation *def = v.getDefiningOp();
+                           return def && inside.contains(def);
+                         });
+      if (escapes && independent) {
+        op->moveBefore(first);
+        inside.erase(op);
+        continue;
+      }
+      staying.push_back(op);
+      for (Value r : op->getResults())
+        if (llvm::any_of(r.getUsers(), isOutside))
+          escaping.push_back(r);
+    }
+    // A value read back from device memory can only be used by device code.
+    if (!escaping.empty() && llvm::all_of(staying, [&](Operation *op) {
+          return reloads.contains(op);
+        })) {
+      Operation *user = *llvm::find_if(escaping.front().getUsers(), isOutside);
+      return user->emitError()
+             << "the GPU pipeline cannot run this on the host: it uses a "
+                "value computed in device memory";
+    }
+    Location loc = staying.front()->getLoc();
+    OpBuilder b(staying.front());
+    SmallVector<Value> buffers;
+    for (Value v : escaping) {
+      if (!v.getType().isIntOrIndexOrFloat())
+        return v.getDefiningOp()->emitError()
+               << "the GPU pipeline cannot pass this value from device code "
+                  "to the host (type "
+               << v.getType() << ")";
+      buffers.push_back(
+          memref::AllocOp::create(b, loc, MemRefType::get({}, v.getType())));
+    }
+    Value one = arith::ConstantIndexOp::create(b, loc, 1);
+    auto launch = gpu::LaunchOp::create(b, loc, one, one, one, one, one, one);
+    Block &body = launch.getBody().front();
+    OpBuilder inner = OpBuilder::atBlockEnd(&body);
+    auto terminator = gpu::TerminatorOp::create(inner, loc);
+    for (Operation *op : staying)
+      op->moveBefore(terminator);
+    inner.setInsertionPoint(terminator);
+    for (auto [v, buffer] : llvm::zip(escaping, buffers)) {
+      for (OpOperand &use : llvm::make_early_inc_range(v.getUses())) {
+        if (use.getOwner()->getParentOfType<gpu::LaunchOp>() == launch)
+          continue;
+        OpBuilder ub(use.getOwner());
+        auto reload = memref::LoadOp::create(ub, loc, buffer);
+        reloads.insert(reload);
+        use.set(reload);
+      }
+      memref::StoreOp::create(inner, loc, v, buffer);
+      OpBuilder end(block->getTerminator());
+      memref::DeallocOp::create(end, loc, buffer);
+    }
+    return launch;
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// bptt-gpu-async
+//===----------------------------------------------------------------------===//
+
+/// Device allocations become gpu.alloc/gpu.dealloc and every launch,
+/// allocation and free becomes asynchronous, all depending on one token per
+/// function: with the runtime's single program stream, that orders all work
+/// without the host ever waiting.
+struct AsyncPass : PassWrapper<AsyncPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(AsyncPass)
+  StringRef getArgument() const override { return "bptt-gpu-async"; }
+  StringRef getDescription() const override {
+    return "Device allocations and asynchronous launches on the program "
+           "stream";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<gpu::GPUDialect>();
+  }
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MemoryPlacement placement(module);
+    for (func::FuncOp f : module.getOps<func::FuncOp>()) {
+      if (f.isExternal())
+        continue;
+      SmallVector<Operation *> work;
+      f.walk([&](Operation *op) {
+        if (isa<gpu::LaunchOp>(op)) {
+          work.push_back(op);
+          return WalkResult::skip();
+        }
+        if (auto alloc = dyn_cast<memref::AllocOp>(op))
+          if (!placement.isHost(alloc.getResult()))
+            work.push_back(op);
+        if (auto dealloc = dyn_cast<memref::DeallocOp>(op))
+          if (!placement.isHost(dealloc.getMemref()))
+            work.push_back(op);
+        return WalkResult::advance();
+      });
+      if (work.empty())
+        continue;
+      OpBuilder b = OpBuilder::atBlockBegin(&f.getBody().front());
+      Type tokenType = gpu::AsyncTokenType::get(&getContext());
+      Value token =
+          gpu::WaitOp::create(b, f.getLoc(), tokenType, ValueRange{})
+              .getAsyncToken();
+      for (Operation *op : work) {
+        b.setInsertionPoint(op);
+        if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
+          if (!alloc.getSymbolOperands().empty()) {
+            alloc.emitError("the GPU pipeline does not support allocations "
+                            "with symbol operands");
+            return signalPassFailure();
+          }
+          auto gpuAlloc = gpu::AllocOp::create(
+              b, alloc.getLoc(), alloc.getType(), tokenType,
+              ValueRange{token}, alloc.getDynamicSizes(), ValueRange{},
+              /*hostShared=*/false);
+          alloc.getResult().replaceAllUsesWith(gpuAlloc.getMemref());
+          alloc.erase();
+        } else if (auto dealloc = dyn_cast<memref::DeallocOp>(op)) {
+          gpu::DeallocOp::create(b, dealloc.getLoc(), tokenType,
+                                 ValueRange{token}, dealloc.getMemref());
+          dealloc.erase();
+        } else {
+          auto launch = cast<gpu::LaunchOp>(op);
+          if (launch.getAsyncToken())
+            continue;
+          gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
+          gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
+          auto async = gpu::LaunchOp::create(
+              b, launch.getLoc(), grid.x, grid.y, grid.z, block.x, block.y,
+              block.z, launch.getDynamicSharedMemorySize(), tokenType,
+              ValueRange{token});
+          async.getBody().front().erase();
+          async.getBody().takeBody(launch.getBody());
+          launch.erase();
+        }
+      }
+    }
+  }
+};
+
+} // namespace
+
+void bptt::buildLowerToGPUPipeline(OpPassManager &pm,
+                                   const GPUPipelineOptions &options) {
+  pm.addPass(std::make_unique<SelectProgramsPass>());
+  pm.addPass(createSymbolDCEPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(std::make_unique<ScalarResultsPass>());
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+  pm.addPass(std::make_unique<LibraryCallsPass>(options.precision));
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(std::make_unique<TileLoopsPass>());
+  pm.addNestedPass<func::FuncOp>(createGpuMapParallelLoopsPass());
+  pm.addPass(createConvertParallelLoopToGpuPass());
+  pm.addPass(std::make_unique<HostIslandsPass>());
+  pm.addPass(std::make_unique<AsyncPass>());
+  pm.addPass(createCanonicalizerPass());
+
+  gpu::GPUToNVVMPipelineOptions nvvm;
+  nvvm.cubinChip = options.chip;
+  nvvm.cubinFeatures = options.features;
+  nvvm.cubinFormat = options.format;
+  nvvm.optLevel = options.optLevel;
+  gpu::buildLowerToNVVMPassPipeline(pm, nvvm);
+}
+
+void bptt::registerGPUPasses() {
+  PassRegistration<SelectProgramsPass>();
+  PassRegistration<ScalarResultsPass>();
+  PassRegistration<LibraryCallsPass>();
+  PassRegistration<TileLoopsPass>();
+  PassRegistration<HostIslandsPass>();
+  PassRegistration<AsyncPass>();
+}

@@ -1,0 +1,120 @@
+//===- Request.cpp - building and inspecting rnn.bptt requests ------------===//
+
+#include "bptt/Execution/Request.h"
+
+#include "bptt/Dialect/RNN/Passes.h"
+#include "bptt/Planner/ByteSize.h"
+#include "bptt/Planner/Chain.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/Pass/PassManager.h"
+
+#include <algorithm>
+
+using namespace bptt;
+
+llvm::Error bptt::addBPTTRequest(mlir::ModuleOp module,
+                                 llvm::StringRef cellName, int64_t steps) {
+  rnn::CellOp cell;
+  for (rnn::CellOp c : module.getOps<rnn::CellOp>())
+    if (cellName.empty() || c.getSymName() == cellName) {
+      cell = c;
+      break;
+    }
+  if (!cell)
+    return llvm::createStringError(
+        "no rnn.cell" + (cellName.empty() ? "" : " @" + cellName.str()) +
+        " in the module");
+  if (steps < 1)
+    return llvm::createStringError("--steps must be at least 1, not " +
+                                   std::to_string(steps));
+  mlir::OpBuilder b = mlir::OpBuilder::atBlockEnd(module.getBody());
+  llvm::SmallVector<mlir::Type> args(cell.getStateTypes());
+  auto x = llvm::cast<mlir::RankedTensorType>(cell.getInputType());
+  llvm::SmallVector<int64_t> seqShape{steps};
+  seqShape.append(x.getShape().begin(), x.getShape().end());
+  args.push_back(mlir::RankedTensorType::get(seqShape, x.getElementType()));
+  llvm::append_range(args, cell.getParamTypes());
+  llvm::SmallVector<mlir::Type> results{cell.getLossType()};
+  for (mlir::Type t : args)
+    results.push_back(t);
+  auto fn = mlir::func::FuncOp::create(b, cell.getLoc(), "train",
+                                       b.getFunctionType(args, results));
+  mlir::Block *entry = fn.addEntryBlock();
+  b.setInsertionPointToEnd(entry);
+  unsigned n = cell.getNumStates();
+  auto request = rnn::BPTTOp::create(
+      b, cell.getLoc(), mlir::TypeRange(results), cell.getSymName(),
+      mlir::ValueRange(entry->getArguments().take_front(n)),
+      entry->getArgument(n),
+      mlir::ValueRange(entry->getArguments().drop_front(n + 1)),
+      uint64_t(1) << 40, rnn::StrategyAttr());
+  mlir::func::ReturnOp::create(b, cell.getLoc(), request->getResults());
+  return llvm::Error::success();
+}
+
+rnn::BPTTOp bptt::findBPTTRequest(mlir::ModuleOp module) {
+  rnn::BPTTOp found;
+  module.walk([&](rnn::BPTTOp op) {
+    if (!found)
+      found = op;
+  });
+  return found;
+}
+
+void bptt::keepOnlyRequestFunction(mlir::ModuleOp module) {
+  rnn::BPTTOp request = findBPTTRequest(module);
+  if (!request)
+    return;
+  auto keep = request->getParentOfType<mlir::func::FuncOp>();
+  for (auto fn :
+       llvm::make_early_inc_range(module.getOps<mlir::func::FuncOp>()))
+    if (fn != keep)
+      fn.erase();
+}
+
+int64_t RequestFacts::storeAllBytes() const {
+  return planner::Chain::uniform(steps, hiddenBytes,
+                                 std::max(internalBytes, hiddenBytes))
+      .storeAllBytes();
+}
+
+llvm::Expected<RequestFacts> bptt::inspectBPTTRequest(mlir::ModuleOp module) {
+  mlir::OwningOpRef<mlir::ModuleOp> copy(module.clone());
+  mlir::PassManager pm(module.getContext());
+  pm.addPass(rnn::createRNNDifferentiate());
+  if (mlir::failed(pm.run(*copy)))
+    return llvm::createStringError("differentiating the cell failed");
+  rnn::BPTTOp op = findBPTTRequest(*copy);
+  if (!op)
+    return llvm::createStringError(
+        "the module has no rnn.bptt (give --steps to build one over a cell)");
+  auto cell = copy->lookupSymbol<rnn::CellOp>(op.getCell());
+  RequestFacts facts;
+  auto parent = op->getParentOfType<mlir::func::FuncOp>();
+  facts.entry = (parent.getSymName() + "_bptt").str();
+  facts.cell = cell.getSymName().str();
+  facts.steps = llvm::cast<mlir::RankedTensorType>(op.getInputs().getType())
+                    .getDimSize(0);
+  facts.hiddenBytes = cell.getStateBytes();
+  facts.internalBytes =
+      cell->getAttrOfType<mlir::IntegerAttr>("rnn.internal_state_bytes")
+          .getInt();
+  facts.numStates = op.getInitialStates().size();
+  facts.numParams = op.getParams().size();
+  return facts;
+}
+
+llvm::Expected<int64_t> bptt::parseBudget(llvm::StringRef text,
+                                          int64_t storeAllBytes) {
+  if (text.ends_with("%")) {
+    double pct;
+    if (text.drop_back().getAsDouble(pct) || pct <= 0)
+      return llvm::createStringError(
+          "bad budget '" + text.str() +
+          "': a percentage of store-all's peak must be a positive number");
+    return static_cast<int64_t>(pct / 100.0 * storeAllBytes);
+  }
+  return planner::parseByteSize(text);
+}
