@@ -28,3 +28,20 @@ config.substitutions.append(("%python", "/usr/bin/python3"))
 
 tools = ["bptt-opt", "bptt-plan", "bptt-gradcheck", "bptt-run"]
 llvm_config.add_tool_substitutions(tools, [config.bptt_tools_dir])
+
+# The GPU pipeline needs no GPU up to PTX; cubins need CUDA's ptxas, found on
+# PATH or in CUDA_ROOT/bin (default /usr/local/cuda). Running programs needs
+# a GPU ('cuda').
+import shutil
+
+cuda_root = os.environ.get("CUDA_ROOT", "/usr/local/cuda")
+ptxas = shutil.which("ptxas") or shutil.which(
+    "ptxas", path=os.path.join(cuda_root, "bin"))
+if ptxas:
+    config.available_features.add("ptxas")
+    llvm_config.with_environment("PATH", os.path.dirname(ptxas),
+                                 append_path=True)
+if os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0"):
+    config.available_features.add("cuda")
+tools.append("bptt-compile")
+llvm_config.add_tool_substitutions(["bptt-compile"], [config.bptt_tools_dir])

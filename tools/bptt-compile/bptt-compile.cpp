@@ -76,6 +76,8 @@ static cl::opt<std::string> featuresOpt("features", cl::desc("PTX features"),
 static cl::opt<std::string>
     precisionOpt("precision", cl::desc("Matrix products: f32 or tf32"),
                  cl::init("f32"));
+static cl::opt<bool> printManifestOpt(
+    "print-manifest", cl::desc("Print the program's manifest"));
 static cl::opt<bool> emitLLVMOpt(
     "emit-llvm", cl::desc("Also write the host LLVM IR next to the output "
                           "(<output>.ll), for inspection"));
@@ -305,6 +307,9 @@ int main(int argc, char **argv) {
       os << "arg " << a.name << " " << a.role << " " << a.dtype << " "
          << a.shape << "\n";
   }
+
+  if (printManifestOpt)
+    llvm::outs() << manifest;
 
   {
     mlir::PassManager pm(&context);

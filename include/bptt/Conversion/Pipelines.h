@@ -14,6 +14,9 @@ namespace bptt {
 /// LLVM dialect. Math functions without an LLVM intrinsic call libm.
 void buildLowerToCPUPipeline(mlir::OpPassManager &pm);
 
+/// $CUDA_ROOT, or /usr/local/cuda.
+std::string defaultCUDARoot();
+
 /// Options of `bptt-lower-to-gpu`.
 struct GPUPipelineOptions
     : public mlir::PassPipelineOptions<GPUPipelineOptions> {
@@ -34,6 +37,11 @@ struct GPUPipelineOptions
       llvm::cl::desc("Device code embedded in the module: isa (PTX text), "
                      "bin (cubin, via ptxas) or fatbin"),
       llvm::cl::init("fatbin")};
+  Option<std::string> cudaRoot{
+      *this, "cuda-root",
+      llvm::cl::desc("CUDA toolkit holding ptxas and libdevice (default: "
+                     "$CUDA_ROOT, else /usr/local/cuda)"),
+      llvm::cl::init(defaultCUDARoot())};
   Option<int> optLevel{*this, "opt-level",
                        llvm::cl::desc("Device code optimisation level"),
                        llvm::cl::init(3)};
