@@ -334,9 +334,20 @@ struct LibraryCallsPass
                                                   c.getTarget());
     }
 
+    MemoryPlacement placement(module);
     SmallVector<linalg::LinalgOp> ops;
     module.walk([&](linalg::LinalgOp op) { ops.push_back(op); });
     for (linalg::LinalgOp op : ops) {
+      // Host memory (the statistics) stays with host loops.
+      if (llvm::any_of(op->getOperands(), [&](Value v) {
+            return isa<MemRefType>(v.getType()) && placement.isHost(v);
+          })) {
+        rewriter.setInsertionPoint(op);
+        if (failed(linalg::linalgOpToLoops(rewriter, op)))
+          return signalPassFailure();
+        rewriter.eraseOp(op);
+        continue;
+      }
       if (isMatrixProduct(op)) {
         if (failed(toLibraryCall(rewriter, module, op, mode)))
           return signalPassFailure();
