@@ -270,8 +270,8 @@ void *poolAllocate(Runtime &r, uint64_t bytes, const char *caller) {
   std::string error;
   if (!r.pool->allocate(bytes, offset, error)) {
     PoolCounters c = r.pool->counters();
-    fatal(std::string(caller) + "(" + std::to_string(bytes) +
-          " bytes) failed: " + error + " [pool: " +
+    fatal(std::string(caller) + " of " + std::to_string(bytes) +
+          " bytes failed: " + error + " [pool: " +
           std::to_string(c.inUseBytes) + " bytes in use, " +
           std::to_string(c.reservedBytes) + " reserved]");
   }
