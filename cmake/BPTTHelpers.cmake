@@ -3,9 +3,12 @@
 # archives would take minutes per tool, and mixing static and shared copies
 # would register command-line options twice.
 
-# bptt_add_library(name SOURCES... [DEPENDS tgt...] [LINK libs...] [MLIR])
+# bptt_add_library(name SOURCES... [DEPENDS tgt...] [LINK libs...]
+#                  [MLIR | STANDALONE])
+# STANDALONE: no LLVM/MLIR at all (code that runs on machines without LLVM,
+# such as the GPU runtime's support code).
 function(bptt_add_library name)
-  cmake_parse_arguments(ARG "MLIR" "" "DEPENDS;LINK" ${ARGN})
+  cmake_parse_arguments(ARG "MLIR;STANDALONE" "" "DEPENDS;LINK" ${ARGN})
   add_library(${name} STATIC ${ARG_UNPARSED_ARGUMENTS})
   target_compile_options(${name} PRIVATE ${BPTT_WARNING_FLAGS})
   set_target_properties(${name} PROPERTIES POSITION_INDEPENDENT_CODE ON)
@@ -14,7 +17,7 @@ function(bptt_add_library name)
   endif()
   if(ARG_MLIR)
     target_link_libraries(${name} PUBLIC MLIR LLVM)
-  else()
+  elseif(NOT ARG_STANDALONE)
     target_link_libraries(${name} PUBLIC LLVM)
   endif()
   if(ARG_LINK)

@@ -2,6 +2,7 @@
 import os
 
 import lit.formats
+import lit.util
 from lit.llvm import llvm_config
 from lit.llvm.subst import ToolSubst
 
@@ -11,7 +12,9 @@ config.suffixes = [".mlir", ".test", ".py"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.bptt_obj_root, "test")
 # Unit/ is its own suite (GoogleTest format); lit.site.cfg.py.in files are not tests.
-config.excludes = ["Unit", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py.in"]
+# Inputs/ holds helpers of tests, not tests.
+config.excludes = ["Unit", "Inputs", "CMakeLists.txt", "lit.cfg.py",
+                   "lit.site.cfg.py.in"]
 
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%bptt_src_root", config.bptt_src_root))
@@ -27,6 +30,17 @@ config.environment["PYTHONPATH"] = os.path.join(config.bptt_obj_root, "python")
 config.substitutions.append(("%python", "/usr/bin/python3"))
 
 tools = ["bptt-opt", "bptt-plan", "bptt-gradcheck", "bptt-run"]
+
+# The CUDA runtime and bptt-gpu-run (BPTT_ENABLE_CUDA): test/Runtime runs
+# them on the mock driver in build/test/mock-cuda, so no GPU is needed.
+if lit.util.pythonize_bool(config.bptt_enable_cuda):
+    config.available_features.add("bptt-cuda")
+    tools.append("bptt-gpu-run")
+    config.substitutions.append(
+        ("%mock_cuda", "env LD_LIBRARY_PATH=" +
+         os.path.join(config.bptt_obj_root, "test", "mock-cuda")))
+    config.substitutions.append(
+        ("%bptt_lib", os.path.join(config.bptt_obj_root, "lib")))
 llvm_config.add_tool_substitutions(tools, [config.bptt_tools_dir])
 
 # The GPU pipeline needs no GPU up to PTX; cubins need CUDA's ptxas, found on

@@ -1,0 +1,725 @@
+//===- CudaRuntime.cpp - the bptt CUDA runtime ----------------------------===//
+//
+// libbptt_cuda_runtime.so: the CUDA driver API and cuBLAS behind the C API of
+// include/bptt/Runtime/CudaRuntime.h (specification: docs/gpu-abi.md).
+//
+// State: one leaked, never-destroyed Runtime object (so nothing is torn down
+// under a program's global destructors at exit), created on first use under
+// std::call_once: the primary context of one device, the program stream, the
+// memory pool's arena and the cuBLAS handle with its workspace.
+//
+// The memory pool is an offset allocator (PoolAllocator: deterministic best
+// fit, exact accounting) over one virtual address range as large as the
+// device's memory, reserved once with cuMemAddressReserve. Growing the pool
+// maps more physical memory (cuMemCreate + cuMemMap) at the end of what is
+// mapped, so the arena stays contiguous and placement never depends on when
+// the pool grew. The pool refuses to grow while the program stream is being
+// captured.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bptt/Runtime/CudaRuntime.h"
+
+#include "bptt/Runtime/GemmLayout.h"
+#include "bptt/Runtime/PoolAllocator.h"
+
+#include <cublas_v2.h>
+#include <cuda.h>
+
+#include <atomic>
+#include <cinttypes>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+
+using bptt::runtime::GemmCall;
+using bptt::runtime::MatrixView;
+using bptt::runtime::PoolAllocator;
+using bptt::runtime::PoolCounters;
+
+namespace {
+
+//===--- Errors -----------------------------------------------------------===//
+
+[[noreturn]] void fatal(const std::string &message) {
+  std::fprintf(stderr, "bptt-cuda-runtime: %s\n", message.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+std::string cuErrorText(CUresult result) {
+  const char *name = nullptr, *description = nullptr;
+  // These two only translate a code; when the code is unknown to the driver
+  // they fail, and the number is all there is to print.
+  if (cuGetErrorName(result, &name) != CUDA_SUCCESS || !name)
+    name = "CUDA_ERROR_UNKNOWN_CODE";
+  if (cuGetErrorString(result, &description) != CUDA_SUCCESS || !description)
+    description = "unrecognised error code";
+  return std::string(name) + ": " + description + " (" +
+         std::to_string(static_cast<int>(result)) + ")";
+}
+
+[[noreturn]] void failCu(CUresult result, const char *call,
+                         const std::string &context) {
+  fatal(std::string(call) + " failed: " + cuErrorText(result) +
+        (context.empty() ? "" : " [" + context + "]"));
+}
+
+[[noreturn]] void failCublas(cublasStatus_t status, const char *call,
+                             const std::string &context) {
+  const char *name = cublasGetStatusName(status);
+  const char *description = cublasGetStatusString(status);
+  fatal(std::string(call) + " failed: " + (name ? name : "CUBLAS_STATUS_?") +
+        ": " + (description ? description : "unknown status") +
+        (context.empty() ? "" : " [" + context + "]"));
+}
+
+// Checks a driver call; CONTEXT (a std::string expression) is evaluated only
+// on failure.
+#define BPTT_CU_CTX(call, context)                                             \
+  do {                                                                         \
+    CUresult bpttResult_ = (call);                                             \
+    if (bpttResult_ != CUDA_SUCCESS)                                           \
+      failCu(bpttResult_, #call, (context));                                   \
+  } while (false)
+#define BPTT_CU(call) BPTT_CU_CTX(call, std::string())
+
+#define BPTT_CUBLAS_CTX(call, context)                                         \
+  do {                                                                         \
+    cublasStatus_t bpttStatus_ = (call);                                       \
+    if (bpttStatus_ != CUBLAS_STATUS_SUCCESS)                                  \
+      failCublas(bpttStatus_, #call, (context));                               \
+  } while (false)
+#define BPTT_CUBLAS(call) BPTT_CUBLAS_CTX(call, std::string())
+
+std::string hex(const void *p) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%p", p);
+  return buffer;
+}
+
+/// Reads a non-negative decimal integer from the environment; `fallback`
+/// when unset or empty; a malformed value is an error.
+uint64_t envUnsigned(const char *name, uint64_t fallback, uint64_t max) {
+  const char *text = std::getenv(name);
+  if (!text || !*text)
+    return fallback;
+  uint64_t value = 0;
+  for (const char *p = text; *p; ++p) {
+    if (*p < '0' || *p > '9' ||
+        value > (max - static_cast<uint64_t>(*p - '0')) / 10)
+      fatal(std::string(name) + "='" + text +
+            "' is not an integer between 0 and " + std::to_string(max));
+    value = value * 10 + static_cast<uint64_t>(*p - '0');
+  }
+  return value;
+}
+
+//===--- The runtime's state ----------------------------------------------===//
+
+// Every pool block starts on this boundary (cudaMalloc's guarantee).
+constexpr uint64_t kPoolAlignment = 256;
+// The pool grows by at least this much (rounded up to the driver's
+// granularity), so a first run maps few chunks.
+constexpr uint64_t kMinPoolGrowth = uint64_t(32) << 20;
+// Default cuBLAS workspace (NVIDIA's recommendation for Hopper).
+constexpr uint64_t kDefaultBlasWorkspace = uint64_t(32) << 20;
+// Above this much dynamic shared memory a kernel must opt in.
+constexpr int32_t kDefaultMaxDynamicSmem = 48 * 1024;
+
+struct Runtime {
+  int ordinal = 0;
+  CUdevice device = 0;
+  CUcontext context = nullptr;
+  CUstream stream = nullptr;
+
+  // The pool's arena: [base, base + addressBytes) reserved, the first
+  // pool->capacity() bytes mapped.
+  CUdeviceptr base = 0;
+  uint64_t addressBytes = 0;
+  uint64_t granularity = 0;
+  CUmemAllocationProp prop{};
+  CUmemAccessDesc access{};
+  std::mutex poolMutex;
+  std::unique_ptr<PoolAllocator> pool;
+
+  std::mutex blasMutex;
+  cublasHandle_t blas = nullptr;
+  void *blasWorkspace = nullptr;
+  uint64_t blasWorkspaceBytes = 0;
+};
+
+std::once_flag gInitOnce;
+std::atomic<Runtime *> gRuntime{nullptr};
+std::atomic<int> gRequestedDevice{-1};
+
+uint64_t roundUp(uint64_t value, uint64_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
+
+bool streamIsCapturing(const Runtime &r) {
+  CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+  BPTT_CU(cuStreamIsCapturing(r.stream, &status));
+  return status != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+/// Maps `bytes` of new physical memory at `offset` of the arena. Returns
+/// false (with `error`) only when the device is out of memory; any other
+/// failure is fatal.
+bool mapChunk(Runtime &r, uint64_t offset, uint64_t bytes,
+              std::string &error) {
+  CUmemGenericAllocationHandle handle = 0;
+  CUresult result = cuMemCreate(&handle, bytes, &r.prop, 0);
+  if (result == CUDA_ERROR_OUT_OF_MEMORY) {
+    error = "cuMemCreate of " + std::to_string(bytes) +
+            " bytes failed: " + cuErrorText(result);
+    return false;
+  }
+  if (result != CUDA_SUCCESS)
+    failCu(result, "cuMemCreate(&handle, bytes, &r.prop, 0)",
+           std::to_string(bytes) + " bytes");
+  BPTT_CU(cuMemMap(r.base + offset, bytes, 0, handle, 0));
+  BPTT_CU(cuMemSetAccess(r.base + offset, bytes, &r.access, 1));
+  // The mapping keeps the memory alive; the handle is not needed again.
+  BPTT_CU(cuMemRelease(handle));
+  return true;
+}
+
+/// PoolAllocator's grow callback (called with poolMutex held).
+bool growPool(Runtime &r, uint64_t required, uint64_t &capacity,
+              std::string &error) {
+  if (streamIsCapturing(r)) {
+    error = "the memory pool would have to grow from " +
+            std::to_string(capacity) + " to at least " +
+            std::to_string(required) +
+            " bytes while the program stream is being captured into a CUDA "
+            "graph, which must not allocate; run the program once uncaptured "
+            "first so that the first call sizes the pool (bptt-gpu-run: "
+            "--warmup 1 or more), and make every call allocate the same way";
+    return false;
+  }
+  if (required > r.addressBytes) {
+    error = "the memory pool would need " + std::to_string(required) +
+            " bytes, more than the device's " +
+            std::to_string(r.addressBytes) + " bytes of memory";
+    return false;
+  }
+  uint64_t exact = roundUp(required, r.granularity);
+  uint64_t generous = roundUp(capacity + kMinPoolGrowth, r.granularity);
+  if (generous < exact)
+    generous = exact;
+  if (generous > r.addressBytes)
+    generous = r.addressBytes;
+  std::string why;
+  if (mapChunk(r, capacity, generous - capacity, why)) {
+    capacity = generous;
+    return true;
+  }
+  if (generous > exact && mapChunk(r, capacity, exact - capacity, why)) {
+    capacity = exact;
+    return true;
+  }
+  error = "device out of memory: the pool holds " + std::to_string(capacity) +
+          " bytes and needs " + std::to_string(required) + " (" + why + ")";
+  return false;
+}
+
+void initialisePool(Runtime &r) {
+  int vmm = 0;
+  BPTT_CU(cuDeviceGetAttribute(
+      &vmm, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
+      r.device));
+  if (!vmm)
+    fatal("device " + std::to_string(r.ordinal) +
+          " does not support virtual memory management "
+          "(CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED is 0); the "
+          "memory pool needs it");
+  r.prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  r.prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  r.prop.location.id = r.device;
+  size_t granularity = 0;
+  BPTT_CU(cuMemGetAllocationGranularity(&granularity, &r.prop,
+                                        CU_MEM_ALLOC_GRANULARITY_RECOMMENDED));
+  if (granularity == 0 || granularity % kPoolAlignment)
+    fatal("the driver's allocation granularity " +
+          std::to_string(granularity) + " is not a multiple of " +
+          std::to_string(kPoolAlignment));
+  r.granularity = granularity;
+  size_t total = 0;
+  BPTT_CU(cuDeviceTotalMem(&total, r.device));
+  r.addressBytes = roundUp(total, r.granularity);
+  BPTT_CU(cuMemAddressReserve(&r.base, r.addressBytes, 0, 0, 0));
+  r.access.location = r.prop.location;
+  r.access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  Runtime *self = &r;
+  r.pool = std::make_unique<PoolAllocator>(
+      kPoolAlignment,
+      [self](uint64_t required, uint64_t &capacity, std::string &error) {
+        return growPool(*self, required, capacity, error);
+      });
+}
+
+void *poolAllocate(Runtime &r, uint64_t bytes, const char *caller) {
+  if (bytes == 0)
+    return nullptr;
+  std::lock_guard<std::mutex> lock(r.poolMutex);
+  uint64_t offset = 0;
+  std::string error;
+  if (!r.pool->allocate(bytes, offset, error)) {
+    PoolCounters c = r.pool->counters();
+    fatal(std::string(caller) + " of " + std::to_string(bytes) +
+          " bytes failed: " + error + " [pool: " +
+          std::to_string(c.inUseBytes) + " bytes in use, " +
+          std::to_string(c.reservedBytes) + " reserved]");
+  }
+  return reinterpret_cast<void *>(static_cast<uintptr_t>(r.base + offset));
+}
+
+void poolFree(Runtime &r, void *ptr, const char *caller) {
+  if (!ptr)
+    return;
+  uintptr_t address = reinterpret_cast<uintptr_t>(ptr);
+  if (address < r.base || address - r.base >= r.addressBytes)
+    fatal(std::string(caller) + "(" + hex(ptr) +
+          "): the pointer is not in the memory pool (every device buffer "
+          "must come from mgpuMemAlloc or bpttDeviceAlloc)");
+  std::lock_guard<std::mutex> lock(r.poolMutex);
+  std::string error;
+  if (!r.pool->release(address - r.base, error))
+    fatal(std::string(caller) + "(" + hex(ptr) + "): " + error);
+}
+
+void initialiseBlas(Runtime &r) {
+  r.blasWorkspaceBytes = envUnsigned("BPTT_CUBLAS_WORKSPACE_BYTES",
+                                     kDefaultBlasWorkspace, uint64_t(1) << 40);
+  BPTT_CUBLAS(cublasCreate(&r.blas));
+  // cublasSetStream resets the workspace to cuBLAS's own pool, so the
+  // stream comes first, the workspace second.
+  BPTT_CUBLAS(cublasSetStream(r.blas, r.stream));
+  BPTT_CUBLAS(cublasSetPointerMode(r.blas, CUBLAS_POINTER_MODE_HOST));
+  BPTT_CUBLAS(cublasSetMathMode(r.blas, CUBLAS_DEFAULT_MATH));
+  r.blasWorkspace =
+      poolAllocate(r, r.blasWorkspaceBytes, "the cuBLAS workspace allocation");
+  BPTT_CUBLAS(cublasSetWorkspace(r.blas, r.blasWorkspace,
+                                 static_cast<size_t>(r.blasWorkspaceBytes)));
+}
+
+void initialise() {
+  // Leaked on purpose: programs unload their modules from global
+  // destructors, which may run after this library's would.
+  Runtime *r = new Runtime;
+  uint64_t fromEnv = envUnsigned("BPTT_CUDA_DEVICE", UINT64_MAX, INT_MAX);
+  int requested = gRequestedDevice.load();
+  r->ordinal = fromEnv != UINT64_MAX ? static_cast<int>(fromEnv)
+                                     : (requested >= 0 ? requested : 0);
+  BPTT_CU(cuInit(0));
+  int count = 0;
+  BPTT_CU(cuDeviceGetCount(&count));
+  if (r->ordinal >= count)
+    fatal("CUDA device " + std::to_string(r->ordinal) +
+          " was requested (BPTT_CUDA_DEVICE or mgpuSetDefaultDevice) but " +
+          std::to_string(count) + " device(s) are visible");
+  BPTT_CU(cuDeviceGet(&r->device, r->ordinal));
+  BPTT_CU(cuDevicePrimaryCtxRetain(&r->context, r->device));
+  BPTT_CU(cuCtxSetCurrent(r->context));
+  BPTT_CU(cuStreamCreate(&r->stream, CU_STREAM_NON_BLOCKING));
+  initialisePool(*r);
+  initialiseBlas(*r);
+  gRuntime.store(r, std::memory_order_release);
+}
+
+/// The runtime, initialised, with its context current on this thread.
+Runtime &runtime() {
+  std::call_once(gInitOnce, initialise);
+  Runtime &r = *gRuntime.load(std::memory_order_acquire);
+  CUcontext current = nullptr;
+  BPTT_CU(cuCtxGetCurrent(&current));
+  if (current != r.context)
+    BPTT_CU(cuCtxSetCurrent(r.context));
+  return r;
+}
+
+/// The program stream, for a stream argument that must be it (or null).
+CUstream programStream(Runtime &r, void *stream, const char *caller) {
+  CUstream s = static_cast<CUstream>(stream);
+  if (s == nullptr || s == r.stream)
+    return r.stream;
+  fatal(std::string(caller) + ": stream " + hex(stream) +
+        " is not the program stream " + hex(r.stream) +
+        " (the bptt runtime orders all work on its one program stream, which "
+        "mgpuStreamCreate returns)");
+}
+
+unsigned launchDim(intptr_t value, const char *what) {
+  if (value < 1 || static_cast<uintmax_t>(value) > UINT_MAX)
+    fatal(std::string("mgpuLaunchKernel: ") + what + " = " +
+          std::to_string(value) + " is outside [1, " +
+          std::to_string(UINT_MAX) + "]");
+  return static_cast<unsigned>(value);
+}
+
+std::string kernelName(CUfunction function) {
+  const char *name = nullptr;
+  // Only used to decorate an error that is being reported anyway.
+  if (cuFuncGetName(&name, function) != CUDA_SUCCESS || !name)
+    return "?";
+  return name;
+}
+
+MatrixView viewOf(const BpttMemRef2DF32 *m) {
+  MatrixView v;
+  v.rows = m->sizes[0];
+  v.cols = m->sizes[1];
+  v.rowStride = m->strides[0];
+  v.colStride = m->strides[1];
+  return v;
+}
+
+uintptr_t firstElement(const BpttMemRef2DF32 *m, const char *name) {
+  if (!m->aligned)
+    fatal(std::string("bpttMatmulF32: operand ") + name +
+          " has a null data pointer");
+  if (m->offset < 0)
+    fatal(std::string("bpttMatmulF32: operand ") + name +
+          " has a negative offset " + std::to_string(m->offset));
+  return reinterpret_cast<uintptr_t>(m->aligned) +
+         static_cast<uintptr_t>(m->offset) * sizeof(float);
+}
+
+cublasOperation_t blasOp(bptt::runtime::BlasOp op) {
+  return op == bptt::runtime::BlasOp::N ? CUBLAS_OP_N : CUBLAS_OP_T;
+}
+
+} // namespace
+
+//===--- mgpu* ------------------------------------------------------------===//
+
+extern "C" {
+
+void *mgpuModuleLoad(void *data, size_t gpuBlobSize) {
+  runtime();
+  if (!data)
+    fatal("mgpuModuleLoad: null module image");
+  CUmodule module = nullptr;
+  BPTT_CU_CTX(cuModuleLoadData(&module, data),
+              "a GPU binary of " + std::to_string(gpuBlobSize) + " bytes");
+  return module;
+}
+
+void *mgpuModuleLoadJIT(void *data, int optLevel) {
+  runtime();
+  if (!data)
+    fatal("mgpuModuleLoadJIT: null PTX");
+  if (optLevel < 0 || optLevel > 4)
+    fatal("mgpuModuleLoadJIT: optimisation level " + std::to_string(optLevel) +
+          " is outside [0, 4]");
+  char errorLog[16384] = {};
+  CUjit_option options[] = {CU_JIT_ERROR_LOG_BUFFER,
+                            CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
+                            CU_JIT_OPTIMIZATION_LEVEL};
+  void *values[] = {errorLog,
+                    reinterpret_cast<void *>(uintptr_t(sizeof(errorLog) - 1)),
+                    reinterpret_cast<void *>(uintptr_t(optLevel))};
+  CUmodule module = nullptr;
+  BPTT_CU_CTX(cuModuleLoadDataEx(&module, data, 3, options, values),
+              std::string("PTX JIT log: ") +
+                  (errorLog[0] ? errorLog : "(empty)"));
+  return module;
+}
+
+void mgpuModuleUnload(void *module) {
+  Runtime *r = gRuntime.load(std::memory_order_acquire);
+  if (!r)
+    fatal("mgpuModuleUnload(" + hex(module) +
+          ") before the runtime loaded any module");
+  // Programs unload their modules from global destructors. At process exit
+  // the driver may have shut down before them; then there is nothing left
+  // to unload, and CUDA_ERROR_DEINITIALIZED is the expected answer.
+  CUresult result = cuCtxSetCurrent(r->context);
+  if (result == CUDA_ERROR_DEINITIALIZED)
+    return;
+  if (result != CUDA_SUCCESS)
+    failCu(result, "cuCtxSetCurrent(r->context)", "");
+  result = cuModuleUnload(static_cast<CUmodule>(module));
+  if (result == CUDA_ERROR_DEINITIALIZED)
+    return;
+  if (result != CUDA_SUCCESS)
+    failCu(result, "cuModuleUnload(module)", "module " + hex(module));
+}
+
+void *mgpuModuleGetFunction(void *module, const char *name) {
+  runtime();
+  if (!name)
+    fatal("mgpuModuleGetFunction: null kernel name");
+  CUfunction function = nullptr;
+  BPTT_CU_CTX(
+      cuModuleGetFunction(&function, static_cast<CUmodule>(module), name),
+      std::string("kernel '") + name + "'");
+  return function;
+}
+
+void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
+                      intptr_t gridZ, intptr_t blockX, intptr_t blockY,
+                      intptr_t blockZ, int32_t smem, void *stream,
+                      void **params, void **extra, size_t paramsCount) {
+  Runtime &r = runtime();
+  CUstream s = programStream(r, stream, "mgpuLaunchKernel");
+  CUfunction f = static_cast<CUfunction>(function);
+  if (!f)
+    fatal("mgpuLaunchKernel: null kernel");
+  unsigned gx = launchDim(gridX, "gridX"), gy = launchDim(gridY, "gridY"),
+           gz = launchDim(gridZ, "gridZ"), bx = launchDim(blockX, "blockX"),
+           by = launchDim(blockY, "blockY"), bz = launchDim(blockZ, "blockZ");
+  if (smem < 0)
+    fatal("mgpuLaunchKernel: negative dynamic shared memory " +
+          std::to_string(smem));
+  if (smem > kDefaultMaxDynamicSmem)
+    BPTT_CU_CTX(cuFuncSetAttribute(
+                    f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
+                "kernel '" + kernelName(f) + "', " + std::to_string(smem) +
+                    " bytes of dynamic shared memory");
+  BPTT_CU_CTX(cuLaunchKernel(f, gx, gy, gz, bx, by, bz,
+                             static_cast<unsigned>(smem), s, params, extra),
+              "kernel '" + kernelName(f) + "', grid " + std::to_string(gx) +
+                  "x" + std::to_string(gy) + "x" + std::to_string(gz) +
+                  ", block " + std::to_string(bx) + "x" + std::to_string(by) +
+                  "x" + std::to_string(bz) + ", " + std::to_string(smem) +
+                  " bytes of shared memory");
+}
+
+void *mgpuStreamCreate(void) { return runtime().stream; }
+
+void mgpuStreamDestroy(void *stream) {
+  Runtime &r = runtime();
+  programStream(r, stream, "mgpuStreamDestroy"); // a no-op on it
+}
+
+void mgpuStreamSynchronize(void *stream) {
+  Runtime &r = runtime();
+  CUstream s = programStream(r, stream, "mgpuStreamSynchronize");
+  if (streamIsCapturing(r))
+    return; // nothing runs while capturing; the graph keeps the order
+  BPTT_CU(cuStreamSynchronize(s));
+}
+
+void mgpuStreamWaitEvent(void *stream, void *event) {
+  Runtime &r = runtime();
+  CUstream s = programStream(r, stream, "mgpuStreamWaitEvent");
+  BPTT_CU(cuStreamWaitEvent(s, static_cast<CUevent>(event), 0));
+}
+
+void *mgpuEventCreate(void) {
+  runtime();
+  CUevent event = nullptr;
+  BPTT_CU(cuEventCreate(&event, CU_EVENT_DISABLE_TIMING));
+  return event;
+}
+
+void mgpuEventDestroy(void *event) {
+  runtime();
+  BPTT_CU(cuEventDestroy(static_cast<CUevent>(event)));
+}
+
+void mgpuEventSynchronize(void *event) {
+  Runtime &r = runtime();
+  if (streamIsCapturing(r))
+    return; // as mgpuStreamSynchronize
+  BPTT_CU(cuEventSynchronize(static_cast<CUevent>(event)));
+}
+
+void mgpuEventRecord(void *event, void *stream) {
+  Runtime &r = runtime();
+  CUstream s = programStream(r, stream, "mgpuEventRecord");
+  BPTT_CU(cuEventRecord(static_cast<CUevent>(event), s));
+}
+
+void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared) {
+  Runtime &r = runtime();
+  programStream(r, stream, "mgpuMemAlloc");
+  if (isHostShared)
+    fatal("mgpuMemAlloc(" + std::to_string(sizeBytes) +
+          " bytes, host-shared): host-shared (managed) memory is not "
+          "supported by the bptt runtime; generated code must use device "
+          "memory");
+  return poolAllocate(r, sizeBytes, "mgpuMemAlloc");
+}
+
+void mgpuMemFree(void *ptr, void *stream) {
+  Runtime &r = runtime();
+  programStream(r, stream, "mgpuMemFree");
+  poolFree(r, ptr, "mgpuMemFree");
+}
+
+void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream) {
+  Runtime &r = runtime();
+  CUstream s = programStream(r, stream, "mgpuMemcpy");
+  if (sizeBytes == 0)
+    return;
+  BPTT_CU_CTX(cuMemcpyAsync(reinterpret_cast<CUdeviceptr>(dst),
+                            reinterpret_cast<CUdeviceptr>(src), sizeBytes, s),
+              std::to_string(sizeBytes) + " bytes from " + hex(src) + " to " +
+                  hex(dst));
+}
+
+void mgpuMemset32(void *dst, unsigned int value, size_t count, void *stream) {
+  Runtime &r = runtime();
+  CUstream s = programStream(r, stream, "mgpuMemset32");
+  if (count == 0)
+    return;
+  BPTT_CU_CTX(
+      cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(dst), value, count, s),
+      std::to_string(count) + " words at " + hex(dst));
+}
+
+void mgpuMemset16(void *dst, unsigned short value, size_t count,
+                  void *stream) {
+  Runtime &r = runtime();
+  CUstream s = programStream(r, stream, "mgpuMemset16");
+  if (count == 0)
+    return;
+  BPTT_CU_CTX(
+      cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(dst), value, count, s),
+      std::to_string(count) + " half-words at " + hex(dst));
+}
+
+void mgpuSetDefaultDevice(int32_t device) {
+  if (device < 0)
+    fatal("mgpuSetDefaultDevice(" + std::to_string(device) +
+          "): not a device ordinal");
+  Runtime *r = gRuntime.load(std::memory_order_acquire);
+  if (!r) {
+    gRequestedDevice.store(device);
+    return;
+  }
+  if (device != r->ordinal)
+    fatal("mgpuSetDefaultDevice(" + std::to_string(device) +
+          "): the bptt runtime already runs on device " +
+          std::to_string(r->ordinal) +
+          " and uses one device only (select it before the first runtime "
+          "call, or with BPTT_CUDA_DEVICE)");
+}
+
+//===--- Matrix products --------------------------------------------------===//
+
+void _mlir_ciface_bpttMatmulF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
+                                BpttMemRef2DF32 *C, int32_t mode) {
+  if (!A || !B || !C)
+    fatal("bpttMatmulF32: null memref descriptor");
+  if (mode != 0 && mode != 1)
+    fatal("bpttMatmulF32: mode " + std::to_string(mode) +
+          " is neither 0 (fp32) nor 1 (tf32)");
+  GemmCall call;
+  std::string error;
+  if (!bptt::runtime::planGemm(viewOf(A), viewOf(B), viewOf(C), call, error))
+    fatal("bpttMatmulF32: " + error);
+  if (call.empty)
+    return;
+  Runtime &r = runtime();
+  uintptr_t a = firstElement(A, "A"), b = firstElement(B, "B"),
+            c = firstElement(C, "C");
+  const void *x = reinterpret_cast<const void *>(call.swapOperands ? b : a);
+  const void *y = reinterpret_cast<const void *>(call.swapOperands ? a : b);
+  void *out = reinterpret_cast<void *>(c);
+  const float one = 1.0f;
+  cublasComputeType_t compute =
+      mode == 1 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  std::lock_guard<std::mutex> lock(r.blasMutex);
+  BPTT_CUBLAS_CTX(
+      cublasGemmEx_64(r.blas, blasOp(call.opX), blasOp(call.opY), call.m,
+                      call.n, call.k, &one, x, CUDA_R_32F, call.ldx, y,
+                      CUDA_R_32F, call.ldy, &one, out, CUDA_R_32F, call.ldc,
+                      compute, CUBLAS_GEMM_DEFAULT),
+      "m=" + std::to_string(call.m) + " n=" + std::to_string(call.n) +
+          " k=" + std::to_string(call.k) +
+          " opA=" + (call.opX == bptt::runtime::BlasOp::N ? "N" : "T") +
+          " opB=" + (call.opY == bptt::runtime::BlasOp::N ? "N" : "T") +
+          " lda=" + std::to_string(call.ldx) +
+          " ldb=" + std::to_string(call.ldy) +
+          " ldc=" + std::to_string(call.ldc) +
+          (mode == 1 ? " tf32" : " fp32"));
+}
+
+//===--- The memory pool --------------------------------------------------===//
+
+void bpttPoolGetStats(BpttPoolStats *out) {
+  if (!out)
+    fatal("bpttPoolGetStats: null output");
+  Runtime &r = runtime();
+  std::lock_guard<std::mutex> lock(r.poolMutex);
+  PoolCounters c = r.pool->counters();
+  out->inUseBytes = c.inUseBytes;
+  out->peakInUseBytes = c.peakInUseBytes;
+  out->reservedBytes = c.reservedBytes;
+  out->allocations = c.allocations;
+  out->frees = c.frees;
+}
+
+void bpttPoolResetPeak(void) {
+  Runtime &r = runtime();
+  std::lock_guard<std::mutex> lock(r.poolMutex);
+  r.pool->resetPeak();
+}
+
+void *bpttDeviceAlloc(uint64_t bytes) {
+  return poolAllocate(runtime(), bytes, "bpttDeviceAlloc");
+}
+
+void bpttDeviceFree(void *ptr) { poolFree(runtime(), ptr, "bpttDeviceFree"); }
+
+//===--- CUDA graphs ------------------------------------------------------===//
+
+void bpttGraphBeginCapture(void) {
+  Runtime &r = runtime();
+  if (streamIsCapturing(r))
+    fatal("bpttGraphBeginCapture: the program stream is already being "
+          "captured");
+  BPTT_CU(cuStreamBeginCapture(r.stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+}
+
+void *bpttGraphEndCapture(void) {
+  Runtime &r = runtime();
+  if (!streamIsCapturing(r))
+    fatal("bpttGraphEndCapture: the program stream is not being captured "
+          "(call bpttGraphBeginCapture first)");
+  CUgraph graph = nullptr;
+  BPTT_CU_CTX(cuStreamEndCapture(r.stream, &graph),
+              "an operation that a capture does not allow (a "
+              "synchronisation, an allocation, a copy from pageable host "
+              "memory, work on another stream) invalidates the capture");
+  CUgraphExec exec = nullptr;
+  BPTT_CU(cuGraphInstantiate(&exec, graph, 0));
+  BPTT_CU(cuGraphDestroy(graph));
+  BPTT_CU(cuGraphUpload(exec, r.stream));
+  return exec;
+}
+
+void bpttGraphLaunch(void *graphExec) {
+  Runtime &r = runtime();
+  if (!graphExec)
+    fatal("bpttGraphLaunch: null graph");
+  BPTT_CU(cuGraphLaunch(static_cast<CUgraphExec>(graphExec), r.stream));
+}
+
+void bpttGraphDestroy(void *graphExec) {
+  runtime();
+  if (!graphExec)
+    return;
+  BPTT_CU(cuGraphExecDestroy(static_cast<CUgraphExec>(graphExec)));
+}
+
+//===--- Miscellaneous ----------------------------------------------------===//
+
+void *bpttProgramStream(void) { return runtime().stream; }
+
+void bpttSynchronize(void) {
+  Runtime &r = runtime();
+  if (streamIsCapturing(r))
+    fatal("bpttSynchronize: the program stream is being captured into a "
+          "CUDA graph (end the capture first)");
+  BPTT_CU(cuStreamSynchronize(r.stream));
+}
+
+} // extern "C"
