@@ -51,7 +51,11 @@
 #include "mlir/Interfaces/ViewLikeInterface.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
+#include "mlir/Interfaces/LoopLikeInterface.h"
+#include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/SetVector.h"
+
+#include <functional>
 
 using namespace mlir;
 
@@ -782,8 +786,9 @@ std::string bptt::defaultCUDARoot() {
   return "/usr/local/cuda";
 }
 
-void bptt::buildLowerToGPUPipeline(OpPassManager &pm,
-                                   const GPUPipelineOptions &options) {
+/// The GPU pipeline up to device placement: what runs on the device and
+/// what the host enqueues, with device memory still memref.alloc/dealloc.
+static void buildPlacementPipeline(OpPassManager &pm, StringRef precision) {
   pm.addPass(std::make_unique<SelectProgramsPass>());
   pm.addPass(createSymbolDCEPass());
   pm.addPass(createCanonicalizerPass());
@@ -796,13 +801,92 @@ void bptt::buildLowerToGPUPipeline(OpPassManager &pm,
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   pm.addPass(createConvertBufferizationToMemRefPass());
-  pm.addPass(std::make_unique<LibraryCallsPass>(options.precision));
+  pm.addPass(std::make_unique<LibraryCallsPass>(precision));
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(std::make_unique<TileLoopsPass>());
   pm.addNestedPass<func::FuncOp>(createGpuMapParallelLoopsPass());
   pm.addPass(createConvertParallelLoopToGpuPass());
   pm.addPass(std::make_unique<HostIslandsPass>());
+}
+
+/// Bytes of a static allocation.
+static std::optional<int64_t> allocationBytes(MemRefType t) {
+  if (!t.hasStaticShape())
+    return std::nullopt;
+  unsigned bits = t.getElementTypeBitWidth();
+  return t.getNumElements() * ((bits + 7) / 8);
+}
+
+FailureOr<int64_t> bptt::gpuScratchBytes(ModuleOp module,
+                                         StringRef precision) {
+  OwningOpRef<ModuleOp> copy(module.clone());
+  PassManager pm(module.getContext());
+  buildPlacementPipeline(pm, precision);
+  if (failed(pm.run(*copy)))
+    return failure();
+  // scratch(f) = f's own allocations + the largest scratch of what it calls:
+  // an upper bound of the device bytes live below f, since nothing
+  // allocates in a loop below a program.
+  SymbolTable symbols(*copy);
+  DenseMap<Operation *, int64_t> memo;
+  std::function<FailureOr<int64_t>(func::FuncOp, bool)> scratch =
+      [&](func::FuncOp f, bool countOwn) -> FailureOr<int64_t> {
+    if (f.isExternal())
+      return int64_t(0);
+    if (countOwn)
+      if (auto it = memo.find(f); it != memo.end())
+        return it->second;
+    int64_t own = 0, callees = 0;
+    WalkResult walked = f.walk([&](Operation *op) {
+      if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
+        if (!countOwn)
+          return WalkResult::advance();
+        if (alloc->getParentOfType<LoopLikeOpInterface>()) {
+          alloc.emitError("an allocation in a loop below a program: its "
+                          "device memory cannot be bounded");
+          return WalkResult::interrupt();
+        }
+        std::optional<int64_t> bytes = allocationBytes(alloc.getType());
+        if (!bytes) {
+          alloc.emitError("a dynamically sized allocation below a program: "
+                          "its device memory cannot be bounded");
+          return WalkResult::interrupt();
+        }
+        own += *bytes;
+      } else if (auto call = dyn_cast<func::CallOp>(op)) {
+        auto callee = symbols.lookup<func::FuncOp>(call.getCallee());
+        if (!callee)
+          return WalkResult::advance();
+        FailureOr<int64_t> below = scratch(callee, true);
+        if (failed(below))
+          return WalkResult::interrupt();
+        callees = std::max(callees, *below);
+      }
+      return WalkResult::advance();
+    });
+    if (walked.wasInterrupted())
+      return failure();
+    if (countOwn)
+      memo[f] = own + callees;
+    return own + callees;
+  };
+  int64_t bytes = 0;
+  for (func::FuncOp f : copy->getOps<func::FuncOp>())
+    if (isProgram(f)) {
+      // The program's own allocations are the pool and the working set,
+      // which the plan counts.
+      FailureOr<int64_t> below = scratch(f, false);
+      if (failed(below))
+        return failure();
+      bytes = std::max(bytes, *below);
+    }
+  return bytes;
+}
+
+void bptt::buildLowerToGPUPipeline(OpPassManager &pm,
+                                   const GPUPipelineOptions &options) {
+  buildPlacementPipeline(pm, options.precision);
   pm.addPass(std::make_unique<AsyncPass>());
   pm.addPass(createCanonicalizerPass());
 

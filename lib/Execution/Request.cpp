@@ -76,7 +76,8 @@ void bptt::keepOnlyRequestFunction(mlir::ModuleOp module) {
 
 int64_t RequestFacts::storeAllBytes() const {
   return planner::Chain::uniform(steps, hiddenBytes,
-                                 std::max(internalBytes, hiddenBytes))
+                                 std::max(internalBytes, hiddenBytes),
+                                 workspaceBytes)
       .storeAllBytes();
 }
 

@@ -248,6 +248,33 @@ int main(int argc, char **argv) {
   if (!facts)
     return fail(llvm::toString(facts.takeError()));
 
+  // The kernels' temporaries live in device memory next to the plan's pool
+  // and working set: measure them on a store-all copy (the kernels do not
+  // depend on the schedule) and plan with them as workspace, so that the
+  // plan's peak bounds all device memory of a step.
+  int64_t scratch = 0;
+  {
+    // Only errors of the probe are the user's business.
+    mlir::ScopedDiagnosticHandler quiet(&context, [](mlir::Diagnostic &d) {
+      return mlir::success(d.getSeverity() != mlir::DiagnosticSeverity::Error);
+    });
+    mlir::OwningOpRef<mlir::ModuleOp> copy(module->clone());
+    rnn::BPTTOp probe = findBPTTRequest(*copy);
+    probe.setMemoryBudget(int64_t(1) << 50);
+    probe.setStrategyAttr(
+        rnn::StrategyAttr::get(&context, rnn::Strategy::All));
+    mlir::PassManager pm(&context);
+    pm.addPass(rnn::createRNNDifferentiate());
+    pm.addPass(rnn::createRNNRemat());
+    mlir::FailureOr<int64_t> bytes = mlir::failure();
+    if (mlir::succeeded(pm.run(*copy)))
+      bytes = gpuScratchBytes(*copy, precisionOpt);
+    if (mlir::failed(bytes))
+      return fail("measuring the kernels' device memory failed");
+    scratch = *bytes;
+  }
+  facts->workspaceBytes = scratch;
+
   rnn::BPTTOp request = findBPTTRequest(*module);
   if (!budgetOpt.empty()) {
     llvm::Expected<int64_t> budget =
@@ -271,7 +298,9 @@ int main(int argc, char **argv) {
   {
     mlir::PassManager pm(&context);
     pm.addPass(rnn::createRNNDifferentiate());
-    pm.addPass(rnn::createRNNRemat());
+    rnn::RNNRematOptions remat;
+    remat.workspaceBytes = scratch;
+    pm.addPass(rnn::createRNNRemat(remat));
     if (mlir::failed(pm.run(*module)))
       return fail("planning or materialising the request failed");
   }
@@ -299,6 +328,7 @@ int main(int argc, char **argv) {
        << "budget " << budget << "\n"
        << "planned_peak "
        << plan.getAs<mlir::IntegerAttr>("peak_bytes").getInt() << "\n"
+       << "workspace " << scratch << "\n"
        << "forward_steps "
        << plan.getAs<mlir::IntegerAttr>("forward_steps").getInt() << "\n"
        << "precision " << precisionOpt << "\n"

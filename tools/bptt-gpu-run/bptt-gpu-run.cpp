@@ -635,6 +635,7 @@ int main(int argc, char **argv) {
     field("strategy", jsonString(m.strategy));
     field("budget", u64(m.budget));
     field("planned_peak", u64(m.plannedPeak));
+    field("workspace", u64(m.workspace));
     field("forward_steps", u64(m.forwardSteps));
     field("precision", jsonString(m.precision));
     field("chip", jsonString(m.chip));

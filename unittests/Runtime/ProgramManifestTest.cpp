@@ -16,6 +16,7 @@ steps 1000
 strategy msm
 budget 67108864
 planned_peak 67041792      # pool + working set
+workspace 2982660          # the kernels' temporaries, inside planned_peak
 forward_steps 1939
 precision tf32
 chip sm_90
@@ -70,6 +71,7 @@ TEST(ProgramManifest, ParsesTheAbiExample) {
   EXPECT_EQ(m.strategy, "msm");
   EXPECT_EQ(m.budget, 67108864u);
   EXPECT_EQ(m.plannedPeak, 67041792u);
+  EXPECT_EQ(m.workspace, 2982660u);
   EXPECT_EQ(m.forwardSteps, 1939u);
   EXPECT_EQ(m.precision, "tf32");
   EXPECT_EQ(m.chip, "sm_90");
@@ -148,7 +150,7 @@ TEST(ProgramManifest, MalformedLinesSayWhichLineAndWhatWasExpected) {
             "manifest line 12: 'chip' is given twice (first on line 11)");
   EXPECT_EQ(errorOf(edit("chip", "target sm_90")),
             "manifest line 11: unknown key 'target' (expected entry, cell, "
-            "steps, strategy, budget, planned_peak, forward_steps, "
+            "steps, strategy, budget, planned_peak, workspace, forward_steps, "
             "precision, chip or arg)");
   EXPECT_EQ(errorOf(edit("chip", "")),
             "manifest: no 'chip' line (expected 'chip <target, e.g. "

@@ -5,6 +5,7 @@
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
+#include "mlir/IR/BuiltinOps.h"
 
 namespace bptt {
 
@@ -53,6 +54,14 @@ struct GPUPipelineOptions
 /// work on one stream. See docs/gpu.md.
 void buildLowerToGPUPipeline(mlir::OpPassManager &pm,
                              const GPUPipelineOptions &options);
+
+/// Device bytes that the kernels of rnn-remat's programs in `module` (its
+/// output) allocate below a program on top of the planned pool and working
+/// set: an upper bound of their temporaries, found by running the GPU
+/// pipeline's placement passes on a copy. Passed to rnn-remat as its
+/// workspace, it makes the plan count all device memory of a step.
+mlir::FailureOr<int64_t> gpuScratchBytes(mlir::ModuleOp module,
+                                         llvm::StringRef precision);
 
 /// Registers the GPU pipeline's passes, for testing them one at a time.
 void registerGPUPasses();

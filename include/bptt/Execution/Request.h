@@ -39,6 +39,9 @@ struct RequestFacts {
   int64_t internalBytes = 0; // |s|
   unsigned numStates = 0;
   unsigned numParams = 0;
+  /// Memory of a step beside states and gradients (e.g. kernel temporaries
+  /// on a GPU), counted in every plan's working set.
+  int64_t workspaceBytes = 0;
   /// Store-all's planned peak: every internal state kept.
   int64_t storeAllBytes() const;
 };

@@ -46,6 +46,8 @@ struct ProgramManifest {
   std::string entry, cell, strategy, precision, chip;
   int64_t steps = 0;
   uint64_t budget = 0, plannedPeak = 0, forwardSteps = 0;
+  /// Device bytes of the kernels' temporaries, inside plannedPeak.
+  uint64_t workspace = 0;
   std::vector<ManifestArg> args;
 
   /// Index of the first argument with `role`, or -1.

@@ -171,6 +171,7 @@ bool bptt::runtime::parseManifest(std::string_view text, ProgramManifest &out,
       {"strategy", "'strategy <name>' (store-all, msm, hsm, ism, chen, ...)"},
       {"budget", "'budget <bytes or 0>'"},
       {"planned_peak", "'planned_peak <bytes>'"},
+      {"workspace", "'workspace <bytes>'"},
       {"forward_steps", "'forward_steps <count>'"},
       {"precision", "'precision f32' or 'precision tf32'"},
       {"chip", "'chip <target, e.g. sm_90>'"},
@@ -275,7 +276,8 @@ bool bptt::runtime::parseManifest(std::string_view text, ProgramManifest &out,
       error = lineError(
           lineNo, "unknown key " + quoted(tok[0]) +
                       " (expected entry, cell, steps, strategy, budget, "
-                      "planned_peak, forward_steps, precision, chip or arg)");
+                      "planned_peak, workspace, forward_steps, precision, chip "
+                      "or arg)");
       return false;
     }
     if (key->line) {
@@ -319,6 +321,8 @@ bool bptt::runtime::parseManifest(std::string_view text, ProgramManifest &out,
         m.budget = number;
       else if (k == "planned_peak")
         m.plannedPeak = number;
+      else if (k == "workspace")
+        m.workspace = number;
       else
         m.forwardSteps = number;
     }
@@ -330,7 +334,7 @@ bool bptt::runtime::parseManifest(std::string_view text, ProgramManifest &out,
     return false;
   }
   for (const Key &k : keys)
-    if (!k.line) {
+    if (!k.line && std::string_view(k.name) != "workspace") { // optional
       error = std::string("manifest: no '") + k.name + "' line (expected " +
               k.expected + ")";
       return false;
