@@ -452,6 +452,10 @@ CUresult CUDAAPI cuEventRecord(CUevent hEvent, CUstream hStream) {
   if (!hEvent)
     return CUDA_ERROR_INVALID_HANDLE;
   hEvent->inCapture = mockcuda::isCapturing(hStream);
+  // Recorded during a capture, an event only orders the captured work: the
+  // graph keeps no reference to it (it may be destroyed before a launch).
+  if (hEvent->inCapture)
+    return enqueue(hStream, [] {});
   return enqueue(hStream, [hEvent] { hEvent->ms = nowMs(); });
 }
 
