@@ -16,7 +16,6 @@ steps 1000
 strategy msm
 budget 67108864
 planned_peak 67041792      # pool + working set
-workspace 2982660          # the kernels' temporaries, inside planned_peak
 forward_steps 1939
 precision tf32
 chip sm_90
@@ -71,7 +70,7 @@ TEST(ProgramManifest, ParsesTheAbiExample) {
   EXPECT_EQ(m.strategy, "msm");
   EXPECT_EQ(m.budget, 67108864u);
   EXPECT_EQ(m.plannedPeak, 67041792u);
-  EXPECT_EQ(m.workspace, 2982660u);
+  EXPECT_EQ(m.workspace, 0u); // optional: none given
   EXPECT_EQ(m.forwardSteps, 1939u);
   EXPECT_EQ(m.precision, "tf32");
   EXPECT_EQ(m.chip, "sm_90");
@@ -117,6 +116,14 @@ TEST(ProgramManifest, AcceptsCrLfTabsNoParamsAndNoFinalNewline) {
   EXPECT_EQ(m.budget, 0u);
   EXPECT_EQ(m.args.size(), 6u);
   EXPECT_EQ(m.find(ArgRole::Param), -1);
+}
+
+TEST(ProgramManifest, ReadsTheKernelsWorkspace) {
+  ProgramManifest m = parseOrDie(edit("chip", "chip sm_90\nworkspace 84"));
+  EXPECT_EQ(m.workspace, 84u);
+  EXPECT_EQ(errorOf(edit("chip", "chip sm_90\nworkspace some")),
+            "manifest line 12: expected 'workspace <bytes>', got "
+            "'workspace some'");
 }
 
 TEST(ProgramManifest, MalformedLinesSayWhichLineAndWhatWasExpected) {
