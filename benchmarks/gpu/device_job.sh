@@ -30,25 +30,26 @@ PROGS=${2:-$BUILD/gpu-programs}
 OUT=${OUT:-$PWD/gpu-out}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
-exec > >(tee -a "$OUT/log.txt") 2>&1
 
 stamp() { echo "== $(date +%H:%M:%S) (+$(( $(date +%s) - START )) s) $*"; }
 
+job() {
+
 stamp "bptt GPU job: build $BUILD, programs $PROGS, out $OUT, deadline +$LIMIT s"
 WORK=$(mktemp -d /tmp/bptt-gpu-job.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+trap 'rm -rf "$WORK"' EXIT   # job runs in a subshell (the pipe to tee)
 
 # Programs: a directory or an archive of one.
 case "$PROGS" in
   *.tar.xz|*.tar.gz|*.tgz|*.tar)
     stamp "unpacking $PROGS"
-    tar -xf "$PROGS" -C "$WORK" || { echo "device_job: cannot unpack $PROGS"; exit 1; }
+    tar -xf "$PROGS" -C "$WORK" || { echo "device_job: cannot unpack $PROGS"; return 1; }
     PROGS=$(dirname "$(find "$WORK" -maxdepth 2 -name programs.json | head -1)")
     ;;
 esac
 if [ ! -f "$PROGS/programs.json" ]; then
   echo "device_job: no programs.json in $PROGS (run benchmarks/gpu/build_programs.py on the build host)"
-  exit 1
+  return 1
 fi
 PROGS=$(cd "$PROGS" && pwd)
 
@@ -108,4 +109,8 @@ stamp "benchmark: exit $BENCH"
 rm -f "$OUT"/*.tmp
 ls -la "$OUT"
 stamp "done (exit $STATUS)"
-exit $STATUS
+return $STATUS
+}
+
+job 2>&1 | tee -a "$OUT/log.txt"
+exit "${PIPESTATUS[0]}"
