@@ -112,7 +112,8 @@ class Bench:
         est_fs = T if p["strategy"] == "all" else 2 * T
         est_ms = unit * (est_fs + 2 * T) if unit else None
         if est_ms is None:
-            warmup, iters = (2, 10) if T <= 100 else (1, 3)
+            # Nothing of this (B, H) measured yet: T = 100 first, normally.
+            warmup, iters = (2, 10) if T <= 100 else (1, 3) if T <= a.long_steps else (0, 1)
         else:
             iters = max(1, min(a.max_iters, int(a.target_s * 1e3 / max(est_ms, 1e-3))))
             warmup = 2 if est_ms < 200 else 1

@@ -10,7 +10,8 @@
 #
 # 1. correctness: check_pytorch.py on the programs of the 'check' set against
 #    PyTorch (cuDNN, fp32, TF32 off) and, where PROGRAMS/cpu-dumps has the
-#    case, against the CPU path's dump on the same inputs;
+#    case, against the CPU path's dump on the same inputs; each program runs
+#    twice (--warmup 1 --iters 1), so the dump is that of a repeated call;
 # 2. benchmark: bench.py on the 'bench' set and the PyTorch peers.
 #
 # Writes five files into $OUT (default ./gpu-out): check.txt, results.json,
@@ -87,7 +88,7 @@ stamp "correctness: check set against PyTorch${AGAINST[*]:+ and the CPU dumps} (
 timeout --kill-after=10 $((CHECK_LIMIT + 60)) \
   "$PY" "$ROOT/benchmarks/gpu/check_pytorch.py" suite \
     --programs "$PROGS/programs.json" --set check \
-    --runner "$RUNNER {program}" --device "${BPTT_TORCH_DEVICE:-cuda}" "${AGAINST[@]}" \
+    --runner "$RUNNER {program} --warmup 1 --iters 1" --device "${BPTT_TORCH_DEVICE:-cuda}" "${AGAINST[@]}" \
     --report "$OUT/check.txt" --work "$WORK/check" \
     --time-limit "$CHECK_LIMIT" --timeout 120
 CHECK=$?
