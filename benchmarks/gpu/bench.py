@@ -136,6 +136,10 @@ class Bench:
             rec.update(status="not run", reason=f"time budget: {max(left, 0):.0f} s left")
             return rec
         so = os.path.join(a.programs, p["program"])
+        if not os.path.exists(so):
+            rec.update(status="not run", reason="not built: "
+                       + (p.get("error") or "no " + p["program"])[-300:])
+            return rec
         fd, jpath = tempfile.mkstemp(suffix=".json")
         os.close(fd)
         cmd = [a.runner, so, "--warmup", str(warmup), "--iters", str(iters),

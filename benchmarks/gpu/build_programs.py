@@ -158,6 +158,7 @@ def main(argv=None):
         print("build_programs: nothing selected", file=sys.stderr)
         return 1
 
+    chosen_names = {p["name"] for p in programs}
     os.makedirs(os.path.join(out, "cells"), exist_ok=True)
     cells = {}
     for p in programs:
@@ -189,6 +190,8 @@ def main(argv=None):
             p["bytes"] = os.path.getsize(so)
             print(f"[{i + 1}/{len(programs)}] {p['name']}: up to date", flush=True)
             continue
+        if os.path.exists(so):
+            os.remove(so)          # never leave a stale program behind a failure
         start = time.time()
         try:
             r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -208,18 +211,32 @@ def main(argv=None):
             print(f"[{i + 1}/{len(programs)}] {p['name']}: FAILED\n{p['error']}",
                   file=sys.stderr, flush=True)
 
+    # Entries not selected this time stay as they were (--only, --sets).
+    path = os.path.join(out, "programs.json")
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                old = json.load(f)["programs"]
+        except (OSError, ValueError, KeyError):
+            old = []
+        chosen = {p["name"] for p in programs}
+        kept = [p for p in old if p["name"] not in chosen
+                and os.path.exists(os.path.join(out, p["program"]))]
+        order = {p["name"]: i for i, p in enumerate(bench_set() + check_set())}
+        programs = sorted(programs + kept, key=lambda p: order.get(p["name"], len(order)))
     manifest = {"version": 1, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "chip": args.chip, "features": args.features,
                 "precision": args.precision,
                 "compiler": os.path.basename(args.bptt_compile), "programs": programs}
-    path = os.path.join(out, "programs.json")
     with open(path, "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")
     print(f"wrote {path} ({len(programs)} programs)")
 
-    # The check set's CPU dumps (and the CPU path against PyTorch).
-    dumps = [p for p in programs if p["set"] == "check" and p["cpu_dump"]]
+    # The check set's CPU dumps (and the CPU path against PyTorch), of the
+    # programs selected this time.
+    dumps = [p for p in programs if p["set"] == "check" and p["cpu_dump"]
+             and p["name"] in chosen_names]
     want_dumps = args.cpu_dumps != "no" and dumps
     if want_dumps:
         probe = subprocess.run([args.python, "-c", "import numpy"],
@@ -258,8 +275,11 @@ def main(argv=None):
         return 0
     size = dir_bytes(out)
     print(f"{out}: {size / MIB:.1f} MiB")
+    tar = out.rstrip("/") + ".tar.xz"
+    if size <= args.max_mib * MIB and os.path.exists(tar):
+        os.remove(tar)
+        print(f"removed the stale {tar} (the directory is small enough to carry)")
     if size > args.max_mib * MIB:
-        tar = out.rstrip("/") + ".tar.xz"
         with tarfile.open(tar, "w:xz", preset=6) as t:
             t.add(out, arcname=os.path.basename(out))
         print(f"wrote {tar}: {os.path.getsize(tar) / MIB:.1f} MiB (carry this instead "

@@ -513,6 +513,13 @@ def run_suite(cases, args):
     results = []
     deadline = time.time() + args.time_limit if args.time_limit else None
     for case in cases:
+        program = case.fields.get("program")
+        if program and "{program}" in (args.runner or "") and not os.path.exists(program):
+            results.append({"name": case.name, "model": case.model.describe(),
+                            "status": "FAIL", "errors": {}, "stats": None,
+                            "messages": ["not built: " + (case.fields.get("error")
+                                                          or "no " + program)[-300:]]})
+            continue
         if deadline and time.time() > deadline:
             results.append({"name": case.name, "model": case.model.describe(),
                             "status": "NOT RUN", "errors": {}, "stats": None,
