@@ -72,9 +72,11 @@ class Problem:
         self.torch, self.device, self.T, self.B, self.H, self.V = torch, device, T, B, H, V
         self.lstm = torch.nn.LSTM(V, H).to(device)
         self.head = torch.nn.Linear(H, V).to(device)
-        chars = torch.randint(0, V, (T + 1, B), generator=g)
-        self.x = torch.nn.functional.one_hot(chars[:T], V).to(device, torch.float32)
-        self.y = chars[1:].to(device)                                  # T x B, int64
+        chars = torch.randint(0, V, (T + 1, B), generator=g).to(device)
+        self.x = torch.zeros(T, B, V, device=device)                  # one-hot, T x B x V
+        self.x.scatter_(2, chars[:T].unsqueeze(-1), 1.0)
+        self.y = chars[1:].contiguous()                                # T x B, int64
+        del chars
         self.h0 = (0.1 * torch.rand(1, B, H, generator=g) - 0.05).to(device)
         self.c0 = (0.1 * torch.rand(1, B, H, generator=g) - 0.05).to(device)
         self.params = list(self.lstm.parameters()) + list(self.head.parameters())
