@@ -59,3 +59,29 @@ if os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0"):
     config.available_features.add("cuda")
 tools.append("bptt-compile")
 llvm_config.add_tool_substitutions(["bptt-compile"], [config.bptt_tools_dir])
+
+# The PyTorch oracle (benchmarks/gpu/check_pytorch.py) needs a Python with
+# torch and numpy: $BPTT_TORCH_PYTHON, Debian's python3 or the checkout's
+# .venv. Tests that use it say `REQUIRES: torch` and are skipped without one.
+import subprocess
+
+def _torch_python():
+    candidates = [os.environ.get("BPTT_TORCH_PYTHON"), "/usr/bin/python3",
+                  os.path.join(config.bptt_src_root, ".venv", "bin", "python")]
+    for python in candidates:
+        if not python or not os.path.exists(python):
+            continue
+        try:
+            probe = subprocess.run([python, "-c", "import torch, numpy"],
+                                   stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, timeout=120)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return python
+    return None
+
+_python_with_torch = _torch_python()
+if _python_with_torch:
+    config.available_features.add("torch")
+    config.substitutions.append(("%torch_python", _python_with_torch))

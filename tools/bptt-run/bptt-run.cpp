@@ -14,6 +14,13 @@
 // --check-fd compares store-all's gradients with central finite differences
 // of the loss (f64 cells). Exit status 1 when a check fails.
 //
+// --inputs-from DIR reads every input argument from DIR/<name>.bin instead
+// of drawing it; --dump DIR writes every argument of the run, inputs and
+// outputs, as DIR/<name>.bin and lists them in DIR/index.txt. Names, roles
+// and the file format are the GPU program ABI's: raw little-endian
+// row-major elements of the argument's type; arguments state0.., xs,
+// param0.. (inputs), dstate0.., dxs, dparam0.., loss, stats (outputs).
+//
 //===----------------------------------------------------------------------===//
 
 #include "bptt/Conversion/Pipelines.h"
@@ -34,12 +41,18 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/SwapByteOrder.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 using namespace bptt;
 namespace cl = llvm::cl;
@@ -77,6 +90,18 @@ static cl::opt<bool> warmUpOpt(
     cl::desc("Run the step once untimed before the timed run (the program is "
              "compiled before either)"),
     cl::init(false));
+static cl::opt<std::string> inputsFrom(
+    "inputs-from",
+    cl::desc("Read every input argument (state0.., xs, param0..) from "
+             "DIR/<name>.bin: raw little-endian row-major elements of its "
+             "type"),
+    cl::value_desc("DIR"));
+static cl::opt<std::string> dumpDir(
+    "dump",
+    cl::desc("Write every argument of the run, inputs and outputs, as "
+             "DIR/<name>.bin, and DIR/index.txt ('name role dtype shape' "
+             "lines)"),
+    cl::value_desc("DIR"));
 
 namespace {
 struct Setup {
@@ -89,6 +114,7 @@ struct Setup {
 
 struct RunResult {
   std::vector<HostTensor> outputs; // dh0..., dxs, dparams..., loss
+  HostTensor stats;                // [forward steps, peak bytes]
   int64_t forwardSteps = 0, peakBytes = 0;
   int64_t plannedSteps = 0, plannedPeak = 0;
   double milliseconds = 0;
@@ -235,6 +261,7 @@ static llvm::Expected<RunResult> execute(Compiled &c, const Setup &s,
   HostTensor &stats = buffers.back();
   r.forwardSteps = stats.getInt(0);
   r.peakBytes = stats.getInt(1);
+  r.stats = stats;
   r.outputs.assign(buffers.begin() + inputs.size(), buffers.end() - 1);
   return r;
 }
@@ -268,6 +295,125 @@ static void report(const Setup &s, llvm::StringRef strategy, int64_t budget,
       checksum(r.outputs));
 }
 
+/// One argument of the program as the GPU program ABI names it.
+struct Argument {
+  std::string name, role;
+  const HostTensor *value;
+};
+
+/// Input i of the request (states, xs, params) as the ABI names it, or its
+/// gradient: state<k> / dstate<k>, xs / dxs, param<k> / dparam<k>.
+static Argument inputArgument(size_t i, unsigned numStates, bool gradient,
+                              const HostTensor *value) {
+  std::string d = gradient ? "d" : "";
+  if (i < numStates)
+    return {d + "state" + std::to_string(i), d + "state", value};
+  if (i == numStates)
+    return {d + "xs", gradient ? "dinput" : "input", value};
+  return {d + "param" + std::to_string(i - numStates - 1), d + "param", value};
+}
+
+/// The arguments of a run in the ABI's order: inputs (states, xs, params),
+/// then outputs (their gradients, the loss, the stats).
+static std::vector<Argument> abiArguments(const std::vector<HostTensor> &inputs,
+                                          unsigned numStates,
+                                          const RunResult &r) {
+  std::vector<Argument> args;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    args.push_back(inputArgument(i, numStates, false, &inputs[i]));
+  for (size_t i = 0; i < inputs.size(); ++i)
+    args.push_back(inputArgument(i, numStates, true, &r.outputs[i]));
+  args.push_back({"loss", "loss", &r.outputs.back()});
+  args.push_back({"stats", "stats", &r.stats});
+  return args;
+}
+
+static const char *dtypeName(ElementKind k) {
+  switch (k) {
+  case ElementKind::F32:
+    return "f32";
+  case ElementKind::F64:
+    return "f64";
+  case ElementKind::I64:
+    return "i64";
+  }
+  return "?";
+}
+
+static std::string shapeText(const ValueShape &v) {
+  if (v.shape.empty())
+    return "scalar";
+  std::string s;
+  for (int64_t d : v.shape)
+    s += (s.empty() ? "" : "x") + std::to_string(d);
+  return s;
+}
+
+/// Reads DIR/<name>.bin into `t` (its shape and element type fixed).
+static llvm::Error readArgument(llvm::StringRef dir, llvm::StringRef name,
+                                HostTensor &t) {
+  llvm::SmallString<256> path(dir);
+  llvm::sys::path::append(path, name + ".bin");
+  const ValueShape &v = t.shape();
+  std::string expected = llvm::formatv(
+      "{0} bytes ({1} {2} of shape {3})", t.byteSize(), v.numElements(),
+      dtypeName(v.kind), shapeText(v));
+  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                            /*RequiresNullTerminator=*/false);
+  if (!buffer)
+    return llvm::createStringError(
+        llvm::formatv("cannot read input '{0}' from {1}: {2}; expected {3}",
+                      name, path, buffer.getError().message(), expected)
+            .str());
+  int64_t size = (*buffer)->getBufferSize();
+  if (size != t.byteSize())
+    return llvm::createStringError(
+        llvm::formatv("input '{0}': {1} has {2} bytes; expected {3}", name,
+                      path, size, expected)
+            .str());
+  std::memcpy(t.data(), (*buffer)->getBufferStart(), size);
+  return llvm::Error::success();
+}
+
+/// Writes every argument as DIR/<name>.bin and DIR/index.txt.
+static llvm::Error dumpArguments(llvm::StringRef dir,
+                                 llvm::ArrayRef<Argument> args) {
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir))
+    return llvm::createStringError("cannot create " + dir.str() + ": " +
+                                   ec.message());
+  std::string index = "# name role dtype shape (raw little-endian row-major "
+                      "<name>.bin files)\n";
+  for (const Argument &a : args) {
+    llvm::SmallString<256> path(dir);
+    llvm::sys::path::append(path, a.name + ".bin");
+    std::error_code ec;
+    llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
+    if (ec)
+      return llvm::createStringError("cannot write " + path.str().str() +
+                                     ": " + ec.message());
+    os.write(static_cast<const char *>(a.value->data()), a.value->byteSize());
+    os.close();
+    if (os.has_error())
+      return llvm::createStringError("cannot write " + path.str().str() +
+                                     ": " + os.error().message());
+    index += a.name + " " + a.role + " " + dtypeName(a.value->shape().kind) +
+             " " + shapeText(a.value->shape()) + "\n";
+  }
+  llvm::SmallString<256> path(dir);
+  llvm::sys::path::append(path, "index.txt");
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_Text);
+  if (ec)
+    return llvm::createStringError("cannot write " + path.str().str() + ": " +
+                                   ec.message());
+  os << index;
+  os.close();
+  if (os.has_error())
+    return llvm::createStringError("cannot write " + path.str().str() + ": " +
+                                   os.error().message());
+  return llvm::Error::success();
+}
+
 static rnn::Strategy toRNN(planner::Strategy s) {
   return *rnn::symbolizeStrategy(planner::stringify(s));
 }
@@ -277,6 +423,18 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(
       argc, argv,
       "bptt-run: plan, compile and run one BPTT training step on the CPU\n");
+  if (!dumpDir.empty() && (checkExact || checkFD)) {
+    llvm::errs() << "bptt-run: --dump writes the arguments of one run; it "
+                    "cannot be combined with --check-exact or --check-fd\n";
+    return 2;
+  }
+  if constexpr (!llvm::sys::IsLittleEndianHost) {
+    if (!dumpDir.empty() || !inputsFrom.empty()) {
+      llvm::errs() << "bptt-run: --dump and --inputs-from need a "
+                      "little-endian host\n";
+      return 2;
+    }
+  }
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
@@ -330,6 +488,15 @@ int main(int argc, char **argv) {
     t.fillUniform(++stream, param ? -0.5 : -1.0, param ? 0.5 : 1.0);
     inputs.push_back(std::move(t));
   }
+  if (!inputsFrom.empty()) {
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      Argument a = inputArgument(i, numStates, false, &inputs[i]);
+      if (llvm::Error e = readArgument(inputsFrom, a.name, inputs[i])) {
+        llvm::errs() << "bptt-run: " << llvm::toString(std::move(e)) << "\n";
+        return 2;
+      }
+    }
+  }
 
   int64_t storeAll = chain.storeAllBytes();
   auto budgetFor = [&](llvm::StringRef text) -> llvm::Expected<int64_t> {
@@ -373,6 +540,15 @@ int main(int argc, char **argv) {
       return 2;
     }
     report(s, rnn::stringifyStrategy(strategy), budget, *r);
+    if (!dumpDir.empty()) {
+      auto args = abiArguments(inputs, numStates, *r);
+      if (llvm::Error e = dumpArguments(dumpDir, args)) {
+        llvm::errs() << "bptt-run: " << llvm::toString(std::move(e)) << "\n";
+        return 2;
+      }
+      llvm::outs() << "wrote " << args.size() << " arguments to " << dumpDir
+                   << " (index.txt)\n";
+    }
     return 0;
   }
 

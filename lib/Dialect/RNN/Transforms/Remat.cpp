@@ -671,7 +671,9 @@ void ScheduleEmitter::emit() {
   }
   for (Type t : k.savedTypes)
     workSaved.push_back(alloc(t));
-  int64_t workingBytes = 4 * hiddenBytes + internalBytes;
+  // 4|h| + |s| plus the step's workspace (e.g. GPU kernel temporaries):
+  // the planner's working set, so that stats[1] is the planned peak.
+  int64_t workingBytes = p.chain.workingSetBytes();
   pool = memref::AllocOp::create(
       b, loc,
       MemRefType::get({std::max<int64_t>(1, p.plan.predicted.poolBytes)},
