@@ -181,10 +181,13 @@ class Bench:
             log(f"{p['name']}: FAILED ({why})")
             return rec
         rec["runner"] = report
-        for k in ("median_ms", "min_ms", "max_ms", "activation_peak_bytes",
-                  "total_peak_bytes", "pool_reserved_bytes", "planned_peak",
+        for k in ("activation_peak_bytes", "total_peak_bytes",
+                  "pool_reserved_bytes", "planned_peak", "workspace",
                   "forward_steps", "budget", "loss"):
             rec[k] = report.get(k)
+        # bptt-gpu-run reports ms_median, ms_min, ms_max (docs/gpu-abi.md).
+        for k in ("median", "min", "max"):
+            rec[k + "_ms"] = report.get("ms_" + k)
         if rec.get("forward_steps") is None:
             rec["forward_steps"] = est_fs
         ok = rec["median_ms"] is not None and rec["activation_peak_bytes"] is not None
