@@ -42,14 +42,8 @@ import time
 CUDNN_MAX_STEPS = 65535
 
 
-def setup(device):
-    import torch
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.set_float32_matmul_precision("highest")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch, device
+# fp32 with TF32 off, the same settings as the correctness oracle's.
+from check_pytorch import torch_setup as setup
 
 
 def environment(device):

@@ -29,6 +29,8 @@
 
 #include "bptt/Conversion/Pipelines.h"
 
+#include "PipelineSteps.h"
+
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -66,6 +68,17 @@ constexpr llvm::StringLiteral kMatmulFn = "bpttMatmulF32";
 
 bool isProgram(func::FuncOp f) { return f->hasAttr(kPlanAttr); }
 
+/// Every func.call of each function of `module`.
+DenseMap<func::FuncOp, SmallVector<func::CallOp>>
+callSites(ModuleOp module, SymbolTable &symbols) {
+  DenseMap<func::FuncOp, SmallVector<func::CallOp>> callers;
+  module.walk([&](func::CallOp call) {
+    if (auto callee = symbols.lookup<func::FuncOp>(call.getCallee()))
+      callers[callee].push_back(call);
+  });
+  return callers;
+}
+
 //===----------------------------------------------------------------------===//
 // Where memory lives
 //===----------------------------------------------------------------------===//
@@ -93,11 +106,8 @@ class MemoryPlacement {
 public:
   explicit MemoryPlacement(ModuleOp module) {
     SymbolTable symbols(module);
-    DenseMap<func::FuncOp, SmallVector<func::CallOp>> callers;
-    module.walk([&](func::CallOp call) {
-      if (auto callee = symbols.lookup<func::FuncOp>(call.getCallee()))
-        callers[callee].push_back(call);
-    });
+    DenseMap<func::FuncOp, SmallVector<func::CallOp>> callers =
+        callSites(module, symbols);
     for (func::FuncOp f : module.getOps<func::FuncOp>())
       if (isProgram(f) && !f.isExternal() && f.getNumArguments() > 0)
         hostArgs.insert(f.getArgument(f.getNumArguments() - 1));
@@ -198,11 +208,8 @@ struct ScalarResultsPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SymbolTable symbols(module);
-    DenseMap<func::FuncOp, SmallVector<func::CallOp>> callers;
-    module.walk([&](func::CallOp call) {
-      if (auto callee = symbols.lookup<func::FuncOp>(call.getCallee()))
-        callers[callee].push_back(call);
-    });
+    DenseMap<func::FuncOp, SmallVector<func::CallOp>> callers =
+        callSites(module, symbols);
     for (func::FuncOp f : llvm::to_vector(module.getOps<func::FuncOp>())) {
       if (f.isExternal() || f.isPublic())
         continue;
@@ -458,13 +465,7 @@ struct LibraryCallsPass
       identity &= order[d] == d;
     if (identity)
       return;
-    rewriter.setInsertionPoint(op);
-    FailureOr<linalg::GenericOp> generic =
-        isa<linalg::GenericOp>(op.getOperation())
-            ? FailureOr<linalg::GenericOp>(cast<linalg::GenericOp>(op))
-            : linalg::generalizeNamedOp(rewriter, op);
-    if (succeeded(generic))
-      (void)linalg::interchangeGenericOp(rewriter, *generic, order);
+    bptt::reorderLoops(rewriter, op, order);
   }
 };
 
@@ -793,14 +794,7 @@ static void buildPlacementPipeline(OpPassManager &pm, StringRef precision) {
   pm.addPass(createSymbolDCEPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(std::make_unique<ScalarResultsPass>());
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  bufferization::BufferDeallocationPipelineOptions dealloc;
-  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
-  pm.addPass(createConvertBufferizationToMemRefPass());
+  bptt::addBufferizationPasses(pm);
   pm.addPass(std::make_unique<LibraryCallsPass>(precision));
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createCanonicalizerPass());

@@ -2,6 +2,8 @@
 
 #include "bptt/Conversion/Pipelines.h"
 
+#include "PipelineSteps.h"
+
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
@@ -61,21 +63,25 @@ struct ContractionLoopOrderPass
         if (iters[d] == utils::IteratorType::reduction)
           order.push_back(d);
       order.push_back(inner);
-      rewriter.setInsertionPoint(op);
-      FailureOr<linalg::GenericOp> generic =
-          isa<linalg::GenericOp>(op.getOperation())
-              ? FailureOr<linalg::GenericOp>(cast<linalg::GenericOp>(op))
-              : linalg::generalizeNamedOp(rewriter, op);
-      if (succeeded(generic))
-        (void)linalg::interchangeGenericOp(rewriter, *generic, order);
+      bptt::reorderLoops(rewriter, op, order);
     }
   }
 };
 } // namespace
 
-void bptt::buildLowerToCPUPipeline(OpPassManager &pm) {
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(std::make_unique<ContractionLoopOrderPass>());
+void bptt::reorderLoops(IRRewriter &rewriter, linalg::LinalgOp op,
+                        ArrayRef<unsigned> order) {
+  rewriter.setInsertionPoint(op);
+  FailureOr<linalg::GenericOp> generic =
+      isa<linalg::GenericOp>(op.getOperation())
+          ? FailureOr<linalg::GenericOp>(cast<linalg::GenericOp>(op))
+          : linalg::generalizeNamedOp(rewriter, op);
+  if (succeeded(generic))
+    (void)linalg::interchangeGenericOp(rewriter, *generic,
+                                       llvm::to_vector(order));
+}
+
+void bptt::addBufferizationPasses(OpPassManager &pm) {
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
@@ -84,6 +90,12 @@ void bptt::buildLowerToCPUPipeline(OpPassManager &pm) {
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   pm.addPass(createConvertBufferizationToMemRefPass());
+}
+
+void bptt::buildLowerToCPUPipeline(OpPassManager &pm) {
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(std::make_unique<ContractionLoopOrderPass>());
+  bptt::addBufferizationPasses(pm);
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());

@@ -4,7 +4,6 @@
 
 #include "bptt/Dialect/RNN/Passes.h"
 #include "bptt/Planner/ByteSize.h"
-#include "bptt/Planner/Chain.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -74,11 +73,10 @@ void bptt::keepOnlyRequestFunction(mlir::ModuleOp module) {
       fn.erase();
 }
 
-int64_t RequestFacts::storeAllBytes() const {
+planner::Chain RequestFacts::chain() const {
   return planner::Chain::uniform(steps, hiddenBytes,
                                  std::max(internalBytes, hiddenBytes),
-                                 workspaceBytes)
-      .storeAllBytes();
+                                 workspaceBytes);
 }
 
 llvm::Expected<RequestFacts> bptt::inspectBPTTRequest(mlir::ModuleOp module) {

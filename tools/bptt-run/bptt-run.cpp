@@ -29,6 +29,7 @@
 #include "bptt/Dialect/RNN/RNNOps.h"
 #include "bptt/Execution/FiniteDifferences.h"
 #include "bptt/Execution/JitProgram.h"
+#include "bptt/Execution/Request.h"
 #include "bptt/Planner/ByteSize.h"
 #include "bptt/Planner/Planner.h"
 
@@ -104,14 +105,6 @@ static cl::opt<std::string> dumpDir(
     cl::value_desc("DIR"));
 
 namespace {
-struct Setup {
-  std::string entry;         // name of the generated function
-  std::string cell;          // the cell
-  int64_t steps = 0;         // T
-  int64_t hiddenBytes = 0;   // |h|
-  int64_t internalBytes = 0; // |s|
-};
-
 struct RunResult {
   std::vector<HostTensor> outputs; // dh0..., dxs, dparams..., loss
   HostTensor stats;                // [forward steps, peak bytes]
@@ -121,98 +114,17 @@ struct RunResult {
 };
 } // namespace
 
-/// The module with an rnn.bptt over `--steps` steps of the cell, if asked.
-static mlir::LogicalResult addRequest(mlir::ModuleOp module) {
-  if (stepsOpt < 0)
-    return mlir::success();
-  rnn::CellOp cell;
-  for (rnn::CellOp c : module.getOps<rnn::CellOp>())
-    if (cellOpt.empty() || c.getSymName() == cellOpt) {
-      cell = c;
-      break;
-    }
-  if (!cell) {
-    llvm::errs() << "bptt-run: no rnn.cell"
-                 << (cellOpt.empty() ? "" : " @" + cellOpt) << "\n";
-    return mlir::failure();
-  }
-  mlir::OpBuilder b = mlir::OpBuilder::atBlockEnd(module.getBody());
-  llvm::SmallVector<mlir::Type> args(cell.getStateTypes());
-  auto x = llvm::cast<mlir::RankedTensorType>(cell.getInputType());
-  llvm::SmallVector<int64_t> seqShape{stepsOpt.getValue()};
-  seqShape.append(x.getShape().begin(), x.getShape().end());
-  args.push_back(mlir::RankedTensorType::get(seqShape, x.getElementType()));
-  llvm::append_range(args, cell.getParamTypes());
-  llvm::SmallVector<mlir::Type> results{cell.getLossType()};
-  for (mlir::Type t : args)
-    results.push_back(t);
-  auto fn = mlir::func::FuncOp::create(
-      b, cell.getLoc(), "train", b.getFunctionType(args, results));
-  mlir::Block *entry = fn.addEntryBlock();
-  b.setInsertionPointToEnd(entry);
-  unsigned n = cell.getNumStates();
-  auto request = rnn::BPTTOp::create(
-      b, cell.getLoc(), mlir::TypeRange(results), cell.getSymName(),
-      mlir::ValueRange(entry->getArguments().take_front(n)),
-      entry->getArgument(n),
-      mlir::ValueRange(entry->getArguments().drop_front(n + 1)),
-      uint64_t(1) << 40, rnn::StrategyAttr());
-  mlir::func::ReturnOp::create(b, cell.getLoc(), request->getResults());
-  return mlir::success();
-}
-
-static rnn::BPTTOp theRequest(mlir::ModuleOp module) {
-  rnn::BPTTOp found;
-  module.walk([&](rnn::BPTTOp op) {
-    if (!found)
-      found = op;
-  });
-  return found;
-}
-
-/// Differentiates a copy to learn T and the state sizes.
-static mlir::FailureOr<Setup> inspect(mlir::ModuleOp module) {
-  mlir::OwningOpRef<mlir::ModuleOp> copy(module.clone());
-  mlir::PassManager pm(module.getContext());
-  pm.addPass(rnn::createRNNDifferentiate());
-  if (mlir::failed(pm.run(*copy)))
-    return mlir::failure();
-  rnn::BPTTOp op = theRequest(*copy);
-  if (!op) {
-    llvm::errs() << "bptt-run: the module has no rnn.bptt (give --steps to "
-                    "build one over a cell)\n";
-    return mlir::failure();
-  }
-  auto cell = copy->lookupSymbol<rnn::CellOp>(op.getCell());
-  Setup s;
-  auto parent = op->getParentOfType<mlir::func::FuncOp>();
-  s.entry = (parent.getSymName() + "_bptt").str();
-  s.cell = cell.getSymName().str();
-  s.steps = llvm::cast<mlir::RankedTensorType>(op.getInputs().getType())
-                .getDimSize(0);
-  s.hiddenBytes = cell.getStateBytes();
-  s.internalBytes =
-      cell->getAttrOfType<mlir::IntegerAttr>("rnn.internal_state_bytes")
-          .getInt();
-  return s;
-}
-
-static planner::Chain chainOf(const Setup &s) {
-  return planner::Chain::uniform(s.steps, s.hiddenBytes,
-                                 std::max(s.internalBytes, s.hiddenBytes));
-}
-
 /// The request compiled with one strategy and budget.
 struct Compiled {
   std::unique_ptr<JitProgram> program;
   int64_t plannedSteps = 0, plannedPeak = 0;
 };
 
-static llvm::Expected<Compiled> compile(mlir::ModuleOp module, const Setup &s,
+static llvm::Expected<Compiled> compile(mlir::ModuleOp module, const RequestFacts &s,
                                         rnn::Strategy strategy,
                                         int64_t budget) {
   mlir::OwningOpRef<mlir::ModuleOp> copy(module.clone());
-  rnn::BPTTOp op = theRequest(*copy);
+  rnn::BPTTOp op = findBPTTRequest(*copy);
   op.setMemoryBudget(budget);
   op.setStrategyAttr(rnn::StrategyAttr::get(copy->getContext(), strategy));
   mlir::PassManager pm(module.getContext());
@@ -233,7 +145,7 @@ static llvm::Expected<Compiled> compile(mlir::ModuleOp module, const Setup &s,
 }
 
 /// Runs a compiled request on `inputs` (h0..., xs, params...).
-static llvm::Expected<RunResult> execute(Compiled &c, const Setup &s,
+static llvm::Expected<RunResult> execute(Compiled &c, const RequestFacts &s,
                                          const std::vector<HostTensor> &inputs,
                                          bool warmUp = true) {
   RunResult r;
@@ -266,7 +178,7 @@ static llvm::Expected<RunResult> execute(Compiled &c, const Setup &s,
   return r;
 }
 
-static llvm::Expected<RunResult> run(mlir::ModuleOp module, const Setup &s,
+static llvm::Expected<RunResult> run(mlir::ModuleOp module, const RequestFacts &s,
                                      rnn::Strategy strategy, int64_t budget,
                                      const std::vector<HostTensor> &inputs,
                                      bool warmUp = true) {
@@ -283,7 +195,7 @@ static uint64_t checksum(const std::vector<HostTensor> &outputs) {
   return h;
 }
 
-static void report(const Setup &s, llvm::StringRef strategy, int64_t budget,
+static void report(const RequestFacts &s, llvm::StringRef strategy, int64_t budget,
                    const RunResult &r) {
   llvm::outs() << llvm::formatv(
       "{0,-7} budget {1,12} B: forward steps {2} planned, {3} executed "
@@ -457,23 +369,25 @@ int main(int argc, char **argv) {
   });
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
-  if (!module || mlir::failed(addRequest(*module)))
+  if (!module)
     return 2;
+  if (stepsOpt >= 0)
+    if (llvm::Error e = addBPTTRequest(*module, cellOpt, stepsOpt)) {
+      llvm::errs() << "bptt-run: " << llvm::toString(std::move(e)) << "\n";
+      return 2;
+    }
   // Functions other than the request's (forward-only drivers) are not run.
-  rnn::BPTTOp request = theRequest(*module);
-  if (request)
-    for (auto fn : llvm::make_early_inc_range(
-             module->getOps<mlir::func::FuncOp>()))
-      if (fn != request->getParentOfType<mlir::func::FuncOp>())
-        fn.erase();
-  mlir::FailureOr<Setup> setup = inspect(*module);
-  if (mlir::failed(setup))
+  keepOnlyRequestFunction(*module);
+  llvm::Expected<RequestFacts> setup = inspectBPTTRequest(*module);
+  if (!setup) {
+    llvm::errs() << "bptt-run: " << llvm::toString(setup.takeError()) << "\n";
     return 2;
-  const Setup &s = *setup;
-  planner::Chain chain = chainOf(s);
+  }
+  const RequestFacts &s = *setup;
+  planner::Chain chain = s.chain();
 
   // Deterministic inputs: h0 and xs in [-1, 1), parameters in [-0.5, 0.5).
-  rnn::BPTTOp op = theRequest(*module);
+  rnn::BPTTOp op = findBPTTRequest(*module);
   std::vector<HostTensor> inputs;
   uint64_t stream = seed * 104729;
   unsigned numStates = op.getInitialStates().size();
@@ -499,15 +413,6 @@ int main(int argc, char **argv) {
   }
 
   int64_t storeAll = chain.storeAllBytes();
-  auto budgetFor = [&](llvm::StringRef text) -> llvm::Expected<int64_t> {
-    if (text.ends_with("%")) {
-      double pct;
-      if (text.drop_back().getAsDouble(pct))
-        return llvm::createStringError("bad percentage " + text.str());
-      return static_cast<int64_t>(pct / 100.0 * storeAll);
-    }
-    return planner::parseByteSize(text);
-  };
 
   llvm::outs() << llvm::formatv(
       "@{0}: T = {1}, hidden state {2} B, internal state {3} B, store-all "
@@ -527,7 +432,7 @@ int main(int argc, char **argv) {
     }
     int64_t budget = op.getMemoryBudget();
     if (!budgetOpt.empty()) {
-      auto b = budgetFor(budgetOpt);
+      auto b = parseBudget(budgetOpt, storeAll);
       if (!b) {
         llvm::errs() << "bptt-run: " << llvm::toString(b.takeError()) << "\n";
         return 2;

@@ -10,6 +10,7 @@
 #define BPTT_EXECUTION_REQUEST_H
 
 #include "bptt/Dialect/RNN/RNNOps.h"
+#include "bptt/Planner/Chain.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
@@ -42,8 +43,10 @@ struct RequestFacts {
   /// Memory of a step beside states and gradients (e.g. kernel temporaries
   /// on a GPU), counted in every plan's working set.
   int64_t workspaceBytes = 0;
+  /// The request as the planner sees it: T uniform steps.
+  planner::Chain chain() const;
   /// Store-all's planned peak: every internal state kept.
-  int64_t storeAllBytes() const;
+  int64_t storeAllBytes() const { return chain().storeAllBytes(); }
 };
 llvm::Expected<RequestFacts> inspectBPTTRequest(mlir::ModuleOp module);
 
