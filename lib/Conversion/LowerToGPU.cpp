@@ -47,6 +47,7 @@
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -301,8 +302,11 @@ struct ScalarResultsPass
 // bptt-gpu-library-calls
 //===----------------------------------------------------------------------===//
 
-/// Precision of matrix products, as the runtime's `mode` argument.
+/// Precision of matrix products, bit 0 of the runtime's `mode` argument.
 enum class MatmulMode : int32_t { F32 = 0, TF32 = 1 };
+/// Bit 1 of `mode`: C = A·B instead of C += A·B (cuBLAS's beta = 0), for a
+/// product whose accumulator was just filled with zeros: the fill goes.
+static constexpr int32_t kMatmulOverwrite = 2;
 
 struct LibraryCallsPass
     : PassWrapper<LibraryCallsPass, OperationPass<ModuleOp>> {
@@ -346,22 +350,29 @@ struct LibraryCallsPass
     }
 
     MemoryPlacement placement(module);
+    auto onHost = [&](linalg::LinalgOp op) {
+      return llvm::any_of(op->getOperands(), [&](Value v) {
+        return isa<MemRefType>(v.getType()) && placement.isHost(v);
+      });
+    };
+    // Products first, while the zero fills before them are still fills.
+    SmallVector<linalg::LinalgOp> products;
+    module.walk([&](linalg::LinalgOp op) {
+      if (isMatrixProduct(op) && !onHost(op))
+        products.push_back(op);
+    });
+    for (linalg::LinalgOp op : products)
+      if (failed(toLibraryCall(rewriter, module, op, mode)))
+        return signalPassFailure();
     SmallVector<linalg::LinalgOp> ops;
     module.walk([&](linalg::LinalgOp op) { ops.push_back(op); });
     for (linalg::LinalgOp op : ops) {
       // Host memory (the statistics) stays with host loops.
-      if (llvm::any_of(op->getOperands(), [&](Value v) {
-            return isa<MemRefType>(v.getType()) && placement.isHost(v);
-          })) {
+      if (onHost(op)) {
         rewriter.setInsertionPoint(op);
         if (failed(linalg::linalgOpToLoops(rewriter, op)))
           return signalPassFailure();
         rewriter.eraseOp(op);
-        continue;
-      }
-      if (isMatrixProduct(op)) {
-        if (failed(toLibraryCall(rewriter, module, op, mode)))
-          return signalPassFailure();
         continue;
       }
       parallelLoopsOutermost(rewriter, op);
@@ -399,6 +410,11 @@ struct LibraryCallsPass
                << "the GPU pipeline supports f32 matrix products; this one "
                   "has element type "
                << cast<MemRefType>(v.getType()).getElementType();
+    int32_t modeBits = static_cast<int32_t>(mode);
+    if (linalg::FillOp zeroing = zeroFillJustBefore(op)) {
+      rewriter.eraseOp(zeroing);
+      modeBits |= kMatmulOverwrite;
+    }
     Location loc = op.getLoc();
     rewriter.setInsertionPoint(op);
     MLIRContext *ctx = op->getContext();
@@ -425,13 +441,30 @@ struct LibraryCallsPass
     Value a = oriented(*op.getDpsInputOperand(0), m, k);
     Value b = oriented(*op.getDpsInputOperand(1), k, n);
     Value c = oriented(*op.getDpsInitOperand(0), m, n);
-    Value modeValue = arith::ConstantIntOp::create(
-        rewriter, loc, static_cast<int32_t>(mode), 32);
+    Value modeValue = arith::ConstantIntOp::create(rewriter, loc, modeBits, 32);
     declareMatmul(rewriter, module, dynamic);
     func::CallOp::create(rewriter, loc, kMatmulFn, TypeRange{},
                          ValueRange{a, b, c, modeValue});
     rewriter.eraseOp(op);
     return success();
+  }
+
+  /// The fill with zero of `op`'s accumulator right before it, if any
+  /// (rnn-differentiate seeds every fresh product with one).
+  static linalg::FillOp zeroFillJustBefore(linalg::LinalgOp op) {
+    auto fill = dyn_cast_or_null<linalg::FillOp>(op->getPrevNode());
+    if (!fill || !fill.hasPureBufferSemantics() ||
+        fill.getDpsInits()[0] != op.getDpsInitOperand(0)->get() ||
+        !matchPattern(fill.getInputs()[0], m_AnyZeroFloat()))
+      return nullptr;
+    // With an empty contraction the runtime makes no call, so C would keep
+    // what it held: the fill stays unless every extent is known non-zero.
+    for (Value v : op->getOperands()) {
+      auto t = cast<MemRefType>(v.getType());
+      if (!t.hasStaticShape() || t.getNumElements() == 0)
+        return nullptr;
+    }
+    return fill;
   }
 
   static void declareMatmul(OpBuilder &builder, ModuleOp module,

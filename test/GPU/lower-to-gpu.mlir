@@ -75,6 +75,15 @@ func.func @train(%h0: tensor<2x3xf32>, %xs: tensor<4x2x4xf32>, %wx: tensor<4x3xf
 // CHECK-SAME: .target sm_90
 // CHECK-SAME: .visible .entry elman_forward_kernel_kernel(
 
+// A product into an accumulator that was just zeroed overwrites it instead
+// (mode bit 2, cuBLAS's beta = 0): the zero fill is no kernel of its own.
+// CHECK-LABEL: llvm.func @elman_backward_kernel(
+// CHECK-DAG: %[[ACC:.*]] = llvm.mlir.constant(0 : i32) : i32
+// CHECK-DAG: %[[OVERWRITE:.*]] = llvm.mlir.constant(2 : i32) : i32
+// CHECK: llvm.call @bpttMatmulF32({{.*}}, %[[OVERWRITE]])
+// CHECK: llvm.call @bpttMatmulF32({{.*}}, %[[ACC]])
+// CHECK: llvm.return
+
 // CHECK-LABEL: llvm.func @train_bptt(
 // CHECK-NOT: mgpuStreamSynchronize
 // CHECK: llvm.func @_mlir_ciface_train_bptt(
@@ -82,3 +91,5 @@ func.func @train(%h0: tensor<2x3xf32>, %xs: tensor<4x2x4xf32>, %wx: tensor<4x3xf
 // TF32-LABEL: llvm.func @elman_forward_kernel(
 // TF32: llvm.mlir.constant(1 : i32) : i32
 // TF32: llvm.call @bpttMatmulF32(
+// TF32-LABEL: llvm.func @elman_backward_kernel(
+// TF32: llvm.mlir.constant(3 : i32) : i32

@@ -191,8 +191,12 @@ float *offsetBy(float *base, int64_t elements) {
                                    uintptr_t(elements) * sizeof(float));
 }
 
-void matmul(BpttMemRef2DF32 a, BpttMemRef2DF32 b, BpttMemRef2DF32 c) {
-  _mlir_ciface_bpttMatmulF32(&a, &b, &c, config().tf32 ? 1 : 0);
+/// C += A·B, or C = A·B when `overwrite` (mode bit 2, as the compiler emits
+/// for a product into a fresh accumulator).
+void matmul(BpttMemRef2DF32 a, BpttMemRef2DF32 b, BpttMemRef2DF32 c,
+            bool overwrite = false) {
+  _mlir_ciface_bpttMatmulF32(&a, &b, &c,
+                             (config().tf32 ? 1 : 0) | (overwrite ? 2 : 0));
 }
 
 unsigned floatBits(float f) {
@@ -263,9 +267,8 @@ EXPORT void bptt_program_entry(void **d) {
            view(states[t], B, H, H, 1));
     // loss += ones(1 x B) h_t ones(H x 1), the column of ones as an H x 1
     // view with a zero stride along its unit dimension.
-    mgpuMemset32(row, 0, size_t(H), s);
     matmul(view(ones, 1, B, B, 1), view(states[t], B, H, H, 1),
-           view(row, 1, H, H, 1));
+           view(row, 1, H, H, 1), /*overwrite=*/true);
     matmul(view(row, 1, H, H, 1), view(ones, H, 1, 1, 0),
            view(loss->aligned, 1, 1, 1, 1));
   }
@@ -284,7 +287,6 @@ EXPORT void bptt_program_entry(void **d) {
   float *g = static_cast<float *>(mgpuMemAlloc(stateBytes, s, false));
   float *gNext = static_cast<float *>(mgpuMemAlloc(stateBytes, s, false));
   mgpuMemset32(dw->aligned, 0, size_t(H * H), s);
-  mgpuMemset32(dh0->aligned, 0, size_t(BH), s);
   for (int64_t t = T; t >= 1; --t) {
     mgpuMemset32(g, floatBits(c), size_t(BH), s);
     if (t < T)
@@ -296,7 +298,8 @@ EXPORT void bptt_program_entry(void **d) {
     mgpuMemFree(states[t], s);
     std::swap(g, gNext);
   }
-  matmul(view(gNext, B, H, H, 1), wT, view(dh0->aligned, B, H, H, 1));
+  matmul(view(gNext, B, H, H, 1), wT, view(dh0->aligned, B, H, H, 1),
+         /*overwrite=*/true);
   mgpuMemFree(states[0], s);
   mgpuMemFree(g, s);
   mgpuMemFree(gNext, s);

@@ -608,9 +608,10 @@ void _mlir_ciface_bpttMatmulF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
                                 BpttMemRef2DF32 *C, int32_t mode) {
   if (!A || !B || !C)
     fatal("bpttMatmulF32: null memref descriptor");
-  if (mode != 0 && mode != 1)
+  if (mode & ~3)
     fatal("bpttMatmulF32: mode " + std::to_string(mode) +
-          " is neither 0 (fp32) nor 1 (tf32)");
+          " has bits other than 1 (tf32) and 2 (overwrite C)");
+  bool tf32 = mode & 1, overwrite = mode & 2;
   GemmCall call;
   std::string error;
   if (!bptt::runtime::planGemm(viewOf(A), viewOf(B), viewOf(C), call, error))
@@ -623,14 +624,14 @@ void _mlir_ciface_bpttMatmulF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
   const void *x = reinterpret_cast<const void *>(call.swapOperands ? b : a);
   const void *y = reinterpret_cast<const void *>(call.swapOperands ? a : b);
   void *out = reinterpret_cast<void *>(c);
-  const float one = 1.0f;
+  const float one = 1.0f, zero = 0.0f;
   cublasComputeType_t compute =
-      mode == 1 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+      tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   std::lock_guard<std::mutex> lock(r.blasMutex);
   BPTT_CUBLAS_CTX(
       cublasGemmEx_64(r.blas, blasOp(call.opX), blasOp(call.opY), call.m,
                       call.n, call.k, &one, x, CUDA_R_32F, call.ldx, y,
-                      CUDA_R_32F, call.ldy, &one, out, CUDA_R_32F, call.ldc,
+                      CUDA_R_32F, call.ldy, overwrite ? &zero : &one, out, CUDA_R_32F, call.ldc,
                       compute, CUBLAS_GEMM_DEFAULT),
       "m=" + std::to_string(call.m) + " n=" + std::to_string(call.n) +
           " k=" + std::to_string(call.k) +
@@ -639,7 +640,7 @@ void _mlir_ciface_bpttMatmulF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
           " lda=" + std::to_string(call.ldx) +
           " ldb=" + std::to_string(call.ldy) +
           " ldc=" + std::to_string(call.ldc) +
-          (mode == 1 ? " tf32" : " fp32"));
+          (tf32 ? " tf32" : " fp32") + (overwrite ? " beta=0" : ""));
 }
 
 //===--- The memory pool --------------------------------------------------===//

@@ -150,7 +150,8 @@ cublasStatus_t CUBLASWINAPI cublasGemmEx_64(
           sum += double(nA ? pa[i + p * lda] : pa[p + i * lda]) *
                  double(nB ? pb[p + j * ldb] : pb[j + p * ldb]);
         float &c = pc[i + j * ldc];
-        c = float(a * sum + b * double(c));
+        // As cuBLAS: with beta = 0, C is not read (it may hold anything).
+        c = b == 0 ? float(a * sum) : float(a * sum + b * double(c));
       }
   });
   return r == CUDA_SUCCESS ? CUBLAS_STATUS_SUCCESS

@@ -39,8 +39,10 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/SetVector.h"
@@ -122,6 +124,8 @@ private:
   Value primal(Value v);
   Value adjoint(Value v) const { return adjoints.lookup(v); }
   void accumulate(Value v, Value contribution);
+  /// Where every slice of a value is saved, saves the value instead.
+  void mergeSavedSlices();
   Value add(Value a, Value b);
   Value zeros(Type type);
   void reduceInto(Value target, Value full, AffineMap map);
@@ -301,6 +305,57 @@ LogicalResult CellDifferentiator::checkSupported() {
 // Building the backward function
 //===----------------------------------------------------------------------===//
 
+/// Static offsets and sizes of a unit-stride slice, or nothing.
+static std::optional<std::pair<SmallVector<int64_t>, SmallVector<int64_t>>>
+staticBox(OffsetSizeAndStrideOpInterface slice) {
+  if (!slice.hasUnitStride())
+    return std::nullopt;
+  std::optional<SmallVector<int64_t>> offsets =
+      getConstantIntValues(slice.getMixedOffsets());
+  std::optional<SmallVector<int64_t>> sizes =
+      getConstantIntValues(slice.getMixedSizes());
+  if (!offsets || !sizes)
+    return std::nullopt;
+  return std::make_pair(*offsets, *sizes);
+}
+
+/// The slices that cover `source` exactly, disjoint, if its every use is
+/// one (an LSTM's gates, cut into the four gates' pre-activations); else
+/// nothing.
+static SmallVector<tensor::ExtractSliceOp> coveringSlices(Value source) {
+  auto type = dyn_cast<RankedTensorType>(source.getType());
+  if (isa<BlockArgument>(source) || !type || !type.hasStaticShape())
+    return {};
+  SmallVector<tensor::ExtractSliceOp> slices;
+  SmallVector<std::pair<SmallVector<int64_t>, SmallVector<int64_t>>> boxes;
+  int64_t covered = 0;
+  for (Operation *user : source.getUsers()) {
+    auto slice = dyn_cast<tensor::ExtractSliceOp>(user);
+    if (!slice || slice.getType().getRank() != type.getRank())
+      return {};
+    auto box = staticBox(slice);
+    if (!box)
+      return {};
+    for (const auto &seen : boxes) {
+      bool disjoint = false;
+      for (size_t d = 0; d < box->first.size(); ++d)
+        disjoint |= seen.first[d] + seen.second[d] <= box->first[d] ||
+                    box->first[d] + box->second[d] <= seen.first[d];
+      if (!disjoint)
+        return {};
+    }
+    int64_t volume = 1;
+    for (int64_t e : box->second)
+      volume *= e;
+    covered += volume;
+    boxes.push_back(*box);
+    slices.push_back(slice);
+  }
+  if (covered != type.getNumElements())
+    return {};
+  return slices;
+}
+
 Value CellDifferentiator::primal(Value v) {
   if (Value mapped = primals.lookupOrNull(v))
     return mapped;
@@ -323,6 +378,71 @@ Value CellDifferentiator::primal(Value v) {
   saved.push_back(v);
   primals.map(v, arg);
   return arg;
+}
+
+/// Whether `acc` (an adjoint being assembled slice by slice) is still zero
+/// in `slice`'s region: a chain of insert_slice ops, none of which overlaps
+/// the region, over a fill with zero.
+static bool isUnwrittenRegion(Value acc, tensor::ExtractSliceOp slice) {
+  auto box = staticBox(slice);
+  if (!box)
+    return false;
+  while (auto insert = acc.getDefiningOp<tensor::InsertSliceOp>()) {
+    auto written = staticBox(insert);
+    if (!written || written->first.size() != box->first.size())
+      return false;
+    bool disjoint = false;
+    for (size_t d = 0; d < box->first.size(); ++d)
+      disjoint |= written->first[d] + written->second[d] <= box->first[d] ||
+                  box->first[d] + box->second[d] <= written->first[d];
+    if (!disjoint)
+      return false;
+    acc = insert.getDest();
+  }
+  auto fill = acc.getDefiningOp<linalg::FillOp>();
+  return fill && matchPattern(fill.getInputs()[0], m_AnyZeroFloat());
+}
+
+/// When the backward step needs every slice of a value that its slices
+/// cover (an LSTM's four gate pre-activations, slices of its gates), it
+/// takes the value once and slices it itself: the same bytes, but the
+/// forward step computes the value straight into its slot instead of
+/// copying each slice out of it.
+void CellDifferentiator::mergeSavedSlices() {
+  DenseMap<Value, unsigned> position;
+  for (auto [i, v] : llvm::enumerate(saved))
+    position[v] = i;
+  SmallVector<unsigned> dropped;
+  OpBuilder b = OpBuilder::atBlockBegin(entry);
+  for (unsigned i = 0; i < saved.size(); ++i) {
+    auto slice = saved[i].getDefiningOp<tensor::ExtractSliceOp>();
+    if (!slice)
+      continue;
+    Value source = slice.getSource();
+    SmallVector<tensor::ExtractSliceOp> slices = coveringSlices(source);
+    if (slices.empty() || position.contains(source) ||
+        !llvm::all_of(slices, [&](tensor::ExtractSliceOp s) {
+          return position.contains(s.getResult());
+        }))
+      continue;
+    BlockArgument whole = entry->insertArgument(
+        savedArgsStart + saved.size(), source.getType(), source.getLoc());
+    position[source] = saved.size();
+    saved.push_back(source);
+    for (tensor::ExtractSliceOp s : slices) {
+      IRMapping mapping;
+      mapping.map(source, whole);
+      Value view = b.clone(*s, mapping)->getResult(0);
+      unsigned at = position[s.getResult()];
+      entry->getArgument(savedArgsStart + at).replaceAllUsesWith(view);
+      dropped.push_back(at);
+    }
+  }
+  llvm::sort(dropped, std::greater<unsigned>());
+  for (unsigned at : dropped) {
+    entry->eraseArgument(savedArgsStart + at);
+    saved.erase(saved.begin() + at);
+  }
 }
 
 Value CellDifferentiator::zeros(Type type) {
@@ -735,13 +855,14 @@ LogicalResult CellDifferentiator::differentiate(Operation *op) {
           return success();
         Value d = adjoint(s.getResult());
         Value acc = adjoint(source);
-        if (acc)
+        // Adding a region that no earlier contribution wrote would add zeros.
+        if (!acc)
+          acc = zeros(source.getType());
+        else if (!isUnwrittenRegion(acc, s))
           d = add(tensor::ExtractSliceOp::create(
                       builder, l, s.getType(), acc, s.getMixedOffsets(),
                       s.getMixedSizes(), s.getMixedStrides()),
                   d);
-        else
-          acc = zeros(source.getType());
         adjoints[source] = tensor::InsertSliceOp::create(
             builder, l, d, acc, s.getMixedOffsets(), s.getMixedSizes(),
             s.getMixedStrides());
@@ -903,6 +1024,7 @@ LogicalResult CellDifferentiator::run(SymbolTable &symbols) {
   }
   func::ReturnOp::create(builder, cell.getLoc(), results);
   entry->getOperations().splice(entry->end(), adjointBlock.getOperations());
+  mergeSavedSlices();
   backward.setFunctionType(FunctionType::get(
       ctx, entry->getArgumentTypes(), TypeRange(ValueRange(results))));
 

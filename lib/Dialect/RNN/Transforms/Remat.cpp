@@ -21,6 +21,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "KernelPreparation.h"
 #include "PlanSupport.h"
 
 #include "bptt/Dialect/RNN/Passes.h"
@@ -38,6 +39,7 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 
 namespace bptt::rnn {
 #define GEN_PASS_DEF_RNNREMAT
@@ -108,6 +110,7 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols) {
   }
 
   PassManager pm(ctx);
+  addKernelFusionPasses(pm);
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
@@ -120,6 +123,41 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols) {
     return cell.emitError() << "rnn-remat: cannot bufferize the forward and "
                                "backward functions of cell @"
                             << cell.getSymName();
+  // Out-parameters, as the schedule passes them (forwardBody and
+  // backwardBody): the forward step's new states and saved values are fresh
+  // slots or cursors, the backward step's state and input gradients are
+  // buffers of their own, so their results can be computed in place; the
+  // backward step's parameter gradients are the accumulators themselves.
+  {
+    f = scratch->lookupSymbol<func::FuncOp>(f.getSymName());
+    g = scratch->lookupSymbol<func::FuncOp>(g.getSymName());
+    SmallVector<unsigned> fwdOut;
+    unsigned fwdFirst = f.getNumArguments() - k.stateTypes.size() -
+                        llvm::count_if(k.savedTypes, [](Type t) {
+                          return isa<TensorType>(t);
+                        });
+    for (unsigned i = fwdFirst; i < f.getNumArguments(); ++i)
+      fwdOut.push_back(i);
+    writeResultsInPlace(f, fwdOut);
+    unsigned bwdFirst = g.getNumArguments() - numStates - 1 - numParams;
+    SmallVector<unsigned> bwdOut;
+    for (unsigned i = bwdFirst; i < bwdFirst + numStates + 1; ++i)
+      bwdOut.push_back(i);
+    writeResultsInPlace(g, bwdOut);
+    SmallVector<std::pair<unsigned, unsigned>> accumulators;
+    for (unsigned q = 0; q < numParams; ++q)
+      accumulators.push_back(
+          {firstWritable + numStates + 1 + q, bwdFirst + numStates + 1 + q});
+    dropSelfCopies(g, accumulators);
+    // Views of one region become one value, and copies onto themselves go.
+    PassManager cleanup(ctx);
+    cleanup.addNestedPass<func::FuncOp>(createCSEPass());
+    cleanup.addNestedPass<func::FuncOp>(createCanonicalizerPass());
+    if (failed(cleanup.run(*scratch)))
+      return cell.emitError() << "rnn-remat: cannot simplify the kernels of "
+                                 "cell @"
+                              << cell.getSymName();
+  }
   OpBuilder into(cell);
   into.setInsertionPointAfter(bwd);
   for (Operation &op : llvm::make_early_inc_range(*scratch->getBody())) {

@@ -1,0 +1,327 @@
+//===- KernelPreparation.cpp - fewer, fused kernels per step --------------===//
+//
+// On the GPU every linalg op and every copy is a kernel launch, and a step of
+// a small cell is a few microseconds of work: the launches are the cost. So
+// before bufferization the step functions are fused (elementwise chains
+// become one op, adjoints assembled slice by slice are written in place),
+// and after it the results are written straight into the out-parameters
+// that rnn-remat passes (slots, cursors, gradient buffers) instead of being
+// copied there at the end.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelPreparation.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+namespace {
+
+/// A static box: offsets and sizes per dimension.
+struct Box {
+  SmallVector<int64_t> offsets, sizes;
+};
+
+std::optional<Box> staticBox(tensor::InsertSliceOp slice) {
+  if (!slice.hasUnitStride())
+    return std::nullopt;
+  std::optional<SmallVector<int64_t>> offsets =
+      getConstantIntValues(slice.getMixedOffsets());
+  std::optional<SmallVector<int64_t>> sizes =
+      getConstantIntValues(slice.getMixedSizes());
+  if (!offsets || !sizes)
+    return std::nullopt;
+  return Box{*offsets, *sizes};
+}
+
+bool disjoint(const Box &a, const Box &b) {
+  for (size_t d = 0; d < a.offsets.size(); ++d)
+    if (a.offsets[d] + a.sizes[d] <= b.offsets[d] ||
+        b.offsets[d] + b.sizes[d] <= a.offsets[d])
+      return true;
+  return false;
+}
+
+/// A fill whose result only feeds a chain of insert_slice ops that together
+/// overwrite all of it computes nothing that is read: its destination will
+/// do. (rnn-differentiate assembles the adjoint of a tensor used through
+/// slices this way, starting from zeros.)
+void elideOverwrittenFills(Operation *root) {
+  SmallVector<linalg::FillOp> fills;
+  root->walk([&](linalg::FillOp fill) {
+    if (fill.hasPureTensorSemantics())
+      fills.push_back(fill);
+  });
+  for (linalg::FillOp fill : fills) {
+    auto type = dyn_cast<RankedTensorType>(fill.getResultTypes()[0]);
+    if (!type || !type.hasStaticShape())
+      continue;
+    SmallVector<Box> boxes;
+    Value cur = fill.getResult(0);
+    while (cur.hasOneUse()) {
+      auto insert = dyn_cast<tensor::InsertSliceOp>(*cur.getUsers().begin());
+      if (!insert || insert.getDest() != cur)
+        break;
+      std::optional<Box> box = staticBox(insert);
+      if (!box || box->offsets.size() != size_t(type.getRank()))
+        break;
+      boxes.push_back(*box);
+      cur = insert.getResult();
+    }
+    int64_t covered = 0;
+    bool pairwiseDisjoint = true;
+    for (size_t i = 0; i < boxes.size(); ++i) {
+      int64_t volume = 1;
+      for (int64_t s : boxes[i].sizes)
+        volume *= s;
+      covered += volume;
+      for (size_t j = 0; j < i; ++j)
+        pairwiseDisjoint &= disjoint(boxes[i], boxes[j]);
+    }
+    if (boxes.empty() || !pairwiseDisjoint ||
+        covered != type.getNumElements())
+      continue;
+    fill.getResult(0).replaceAllUsesWith(fill.getDpsInits()[0]);
+    fill.erase();
+  }
+}
+
+/// Whether every use of `v` can take a buffer of the same shape with another
+/// (fully dynamic) layout instead.
+bool canRetarget(Value v) {
+  for (Operation *user : v.getUsers()) {
+    if (isa<linalg::LinalgOp, memref::CopyOp, memref::LoadOp,
+            memref::StoreOp>(user))
+      continue;
+    if (auto view = dyn_cast<memref::SubViewOp>(user)) {
+      if (view.getSource() == v && canRetarget(view.getResult()))
+        continue;
+      return false;
+    }
+    if (auto cast = dyn_cast<memref::CastOp>(user)) {
+      // Only casts that forget the layout, as bufferization emits for
+      // function boundaries: a cast to a static layout would assert one.
+      auto to = dyn_cast<MemRefType>(cast.getType());
+      if (to && !to.getLayout().isIdentity() &&
+          cast.getSource().getType() != cast.getType()) {
+        auto layout = dyn_cast<StridedLayoutAttr>(to.getLayout());
+        if (layout && ShapedType::isDynamic(layout.getOffset()) &&
+            llvm::all_of(layout.getStrides(), ShapedType::isDynamic))
+          continue;
+      }
+      return false;
+    }
+    return false;
+  }
+  return true;
+}
+
+/// Replaces `from` by `to` in the uses that canRetarget accepted.
+void retarget(OpBuilder &b, Value from, Value to) {
+  for (Operation *user : llvm::make_early_inc_range(from.getUsers())) {
+    if (auto view = dyn_cast<memref::SubViewOp>(user)) {
+      b.setInsertionPoint(view);
+      auto resultType = memref::SubViewOp::inferRankReducedResultType(
+          view.getType().getShape(), cast<MemRefType>(to.getType()),
+          view.getMixedOffsets(), view.getMixedSizes(),
+          view.getMixedStrides());
+      Value fresh = memref::SubViewOp::create(
+          b, view.getLoc(), cast<MemRefType>(resultType), to,
+          view.getMixedOffsets(), view.getMixedSizes(),
+          view.getMixedStrides());
+      retarget(b, view.getResult(), fresh);
+      view.erase();
+      continue;
+    }
+    if (auto castOp = dyn_cast<memref::CastOp>(user)) {
+      if (castOp.getType() == to.getType()) {
+        castOp.getResult().replaceAllUsesWith(to);
+        castOp.erase();
+      } else {
+        castOp.getSourceMutable().assign(to);
+      }
+      continue;
+    }
+    user->replaceUsesOfWith(from, to);
+  }
+}
+
+/// One tensor.empty per use: CSE merges them, and a shared one cannot become
+/// the slice of each destination it is inserted into.
+void splitEmptyTensors(Operation *root) {
+  SmallVector<tensor::EmptyOp> empties;
+  root->walk([&](tensor::EmptyOp e) { empties.push_back(e); });
+  OpBuilder b(root->getContext());
+  for (tensor::EmptyOp e : empties) {
+    for (OpOperand &use :
+         llvm::make_early_inc_range(llvm::drop_begin(e->getUses()))) {
+      b.setInsertionPoint(use.getOwner());
+      use.set(b.clone(*e)->getResult(0));
+    }
+  }
+}
+
+/// `P + Q` of two products P = A·B + I and Q = C·D + J, used only there, is
+/// one accumulation: C·D + (A·B + (I + J)). The two bias broadcasts and the
+/// sum become one elementwise op (after fusion) and the products accumulate
+/// in one buffer: an LSTM's or GRU's gates, x·W_ih + b_ih + h·W_hh + b_hh,
+/// take two library calls and one kernel instead of two calls and three.
+struct AccumulateSumOfProducts : OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(linalg::GenericOp add,
+                                PatternRewriter &rewriter) const override {
+    if (!add.hasPureTensorSemantics() || add.getNumDpsInputs() != 2 ||
+        add.getNumDpsInits() != 1 ||
+        add.getNumParallelLoops() != add.getNumLoops() ||
+        !llvm::all_of(add.getIndexingMapsArray(),
+                      [](AffineMap m) { return m.isIdentity(); }))
+      return failure();
+    Block &body = add.getRegion().front();
+    auto yield = cast<linalg::YieldOp>(body.getTerminator());
+    auto sum = yield.getValues()[0].getDefiningOp<arith::AddFOp>();
+    if (!sum || &body.front() != sum.getOperation() ||
+        !((sum.getLhs() == body.getArgument(0) &&
+           sum.getRhs() == body.getArgument(1)) ||
+          (sum.getLhs() == body.getArgument(1) &&
+           sum.getRhs() == body.getArgument(0))))
+      return failure();
+    Type type = add.getResult(0).getType();
+    SmallVector<linalg::LinalgOp> products;
+    for (Value in : add.getDpsInputs()) {
+      auto p = in.getDefiningOp<linalg::LinalgOp>();
+      if (!p || !in.hasOneUse() || !linalg::isaContractionOpInterface(p) ||
+          p->getNumResults() != 1 || p.getNumDpsInits() != 1 ||
+          in.getType() != type)
+        return failure();
+      products.push_back(p);
+    }
+    rewriter.setInsertionPoint(add);
+    // I + J, into the sum's own destination.
+    IRMapping seeds;
+    seeds.map(add.getDpsInputs()[0], products[0].getDpsInits()[0]);
+    seeds.map(add.getDpsInputs()[1], products[1].getDpsInits()[0]);
+    Operation *bias = rewriter.clone(*add, seeds);
+    Operation *first = rewriter.clone(*products[0]);
+    cast<linalg::LinalgOp>(first).getDpsInitsMutable()[0].assign(
+        bias->getResult(0));
+    Operation *second = rewriter.clone(*products[1]);
+    cast<linalg::LinalgOp>(second).getDpsInitsMutable()[0].assign(
+        first->getResult(0));
+    rewriter.replaceOp(add, second->getResults());
+    rewriter.eraseOp(products[1]);
+    rewriter.eraseOp(products[0]);
+    return success();
+  }
+};
+
+/// Broadcasts as generic ops, so that elementwise fusion sees them.
+void generalizeBroadcasts(Operation *root) {
+  SmallVector<linalg::BroadcastOp> broadcasts;
+  root->walk([&](linalg::BroadcastOp b) {
+    if (b.hasPureTensorSemantics())
+      broadcasts.push_back(b);
+  });
+  IRRewriter rewriter(root->getContext());
+  for (linalg::BroadcastOp b : broadcasts) {
+    rewriter.setInsertionPoint(b);
+    (void)linalg::generalizeNamedOp(rewriter, b);
+  }
+}
+
+/// Sums of products become accumulations (before elementwise fusion).
+struct AccumulateProducts
+    : PassWrapper<AccumulateProducts, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(AccumulateProducts)
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<AccumulateSumOfProducts>(&getContext());
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+    generalizeBroadcasts(getOperation());
+  }
+};
+
+/// The pre-bufferization steps that are not upstream passes.
+struct PrepareSlices
+    : PassWrapper<PrepareSlices, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(PrepareSlices)
+  void runOnOperation() override {
+    elideOverwrittenFills(getOperation());
+    splitEmptyTensors(getOperation());
+  }
+};
+
+} // namespace
+
+void bptt::rnn::addKernelFusionPasses(OpPassManager &pm) {
+  pm.addNestedPass<func::FuncOp>(createCanonicalizerPass());
+  pm.addNestedPass<func::FuncOp>(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(std::make_unique<AccumulateProducts>());
+  pm.addNestedPass<func::FuncOp>(createLinalgElementwiseOpFusionPass());
+  pm.addNestedPass<func::FuncOp>(createCanonicalizerPass());
+  pm.addNestedPass<func::FuncOp>(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(std::make_unique<PrepareSlices>());
+  pm.addPass(bufferization::createEmptyTensorEliminationPass());
+}
+
+void bptt::rnn::writeResultsInPlace(func::FuncOp fn,
+                                    ArrayRef<unsigned> outParams) {
+  if (fn.isExternal())
+    return;
+  OpBuilder b(fn.getContext());
+  DenseSet<Operation *> taken;
+  for (unsigned index : outParams) {
+    BlockArgument out = fn.getArgument(index);
+    if (!out.hasOneUse())
+      continue;
+    auto copy = dyn_cast<memref::CopyOp>(*out.getUsers().begin());
+    if (!copy || copy.getTarget() != out)
+      continue;
+    Value source = copy.getSource();
+    while (auto castOp = source.getDefiningOp<memref::CastOp>())
+      source = castOp.getSource();
+    auto alloc = source.getDefiningOp<memref::AllocOp>();
+    if (!alloc || alloc->getParentOp() != fn.getOperation() ||
+        taken.contains(alloc) ||
+        cast<MemRefType>(out.getType()).getShape() !=
+            alloc.getType().getShape())
+      continue;
+    if (!canRetarget(alloc.getResult()))
+      continue;
+    copy.erase();
+    taken.insert(alloc);
+    retarget(b, alloc.getResult(), out);
+    alloc.erase();
+  }
+}
+
+void bptt::rnn::dropSelfCopies(
+    func::FuncOp fn, ArrayRef<std::pair<unsigned, unsigned>> inOut) {
+  if (fn.isExternal())
+    return;
+  for (auto [in, out] : inOut) {
+    BlockArgument target = fn.getArgument(out);
+    if (!target.hasOneUse())
+      continue;
+    auto copy = dyn_cast<memref::CopyOp>(*target.getUsers().begin());
+    if (!copy || copy.getTarget() != target)
+      continue;
+    Value source = copy.getSource();
+    while (auto castOp = source.getDefiningOp<memref::CastOp>())
+      source = castOp.getSource();
+    if (source == fn.getArgument(in))
+      copy.erase();
+  }
+}

@@ -1,0 +1,45 @@
+// RUN: %python %bptt_src_root/examples/generate.py --emit lstm --batch 2 --hidden 3 --vocab 4 --dtype f32 -o %t.cell.mlir
+// RUN: cat %t.cell.mlir %s | bptt-opt -rnn-differentiate -rnn-remat | FileCheck %s
+
+// The step kernels that rnn-remat builds for an LSTM (examples/generate.py's
+// cell: gates = x·W_ih + b_ih + h·W_hh + b_hh, then an output layer and a
+// softmax loss) run few ops and write their results where the schedule keeps
+// them, instead of computing into temporaries and copying out at the end.
+
+func.func @train(%h0: tensor<2x3xf32>, %c0: tensor<2x3xf32>, %xs: tensor<5x2x8xf32>,
+                 %w_ih_t: tensor<4x12xf32>, %w_hh_t: tensor<3x12xf32>, %b_ih: tensor<12xf32>,
+                 %b_hh: tensor<12xf32>, %w_out_t: tensor<3x4xf32>, %b_out: tensor<4xf32>)
+    -> (f32, tensor<2x3xf32>, tensor<2x3xf32>, tensor<5x2x8xf32>, tensor<4x12xf32>, tensor<3x12xf32>,
+        tensor<12xf32>, tensor<12xf32>, tensor<3x4xf32>, tensor<4xf32>) {
+  %loss, %dh0, %dc0, %dxs, %dw_ih_t, %dw_hh_t, %db_ih, %db_hh, %dw_out_t, %db_out =
+      rnn.bptt @lstm(%h0, %c0) over %xs
+      params(%w_ih_t, %w_hh_t, %b_ih, %b_hh, %w_out_t, %b_out)
+      {memory_budget = 4096 : i64, strategy = #rnn.strategy<msm>}
+      : (tensor<2x3xf32>, tensor<2x3xf32>, tensor<5x2x8xf32>, tensor<4x12xf32>, tensor<3x12xf32>, tensor<12xf32>, tensor<12xf32>, tensor<3x4xf32>, tensor<4xf32>)
+      -> (f32, tensor<2x3xf32>, tensor<2x3xf32>, tensor<5x2x8xf32>, tensor<4x12xf32>, tensor<3x12xf32>, tensor<12xf32>, tensor<12xf32>, tensor<3x4xf32>, tensor<4xf32>)
+  return %loss, %dh0, %dc0, %dxs, %dw_ih_t, %dw_hh_t, %db_ih, %db_hh, %dw_out_t, %db_out
+      : f32, tensor<2x3xf32>, tensor<2x3xf32>, tensor<5x2x8xf32>, tensor<4x12xf32>, tensor<3x12xf32>, tensor<12xf32>, tensor<12xf32>, tensor<3x4xf32>, tensor<4xf32>
+}
+
+// Forward: both biases are summed by one elementwise op straight into the
+// saved gates (an out-parameter: a slot of the pool), and both products
+// accumulate there; the four gate slices are views of it, not copies. The
+// only copies left are the incoming state, which the backward step needs.
+// CHECK-LABEL: func.func private @lstm_forward_kernel(
+// CHECK:       linalg.generic {{.*}} ins(%arg5, %arg6 : {{.*}}) outs(%[[GATES:arg[0-9]+]] : memref<2x12xf32
+// CHECK:       linalg.matmul ins(%{{.*}}, %arg3 : {{.*}}) outs(%[[GATES]] :
+// CHECK-NEXT:  linalg.matmul ins(%arg0, %arg4 : {{.*}}) outs(%[[GATES]] :
+// CHECK-NOT:   memref.copy %{{.*}}, %[[GATES]]
+// CHECK-NOT:   linalg.broadcast
+// CHECK:       memref.copy %arg1, %arg
+// CHECK-NEXT:  memref.copy %arg0, %arg
+// CHECK-NEXT:  return
+
+// Backward: the gradient of the gates is assembled slice by slice with no
+// zero fill under it, the state gradient's product overwrites its
+// out-parameter, and the parameter gradients are accumulated in place with
+// no copy onto themselves at the end.
+// CHECK-LABEL: func.func private @lstm_backward_kernel(
+// CHECK-NOT:   linalg.fill {{.*}} memref<2x12xf32>
+// CHECK-NOT:   memref.copy %arg{{[0-9]+}}, %arg
+// CHECK:       return
