@@ -31,9 +31,12 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 using bptt::runtime::GemmCall;
 using bptt::runtime::MatrixView;
@@ -130,6 +133,80 @@ constexpr uint64_t kDefaultBlasWorkspace = uint64_t(32) << 20;
 // Above this much dynamic shared memory a kernel must opt in.
 constexpr int32_t kDefaultMaxDynamicSmem = 48 * 1024;
 
+/// Per-launch timing (BPTT_PROFILE=path): every kernel launch and library
+/// call outside graph capture is bracketed by two timing events; the
+/// durations are collected when the host synchronises, and written at exit
+/// as one line per call site (first-launch order): what a step costs, op by
+/// op, without a profiler on the GPU machine. Timing events serialise
+/// nothing the stream does not already serialise, but each adds a little
+/// host time, so profile runs are for attribution, not for the headline.
+struct Profiler {
+  struct Site {
+    std::string name;
+    uint64_t calls = 0;
+    double totalMs = 0;
+  };
+  struct Pending {
+    size_t site;
+    CUevent start, end;
+  };
+  std::string path;
+  std::mutex mutex;
+  std::vector<Site> sites;
+  std::map<std::string, size_t> siteOf;
+  std::vector<Pending> pending;
+  std::vector<CUevent> freeEvents;
+
+  CUevent event() {
+    if (!freeEvents.empty()) {
+      CUevent e = freeEvents.back();
+      freeEvents.pop_back();
+      return e;
+    }
+    CUevent e = nullptr;
+    BPTT_CU(cuEventCreate(&e, CU_EVENT_DEFAULT));
+    return e;
+  }
+
+  size_t site(const std::string &key) {
+    auto [it, inserted] = siteOf.try_emplace(key, sites.size());
+    if (inserted)
+      sites.push_back(Site{key, 0, 0});
+    return it->second;
+  }
+
+  /// Adds up what has finished (all of it after a synchronisation).
+  void collect() {
+    for (Pending &p : pending) {
+      BPTT_CU(cuEventSynchronize(p.end));
+      float ms = 0;
+      BPTT_CU(cuEventElapsedTime(&ms, p.start, p.end));
+      sites[p.site].calls += 1;
+      sites[p.site].totalMs += ms;
+      freeEvents.push_back(p.start);
+      freeEvents.push_back(p.end);
+    }
+    pending.clear();
+  }
+
+  void write() {
+    std::lock_guard<std::mutex> lock(mutex);
+    FILE *out = std::fopen(path.c_str(), "w");
+    if (!out) {
+      std::fprintf(stderr, "bptt runtime: cannot write the profile to %s\n",
+                   path.c_str());
+      return;
+    }
+    std::fprintf(out, "# site\tcalls\ttotal_ms\tmean_us\n");
+    for (const Site &site : sites)
+      std::fprintf(out, "%s\t%" PRIu64 "\t%.4f\t%.2f\n", site.name.c_str(),
+                   site.calls, site.totalMs,
+                   site.calls ? 1000.0 * site.totalMs / double(site.calls)
+                              : 0.0);
+    std::fclose(out);
+  }
+};
+
 struct Runtime {
   int ordinal = 0;
   CUdevice device = 0;
@@ -150,6 +227,9 @@ struct Runtime {
   cublasHandle_t blas = nullptr;
   void *blasWorkspace = nullptr;
   uint64_t blasWorkspaceBytes = 0;
+
+  /// Set when BPTT_PROFILE names a file.
+  std::unique_ptr<Profiler> profiler;
 };
 
 std::once_flag gInitOnce;
@@ -328,6 +408,15 @@ void initialise() {
   BPTT_CU(cuStreamCreate(&r->stream, CU_STREAM_NON_BLOCKING));
   initialisePool(*r);
   initialiseBlas(*r);
+  if (const char *path = std::getenv("BPTT_PROFILE"); path && *path) {
+    r->profiler = std::make_unique<Profiler>();
+    r->profiler->path = path;
+    // Host data only: no CUDA call at exit.
+    std::atexit([] {
+      if (Runtime *rt = gRuntime.load(std::memory_order_acquire))
+        rt->profiler->write();
+    });
+  }
   gRuntime.store(r, std::memory_order_release);
 }
 
@@ -340,6 +429,45 @@ Runtime &runtime() {
   if (current != r.context)
     BPTT_CU(cuCtxSetCurrent(r.context));
   return r;
+}
+
+/// Brackets one launch on the program stream with timing events when
+/// profiling (and not capturing: a graph's nodes are timed as a whole).
+class ProfiledCall {
+public:
+  ProfiledCall(Runtime &r, const std::function<std::string()> &key)
+      : r(r) {
+    if (!r.profiler || streamIsCapturing(r))
+      return;
+    std::lock_guard<std::mutex> lock(r.profiler->mutex);
+    site = r.profiler->site(key());
+    start = r.profiler->event();
+    BPTT_CU(cuEventRecord(start, r.stream));
+  }
+  ~ProfiledCall() {
+    if (!start)
+      return;
+    std::lock_guard<std::mutex> lock(r.profiler->mutex);
+    CUevent end = r.profiler->event();
+    BPTT_CU(cuEventRecord(end, r.stream));
+    r.profiler->pending.push_back({site, start, end});
+    // Bounded: a long program is collected as it goes.
+    if (r.profiler->pending.size() >= 4096)
+      r.profiler->collect();
+  }
+
+private:
+  Runtime &r;
+  size_t site = 0;
+  CUevent start = nullptr;
+};
+
+/// Collects the profile's finished timings (after a synchronisation).
+void collectProfile(Runtime &r) {
+  if (!r.profiler)
+    return;
+  std::lock_guard<std::mutex> lock(r.profiler->mutex);
+  r.profiler->collect();
 }
 
 /// The program stream, for a stream argument that must be it (or null).
@@ -481,6 +609,12 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                     f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
                 "kernel '" + kernelName(f) + "', " + std::to_string(smem) +
                     " bytes of dynamic shared memory");
+  ProfiledCall timed(r, [&] {
+    return kernelName(f) + " grid " + std::to_string(gx) + "x" +
+           std::to_string(gy) + "x" + std::to_string(gz) + " block " +
+           std::to_string(bx) + "x" + std::to_string(by) + "x" +
+           std::to_string(bz) + " @" + hex(function);
+  });
   BPTT_CU_CTX(cuLaunchKernel(f, gx, gy, gz, bx, by, bz,
                              static_cast<unsigned>(smem), s, params, extra),
               "kernel '" + kernelName(f) + "', grid " + std::to_string(gx) +
@@ -503,6 +637,7 @@ void mgpuStreamSynchronize(void *stream) {
   if (streamIsCapturing(r))
     return; // nothing runs while capturing; the graph keeps the order
   BPTT_CU(cuStreamSynchronize(s));
+  collectProfile(r);
 }
 
 void mgpuStreamWaitEvent(void *stream, void *event) {
@@ -528,6 +663,7 @@ void mgpuEventSynchronize(void *event) {
   if (streamIsCapturing(r))
     return; // as mgpuStreamSynchronize
   BPTT_CU(cuEventSynchronize(static_cast<CUevent>(event)));
+  collectProfile(r);
 }
 
 void mgpuEventRecord(void *event, void *stream) {
@@ -627,6 +763,13 @@ void _mlir_ciface_bpttMatmulF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
   const float one = 1.0f, zero = 0.0f;
   cublasComputeType_t compute =
       tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  ProfiledCall timed(r, [&] {
+    return "cublas m=" + std::to_string(call.m) + " n=" +
+           std::to_string(call.n) + " k=" + std::to_string(call.k) +
+           (call.opX == bptt::runtime::BlasOp::N ? " N" : " T") +
+           (call.opY == bptt::runtime::BlasOp::N ? "N" : "T") +
+           (overwrite ? " beta=0" : "");
+  });
   std::lock_guard<std::mutex> lock(r.blasMutex);
   BPTT_CUBLAS_CTX(
       cublasGemmEx_64(r.blas, blasOp(call.opX), blasOp(call.opY), call.m,
@@ -721,6 +864,7 @@ void bpttSynchronize(void) {
     fatal("bpttSynchronize: the program stream is being captured into a "
           "CUDA graph (end the capture first)");
   BPTT_CU(cuStreamSynchronize(r.stream));
+  collectProfile(r);
 }
 
 } // extern "C"
