@@ -151,6 +151,13 @@ struct Profiler {
     CUevent start, end;
   };
   std::string path;
+  /// A one-thread kernel that keeps the GPU busy for `spinNs` before each
+  /// timed call: the host enqueues the call (cuBLAS's host side can take
+  /// longer than the work) while the GPU spins, so the events bracket the
+  /// call's GPU time alone, not the GPU waiting for the host.
+  CUmodule spinModule = nullptr;
+  CUfunction spin = nullptr;
+  uint64_t spinNs = 0;
   std::mutex mutex;
   std::vector<Site> sites;
   std::map<std::string, size_t> siteOf;
@@ -206,6 +213,26 @@ struct Profiler {
     std::fclose(out);
   }
 };
+
+// bptt_spin(ns): returns once %globaltimer has advanced by ns (PTX ISA 7.0,
+// any GPU from sm_75 on).
+const char kSpinPtx[] = R"(.version 7.0
+.target sm_75
+.address_size 64
+.visible .entry bptt_spin(.param .u64 bptt_spin_ns)
+{
+    .reg .pred %p<2>;
+    .reg .b64 %rd<5>;
+    ld.param.u64 %rd1, [bptt_spin_ns];
+    mov.u64 %rd2, %globaltimer;
+    add.s64 %rd3, %rd2, %rd1;
+SPIN:
+    mov.u64 %rd4, %globaltimer;
+    setp.lt.u64 %p1, %rd4, %rd3;
+    @%p1 bra SPIN;
+    ret;
+}
+)";
 
 struct Runtime {
   int ordinal = 0;
@@ -411,6 +438,12 @@ void initialise() {
   if (const char *path = std::getenv("BPTT_PROFILE"); path && *path) {
     r->profiler = std::make_unique<Profiler>();
     r->profiler->path = path;
+    r->profiler->spinNs =
+        1000 * envUnsigned("BPTT_PROFILE_SPIN_US", 200, 1000000);
+    BPTT_CU_CTX(cuModuleLoadData(&r->profiler->spinModule, kSpinPtx),
+                "the profiler's spin kernel");
+    BPTT_CU(cuModuleGetFunction(&r->profiler->spin, r->profiler->spinModule,
+                                "bptt_spin"));
     // Host data only: no CUDA call at exit.
     std::atexit([] {
       if (Runtime *rt = gRuntime.load(std::memory_order_acquire))
@@ -442,6 +475,11 @@ public:
     std::lock_guard<std::mutex> lock(r.profiler->mutex);
     site = r.profiler->site(key());
     start = r.profiler->event();
+    uint64_t ns = r.profiler->spinNs;
+    void *params[] = {&ns};
+    BPTT_CU_CTX(cuLaunchKernel(r.profiler->spin, 1, 1, 1, 1, 1, 1, 0,
+                               r.stream, params, nullptr),
+                "the profiler's spin kernel");
     BPTT_CU(cuEventRecord(start, r.stream));
   }
   ~ProfiledCall() {
