@@ -30,6 +30,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ScalarDerivatives.h"
+#include "SliceBoxes.h"
 
 #include "bptt/Dialect/RNN/Passes.h"
 #include "bptt/Dialect/RNN/RNNOps.h"
@@ -39,7 +40,6 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Matchers.h"
@@ -305,20 +305,6 @@ LogicalResult CellDifferentiator::checkSupported() {
 // Building the backward function
 //===----------------------------------------------------------------------===//
 
-/// Static offsets and sizes of a unit-stride slice, or nothing.
-static std::optional<std::pair<SmallVector<int64_t>, SmallVector<int64_t>>>
-staticBox(OffsetSizeAndStrideOpInterface slice) {
-  if (!slice.hasUnitStride())
-    return std::nullopt;
-  std::optional<SmallVector<int64_t>> offsets =
-      getConstantIntValues(slice.getMixedOffsets());
-  std::optional<SmallVector<int64_t>> sizes =
-      getConstantIntValues(slice.getMixedSizes());
-  if (!offsets || !sizes)
-    return std::nullopt;
-  return std::make_pair(*offsets, *sizes);
-}
-
 /// The slices that cover `source` exactly, disjoint, if its every use is
 /// one (an LSTM's gates, cut into the four gates' pre-activations); else
 /// nothing.
@@ -327,31 +313,18 @@ static SmallVector<tensor::ExtractSliceOp> coveringSlices(Value source) {
   if (isa<BlockArgument>(source) || !type || !type.hasStaticShape())
     return {};
   SmallVector<tensor::ExtractSliceOp> slices;
-  SmallVector<std::pair<SmallVector<int64_t>, SmallVector<int64_t>>> boxes;
-  int64_t covered = 0;
+  SmallVector<SliceBox> boxes;
   for (Operation *user : source.getUsers()) {
     auto slice = dyn_cast<tensor::ExtractSliceOp>(user);
     if (!slice || slice.getType().getRank() != type.getRank())
       return {};
-    auto box = staticBox(slice);
+    std::optional<SliceBox> box = staticBox(slice);
     if (!box)
       return {};
-    for (const auto &seen : boxes) {
-      bool disjoint = false;
-      for (size_t d = 0; d < box->first.size(); ++d)
-        disjoint |= seen.first[d] + seen.second[d] <= box->first[d] ||
-                    box->first[d] + box->second[d] <= seen.first[d];
-      if (!disjoint)
-        return {};
-    }
-    int64_t volume = 1;
-    for (int64_t e : box->second)
-      volume *= e;
-    covered += volume;
     boxes.push_back(*box);
     slices.push_back(slice);
   }
-  if (covered != type.getNumElements())
+  if (!coverExactly(boxes, type.getNumElements()))
     return {};
   return slices;
 }
@@ -384,18 +357,13 @@ Value CellDifferentiator::primal(Value v) {
 /// in `slice`'s region: a chain of insert_slice ops, none of which overlaps
 /// the region, over a fill with zero.
 static bool isUnwrittenRegion(Value acc, tensor::ExtractSliceOp slice) {
-  auto box = staticBox(slice);
+  std::optional<SliceBox> box = staticBox(slice);
   if (!box)
     return false;
   while (auto insert = acc.getDefiningOp<tensor::InsertSliceOp>()) {
-    auto written = staticBox(insert);
-    if (!written || written->first.size() != box->first.size())
-      return false;
-    bool disjoint = false;
-    for (size_t d = 0; d < box->first.size(); ++d)
-      disjoint |= written->first[d] + written->second[d] <= box->first[d] ||
-                  box->first[d] + box->second[d] <= written->first[d];
-    if (!disjoint)
+    std::optional<SliceBox> written = staticBox(insert);
+    if (!written || written->offsets.size() != box->offsets.size() ||
+        !written->disjointFrom(*box))
       return false;
     acc = insert.getDest();
   }

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "KernelPreparation.h"
+#include "SliceBoxes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
@@ -19,40 +20,15 @@
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
+using namespace bptt::rnn;
 
 namespace {
-
-/// A static box: offsets and sizes per dimension.
-struct Box {
-  SmallVector<int64_t> offsets, sizes;
-};
-
-std::optional<Box> staticBox(tensor::InsertSliceOp slice) {
-  if (!slice.hasUnitStride())
-    return std::nullopt;
-  std::optional<SmallVector<int64_t>> offsets =
-      getConstantIntValues(slice.getMixedOffsets());
-  std::optional<SmallVector<int64_t>> sizes =
-      getConstantIntValues(slice.getMixedSizes());
-  if (!offsets || !sizes)
-    return std::nullopt;
-  return Box{*offsets, *sizes};
-}
-
-bool disjoint(const Box &a, const Box &b) {
-  for (size_t d = 0; d < a.offsets.size(); ++d)
-    if (a.offsets[d] + a.sizes[d] <= b.offsets[d] ||
-        b.offsets[d] + b.sizes[d] <= a.offsets[d])
-      return true;
-  return false;
-}
 
 /// A fill whose result only feeds a chain of insert_slice ops that together
 /// overwrite all of it computes nothing that is read: its destination will
@@ -68,30 +44,19 @@ void elideOverwrittenFills(Operation *root) {
     auto type = dyn_cast<RankedTensorType>(fill.getResultTypes()[0]);
     if (!type || !type.hasStaticShape())
       continue;
-    SmallVector<Box> boxes;
+    SmallVector<SliceBox> boxes;
     Value cur = fill.getResult(0);
     while (cur.hasOneUse()) {
       auto insert = dyn_cast<tensor::InsertSliceOp>(*cur.getUsers().begin());
       if (!insert || insert.getDest() != cur)
         break;
-      std::optional<Box> box = staticBox(insert);
+      std::optional<SliceBox> box = staticBox(insert);
       if (!box || box->offsets.size() != size_t(type.getRank()))
         break;
       boxes.push_back(*box);
       cur = insert.getResult();
     }
-    int64_t covered = 0;
-    bool pairwiseDisjoint = true;
-    for (size_t i = 0; i < boxes.size(); ++i) {
-      int64_t volume = 1;
-      for (int64_t s : boxes[i].sizes)
-        volume *= s;
-      covered += volume;
-      for (size_t j = 0; j < i; ++j)
-        pairwiseDisjoint &= disjoint(boxes[i], boxes[j]);
-    }
-    if (boxes.empty() || !pairwiseDisjoint ||
-        covered != type.getNumElements())
+    if (!coverExactly(boxes, type.getNumElements()))
       continue;
     fill.getResult(0).replaceAllUsesWith(fill.getDpsInits()[0]);
     fill.erase();
@@ -276,32 +241,41 @@ void bptt::rnn::addKernelFusionPasses(OpPassManager &pm) {
   pm.addPass(bufferization::createEmptyTensorEliminationPass());
 }
 
+/// The copy into `out` if that is `out`'s only use (how bufferization hands
+/// a result to its out-parameter), else null.
+static memref::CopyOp onlyCopyInto(BlockArgument out) {
+  if (!out.hasOneUse())
+    return nullptr;
+  auto copy = dyn_cast<memref::CopyOp>(*out.getUsers().begin());
+  return copy && copy.getTarget() == out ? copy : nullptr;
+}
+
+/// `v` below any memref.cast.
+static Value throughCasts(Value v) {
+  while (auto castOp = v.getDefiningOp<memref::CastOp>())
+    v = castOp.getSource();
+  return v;
+}
+
 void bptt::rnn::writeResultsInPlace(func::FuncOp fn,
                                     ArrayRef<unsigned> outParams) {
   if (fn.isExternal())
     return;
   OpBuilder b(fn.getContext());
-  DenseSet<Operation *> taken;
   for (unsigned index : outParams) {
     BlockArgument out = fn.getArgument(index);
-    if (!out.hasOneUse())
+    memref::CopyOp copy = onlyCopyInto(out);
+    if (!copy)
       continue;
-    auto copy = dyn_cast<memref::CopyOp>(*out.getUsers().begin());
-    if (!copy || copy.getTarget() != out)
-      continue;
-    Value source = copy.getSource();
-    while (auto castOp = source.getDefiningOp<memref::CastOp>())
-      source = castOp.getSource();
-    auto alloc = source.getDefiningOp<memref::AllocOp>();
+    // A buffer copied into two out-parameters goes to the first; the second
+    // copy then reads that out-parameter, no allocation any more.
+    auto alloc = throughCasts(copy.getSource()).getDefiningOp<memref::AllocOp>();
     if (!alloc || alloc->getParentOp() != fn.getOperation() ||
-        taken.contains(alloc) ||
         cast<MemRefType>(out.getType()).getShape() !=
-            alloc.getType().getShape())
-      continue;
-    if (!canRetarget(alloc.getResult()))
+            alloc.getType().getShape() ||
+        !canRetarget(alloc.getResult()))
       continue;
     copy.erase();
-    taken.insert(alloc);
     retarget(b, alloc.getResult(), out);
     alloc.erase();
   }
@@ -311,17 +285,8 @@ void bptt::rnn::dropSelfCopies(
     func::FuncOp fn, ArrayRef<std::pair<unsigned, unsigned>> inOut) {
   if (fn.isExternal())
     return;
-  for (auto [in, out] : inOut) {
-    BlockArgument target = fn.getArgument(out);
-    if (!target.hasOneUse())
-      continue;
-    auto copy = dyn_cast<memref::CopyOp>(*target.getUsers().begin());
-    if (!copy || copy.getTarget() != target)
-      continue;
-    Value source = copy.getSource();
-    while (auto castOp = source.getDefiningOp<memref::CastOp>())
-      source = castOp.getSource();
-    if (source == fn.getArgument(in))
-      copy.erase();
-  }
+  for (auto [in, out] : inOut)
+    if (memref::CopyOp copy = onlyCopyInto(fn.getArgument(out)))
+      if (throughCasts(copy.getSource()) == fn.getArgument(in))
+        copy.erase();
 }
