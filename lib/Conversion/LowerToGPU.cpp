@@ -65,6 +65,7 @@ using namespace mlir;
 namespace {
 
 constexpr llvm::StringLiteral kPlanAttr = "rnn.plan";
+constexpr llvm::StringLiteral kScheduleAttr = "rnn.schedule";
 constexpr llvm::StringLiteral kMatmulFn = "bpttMatmulF32";
 
 bool isProgram(func::FuncOp f) { return f->hasAttr(kPlanAttr); }
@@ -101,12 +102,16 @@ Value viewRoot(Value v) {
 }
 
 /// The host memrefs of a module: allocas, the programs' statistics
-/// arguments, and block arguments of private functions that every call site
-/// feeds with host memory.
+/// arguments, the programs' schedule tables (globals rnn-remat marks with
+/// `rnn.schedule`), and block arguments of private functions that every call
+/// site feeds with host memory.
 class MemoryPlacement {
 public:
   explicit MemoryPlacement(ModuleOp module) {
     SymbolTable symbols(module);
+    for (auto global : module.getOps<memref::GlobalOp>())
+      if (global->hasAttr(kScheduleAttr))
+        hostGlobals.insert(global.getSymNameAttr());
     DenseMap<func::FuncOp, SmallVector<func::CallOp>> callers =
         callSites(module, symbols);
     for (func::FuncOp f : module.getOps<func::FuncOp>())
@@ -139,6 +144,8 @@ public:
     Value root = viewRoot(memref);
     if (root.getDefiningOp<memref::AllocaOp>())
       return true;
+    if (auto global = root.getDefiningOp<memref::GetGlobalOp>())
+      return hostGlobals.contains(global.getNameAttr().getAttr());
     return hostArgs.contains(root);
   }
   bool isDevice(Value memref) const {
@@ -147,6 +154,7 @@ public:
 
 private:
   llvm::DenseSet<Value> hostArgs;
+  llvm::DenseSet<StringAttr> hostGlobals;
 };
 
 //===----------------------------------------------------------------------===//

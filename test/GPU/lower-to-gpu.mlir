@@ -1,5 +1,6 @@
 // RUN: bptt-opt %s -rnn-differentiate -rnn-remat -bptt-lower-to-gpu="format=isa" 2>&1 | FileCheck %s
 // RUN: bptt-opt %s -rnn-differentiate -rnn-remat -bptt-lower-to-gpu="format=isa precision=tf32" 2>&1 | FileCheck %s --check-prefix=TF32
+// RUN: bptt-opt %s -rnn-differentiate -rnn-remat=max-unrolled-runs=0 -bptt-lower-to-gpu="format=isa" 2>&1 | FileCheck %s --check-prefix=TABLE
 
 // The GPU pipeline to PTX (no ptxas needed): an f32 Elman cell whose loss is
 // half the squared norm of the new state, over T = 4 steps.
@@ -93,3 +94,14 @@ func.func @train(%h0: tensor<2x3xf32>, %xs: tensor<4x2x4xf32>, %wx: tensor<4x3xf
 // TF32: llvm.call @bpttMatmulF32(
 // TF32-LABEL: llvm.func @elman_backward_kernel(
 // TF32: llvm.mlir.constant(3 : i32) : i32
+
+// A schedule emitted as a table: the table is host memory and the dispatch
+// loop runs on the host, enqueueing the steps.
+// TABLE: llvm.mlir.global private constant @train_bptt_schedule(dense<
+// TABLE-LABEL: llvm.func @train_bptt(
+// TABLE: llvm.mlir.addressof @train_bptt_schedule
+// TABLE: llvm.switch
+// TABLE: llvm.call @train_bptt_forward_step(
+// TABLE-NOT: mgpuStreamSynchronize
+// TABLE: llvm.func @_mlir_ciface_train_bptt(
+

@@ -1,5 +1,7 @@
-// RUN: bptt-opt %s -rnn-differentiate -rnn-remat -canonicalize | FileCheck %s
+// RUN: bptt-opt %s -rnn-differentiate -rnn-remat | FileCheck %s
+// RUN: bptt-opt %s -rnn-differentiate -rnn-remat=max-unrolled-runs=0 | FileCheck %s --check-prefix=TABLE
 // RUN: bptt-opt %s -rnn-differentiate -rnn-remat -bptt-lower-to-cpu > /dev/null
+// RUN: bptt-opt %s -rnn-differentiate -rnn-remat=max-unrolled-runs=0 -bptt-lower-to-cpu > /dev/null
 
 // The Elman cell of rnn-differentiate.mlir: |h| = 48 bytes, |s| = 96 bytes
 // (h' and the saved h). The working set is 4|h| + |s| = 288 bytes.
@@ -110,8 +112,7 @@ func.func @train_all(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<
 // CHECK:         memref.copy %[[A]], %[[SLOT0]]
 // K2: from A, kept in the slot at offset 0 (h_2 at 0, the saved h_1 at 48).
 // CHECK:         %[[SAVED0:.*]] = memref.view %[[POOL]][%c48][]
-// CHECK:         %[[STATE0:.*]] = memref.view %[[POOL]][%c0][]
-// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c2, %true, %[[A]], %[[STATE0]], %[[SAVED0]])
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c2, %true, %[[A]], %[[SLOT0]], %[[SAVED0]])
 // F3 from the slot into A, W4 into the internal-state buffer, B4 from it.
 // CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c3, %true, %[[SLOT0]], %[[A]], %[[WS]])
 // CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c4, %true, %[[A]], %[[W]], %[[WS]])
@@ -120,7 +121,7 @@ func.func @train_all(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<
 // CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c3, %false, %[[SLOT0]], %[[W]], %[[WS]])
 // CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %c3, %[[W]], %[[WS]], %[[DB]], %[[DA]])
 // B2 from the slot.
-// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %c2, %[[SLOT0]], %{{.*}}, %[[DA]], %[[DB]])
+// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %c2, %[[SLOT0]], %[[SAVED0]], %[[DA]], %[[DB]])
 // R0 W1 B1, then dL/dh0 copied out.
 // CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c1, %false, %[[H0]], %[[W]], %[[WS]])
 // CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %c1, %[[W]], %[[WS]], %[[DB]], %[[DA]])
@@ -139,3 +140,24 @@ func.func @train_all(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<
 // CHECK:         scf.for %{{.*}} = %c0 to %c15 step %c1 {
 // CHECK:           func.call @train_all_bptt_backward_step(
 // CHECK:         }
+
+// A longer schedule (more runs than max-unrolled-runs) is a table with one
+// row per run (kind, step, count, offset, bytes, first) and one loop that
+// dispatches on the kind; the program's size no longer depends on T. The
+// same T = 4 plan: R0, F1 (first), H1 at 0 (48 bytes), x0 (48 bytes), K2 at
+// 0 (96 bytes, first), F3, W4, B4 from W, R at 0, F3 again (not first), ...
+// TABLE:       memref.global "private" constant @train_bptt_schedule : memref<15x6xi64> = dense<{{\[}}[0, 0, 1, -1, 0, 0], [1, 1, 1, 0, 0, 1], [4, 1, 1, 0, 48, 0], [7, 0, 1, 0, 48, 0], [2, 2, 1, 0, 96, 1], [1, 3, 1, 0, 0, 1], [3, 4, 1, 0, 0, 1], [6, 4, 1, -1, 0, 0], [0, 2, 1, 0, 0, 0], [3, 3, 1, 0, 0, 0], [6, 3, 1, -1, 0, 0], [5, 2, 1, 0, 96, 0], [0, 0, 1, -1, 0, 0], [3, 1, 1, 0, 0, 0], [6, 1, 1, -1, 0, 0]]>
+// TABLE-LABEL: func.func @train_bptt(
+// TABLE:         %[[TABLE:.*]] = memref.get_global @train_bptt_schedule
+// The machine: the row, where the cursor is (-1: h0), whether the incoming
+// state gradient is in dA.
+// TABLE:         scf.while (%[[ROW:.*]] = %c0, %{{.*}} = %c-1, %{{.*}} = %true)
+// TABLE:           memref.load %[[TABLE]][%[[ROW]], %c0]
+// TABLE:           scf.index_switch
+// TABLE-COUNT-5:     call @train_bptt_forward_step(
+// TABLE:             memref.copy
+// TABLE:             call @train_bptt_backward_step(
+// TABLE:             call @train_bptt_backward_step(
+// TABLE:             scf.if
+// TABLE:               memref.copy
+

@@ -87,8 +87,11 @@ def RNNRemat : Pass<"rnn-remat", "mlir::ModuleOp"> {
     `@c_backward_kernel`) so that kept internal states are written straight
     into their slots (`memref.view` of the pool at the planned byte offset).
     Runs of forward steps, of kept steps into consecutive slots and of
-    backward steps from consecutive slots are `scf.for` loops; the program
-    grows linearly in T. It counts executed forward steps in `stats[0]` and
+    backward steps from consecutive slots are `scf.for` loops. A schedule of
+    at most `max-unrolled-runs` runs is straight-line code; a longer one is a
+    constant table of runs (`@<entry>_schedule`, marked `rnn.schedule`) read
+    by one dispatch loop, so the program's size does not depend on T. It
+    counts executed forward steps in `stats[0]` and
     tracks the peak of working set plus live slot bytes in `stats[1]`.
 
     The `rnn.bptt` itself becomes a call of that function on buffers of its
@@ -99,6 +102,10 @@ def RNNRemat : Pass<"rnn-remat", "mlir::ModuleOp"> {
   let options = [
     Option<"workspaceBytes", "workspace-bytes", "int64_t", /*default=*/"0",
            "Scratch bytes one step needs beyond its state buffers">,
+    Option<"maxUnrolledRuns", "max-unrolled-runs", "int64_t",
+           /*default=*/"32",
+           "Schedules of at most this many runs are emitted as straight-line "
+           "code; longer ones as a table of runs and one dispatch loop">,
   ];
   let statistics = [
     Statistic<"numMaterialized", "num-materialized",

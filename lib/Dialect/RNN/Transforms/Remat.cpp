@@ -11,9 +11,11 @@
 // buffers, one internal-state buffer: the planner's 4|h| + |s|) and one slot
 // pool of the plan's pool bytes, and calls the cell's bufferized forward and
 // backward kernels (rnn-differentiate's functions, bufferized with
-// out-parameters so that they write straight into slots). Runs of forward
-// steps, of kept steps and of backward steps from consecutive slots become
-// scf.for loops, so the program grows linearly in T with a small constant.
+// out-parameters so that they write straight into slots). The plan's actions
+// are grouped into runs (forward steps, kept steps into consecutive slots,
+// backward steps from consecutive slots: scf.for loops); a short schedule is
+// straight-line code, a long one a table of runs and one dispatch loop, so
+// the program's size does not grow with T.
 //
 // At run time it counts the forward steps it executes (stats[0]) and tracks
 // the peak of working-set plus live slot bytes (stats[1]); the tests hold
@@ -35,8 +37,10 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
@@ -175,12 +179,160 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols) {
   return k;
 }
 
+/// One row of a materialised schedule: a run of the plan's actions of one
+/// kind that the program executes as a unit (a loop where count > 1).
+enum class RunKind : int64_t {
+  /// cursor := the state at `offset` (a slot, or h0).
+  Restore,
+  /// `count` forward steps from `step` on, alternating between the two cursor
+  /// buffers; the loss counts if `first`.
+  Forward,
+  /// `count` forward steps from `step` on, each kept in the next slot from
+  /// `offset` on (`bytes` each), each from the previous one.
+  Keep,
+  /// One forward step into the internal-state buffer.
+  ToWork,
+  /// The cursor copied into a new slot of `bytes` at `offset`.
+  StoreHidden,
+  /// `count` backward steps from `step` down, from slots at `offset`,
+  /// `offset` - |s|, ..., each slot releasing `bytes` (0: none) after its
+  /// step.
+  Backward,
+  /// One backward step from the internal-state buffer.
+  BackwardFromWork,
+  /// The slot at `offset`, of `bytes`, released.
+  Free,
+};
+constexpr unsigned kNumRunKinds = unsigned(RunKind::Free) + 1;
+
+struct Run {
+  RunKind kind;
+  int64_t step = 0, count = 1, offset = 0, bytes = 0;
+  bool first = false;
+};
+/// Columns of a row of the schedule table, in this order.
+constexpr unsigned kRunFields = 6;
+
+/// Where the cursor (the current hidden state) is, as the program tracks it
+/// at run time: a byte offset of the pool, or one of these.
+constexpr int64_t kAtH0 = -1;    // the caller's h0
+constexpr int64_t kAtA = -2;     // cursor buffer A
+constexpr int64_t kAtB = -3;     // cursor buffer B
+constexpr int64_t kNowhere = -4; // consumed: a step into the internal-state
+                                 // buffer, or a backward step, came last
+
+/// Groups the plan's actions into runs: the compile-time half of the
+/// schedule (which steps run for the first time, the size of every slot);
+/// the cursor and the state-gradient parity are tracked at run time.
+SmallVector<Run> groupIntoRuns(ArrayRef<Action> actions, int64_t hiddenBytes,
+                               int64_t internalBytes) {
+  SmallVector<Run> runs;
+  llvm::DenseSet<int64_t> executed;
+  llvm::DenseMap<int64_t, int64_t> slotSize;
+  auto firstTime = [&](int64_t step) { return !executed.contains(step); };
+  size_t i = 0;
+  while (i < actions.size()) {
+    const Action &a = actions[i];
+    Run r{RunKind::Restore};
+    r.step = a.step;
+    switch (a.kind) {
+    case ActionKind::Restore:
+      r.offset = a.offset < 0 ? kAtH0 : a.offset;
+      ++i;
+      break;
+    case ActionKind::Forward:
+    case ActionKind::ForwardKeep: {
+      bool keep = a.kind == ActionKind::ForwardKeep;
+      r.kind = keep ? RunKind::Keep : RunKind::Forward;
+      r.first = firstTime(a.step);
+      r.offset = keep ? a.offset : 0;
+      r.bytes = keep ? internalBytes : 0;
+      size_t n = 1;
+      while (i + n < actions.size() && actions[i + n].kind == a.kind &&
+             actions[i + n].step == a.step + int64_t(n) &&
+             firstTime(actions[i + n].step) == r.first &&
+             (!keep ||
+              actions[i + n].offset == a.offset + int64_t(n) * internalBytes))
+        ++n;
+      r.count = n;
+      for (size_t j = 0; j < n; ++j) {
+        executed.insert(a.step + j);
+        if (keep)
+          slotSize[a.offset + int64_t(j) * internalBytes] = internalBytes;
+      }
+      i += n;
+      break;
+    }
+    case ActionKind::ForwardToWork:
+      r.kind = RunKind::ToWork;
+      r.first = firstTime(a.step);
+      executed.insert(a.step);
+      ++i;
+      break;
+    case ActionKind::StoreHidden:
+      r.kind = RunKind::StoreHidden;
+      r.offset = a.offset;
+      r.bytes = hiddenBytes;
+      slotSize[a.offset] = hiddenBytes;
+      ++i;
+      break;
+    case ActionKind::Backward: {
+      r.kind = a.offset < 0 ? RunKind::BackwardFromWork : RunKind::Backward;
+      r.offset = a.offset;
+      // Backward steps each followed by the release of its own kept slot,
+      // from consecutive slots downwards.
+      auto isPair = [&](size_t j, int64_t n) {
+        const Action &back = actions[j];
+        int64_t offset = a.offset - n * internalBytes;
+        return a.offset >= 0 && j + 1 < actions.size() &&
+               back.kind == ActionKind::Backward && back.step == a.step - n &&
+               back.offset == offset &&
+               actions[j + 1].kind == ActionKind::Free &&
+               actions[j + 1].offset == offset &&
+               slotSize.lookup(offset) == internalBytes;
+      };
+      int64_t pairs = 0;
+      while (isPair(i + 2 * pairs, pairs))
+        ++pairs;
+      if (pairs == 0) {
+        ++i;
+        break;
+      }
+      r.count = pairs;
+      r.bytes = internalBytes;
+      for (int64_t j = 0; j < pairs; ++j)
+        slotSize.erase(a.offset - j * internalBytes);
+      i += 2 * pairs;
+      break;
+    }
+    case ActionKind::Free:
+      r.kind = RunKind::Free;
+      r.offset = a.offset;
+      r.bytes = slotSize.lookup(a.offset);
+      slotSize.erase(a.offset);
+      ++i;
+      break;
+    }
+    runs.push_back(r);
+  }
+  return runs;
+}
+
 /// Emits the schedule of one rnn.bptt as the body of its entry function.
+///
+/// Each run is emitted by one generator from operands that are either
+/// constants (a short schedule: straight-line code, folded as it is built,
+/// which reads like the plan) or loaded from a table (a long one: one
+/// dispatch loop over the rows, so the program's size does not depend on T).
+/// Either way the cursor and the state-gradient parity are values the
+/// program carries from run to run.
 class ScheduleEmitter {
 public:
   ScheduleEmitter(OpBuilder &b, Location loc, CellOp cell, Kernels k,
-                  const BPTTPlan &p, func::FuncOp entry)
-      : b(b), loc(loc), cell(cell), k(k), p(p), entry(entry) {
+                  const BPTTPlan &p, func::FuncOp entry, SymbolTable &symbols,
+                  int64_t maxUnrolledRuns)
+      : b(b), loc(loc), cell(cell), k(k), p(p), entry(entry),
+        symbols(symbols), maxUnrolledRuns(maxUnrolledRuns) {
     Block &e = entry.front();
     unsigned numStates = cell.getNumStates(), numParams = cell.getNumParams();
     unsigned i = 0;
@@ -212,49 +364,67 @@ public:
   void emit();
 
 private:
-  /// Constants and static slot views are made once, in the entry block's
-  /// prologue, so that the program stays small at large T (except while a
-  /// step wrapper is being built, which makes its own).
-  Value index(int64_t v) {
-    if (!prologue)
-      return arith::ConstantIndexOp::create(b, loc, v);
-    Value &c = indexConstants[v];
-    if (!c)
-      c = arith::ConstantIndexOp::create(*prologue, loc, v);
-    return c;
-  }
+  /// What the program tracks from run to run.
+  struct Machine {
+    Value cursor;      // index: a pool offset or one of the kAt* buffers
+    Value gradientInA; // i1: the incoming state gradient is in dA
+  };
+  /// A run's operands as values (index, except `bytes`: i64, `first`: i1).
+  struct RunOperands {
+    Value step, count, offset, bytes, first;
+  };
+
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
   Value i64(int64_t v) {
-    if (!prologue)
-      return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
-    Value &c = i64Constants[v];
-    if (!c)
-      c = arith::ConstantIntOp::create(*prologue, loc, prologue->getI64Type(), v);
-    return c;
+    return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
   }
-  SmallVector<Value> slotStates(int64_t off) { return cachedViews(off, true); }
-  SmallVector<Value> slotSaved(int64_t off) { return cachedViews(off, false); }
-  SmallVector<Value> cachedViews(int64_t off, bool states) {
-    auto &cache = states ? stateViewCache : savedViewCache;
-    auto it = cache.find(off);
-    if (it != cache.end())
-      return it->second;
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPoint(prologue->getInsertionBlock(),
-                        prologue->getInsertionPoint());
-    SmallVector<Value> v = states ? stateViews(index(off)) : savedViews(index(off));
-    prologue->setInsertionPoint(b.getInsertionBlock(), b.getInsertionPoint());
-    cache[off] = v;
-    return v;
+  template <typename OpTy, typename... Args> Value fold(Args &&...args) {
+    return b.createOrFold<OpTy>(loc, std::forward<Args>(args)...);
   }
+  Value add(Value x, Value y) { return fold<arith::AddIOp>(x, y); }
+  Value sub(Value x, Value y) { return fold<arith::SubIOp>(x, y); }
+  Value mul(Value x, Value y) { return fold<arith::MulIOp>(x, y); }
+  Value equal(Value x, Value y) {
+    return fold<arith::CmpIOp>(arith::CmpIPredicate::eq, x, y);
+  }
+  Value select(Value c, Value x, Value y) {
+    return fold<arith::SelectOp>(c, x, y);
+  }
+  /// Whether an index is even, as an i1.
+  Value isEven(Value i) {
+    return equal(fold<arith::RemUIOp>(i, index(2)), index(0));
+  }
+  /// body(i) for i in [lb, ub): nothing or the body itself when the bounds
+  /// are constants and allow at most one iteration, else an scf.for.
+  void forEach(Value lb, Value ub, function_ref<void(Value)> body);
+
   Value alloc(Type t) { return memref::AllocOp::create(b, loc, storageType(t)); }
   /// Views of the parts of a slot at `byteOffset` of the pool.
   SmallVector<Value> views(Value byteOffset, ArrayRef<Type> types,
                            ArrayRef<int64_t> offsets);
-  SmallVector<Value> stateViews(Value off) {
-    return views(off, k.stateTypes, stateOffsets);
+  /// The hidden state at a location (kAt* or a pool offset) that may only be
+  /// known at run time.
+  SmallVector<Value> statesAt(Value at);
+  /// The parts of the internal state in the slot at a pool offset.
+  SmallVector<Value> slotStates(Value at) {
+    return views(at, k.stateTypes, stateOffsets);
   }
-  SmallVector<Value> savedViews(Value off) {
-    return views(off, k.savedTypes, savedOffsets);
+  SmallVector<Value> slotSaved(Value at) {
+    return views(at, k.savedTypes, savedOffsets);
+  }
+  /// The incoming state gradient's buffers and the other ones.
+  std::pair<SmallVector<Value>, SmallVector<Value>>
+  stateGradients(Machine m) {
+    SmallVector<Value> in, out;
+    for (auto [x, y] : llvm::zip(dA, dB)) {
+      in.push_back(select(m.gradientInA, x, y));
+      out.push_back(select(m.gradientInA, y, x));
+    }
+    return {in, out};
+  }
+  /// The cursor buffer a forward step from `at` writes: B after A, else A.
+  Value otherCursor(Value at) {
+    return select(equal(at, index(kAtA)), index(kAtB), index(kAtA));
   }
   /// x_t for a 1-based step index.
   Value inputAt(Value step, Value from);
@@ -263,14 +433,14 @@ private:
   }
   void zero(Value buffer);
   void addToCounter(unsigned slot, Value amount);
-  void slotAllocated(int64_t bytes);
-  void slotFreed(int64_t bytes);
+  void slotAllocated(Value bytes);
+  void slotFreed(Value bytes);
 
   /// One forward step from `in` into `outStates` and `outSaved`: a call of
   /// the forward wrapper, whose body (forwardBody) slices x_t, calls the
   /// kernel, adds the loss when `first` and counts the step.
   void forwardStep(Value step, ValueRange in, ValueRange outStates,
-                   ValueRange outSaved, bool first);
+                   ValueRange outSaved, Value first);
   void forwardBody(Value step, Value first, ValueRange in, ValueRange outStates,
                    ValueRange outSaved);
   /// One backward step: reads dCur, writes dNext (a call of the backward
@@ -280,14 +450,16 @@ private:
   void backwardBody(Value step, ValueRange states, ValueRange saved,
                     ValueRange dCur, ValueRange dNext);
   void buildWrappers();
-  SmallVector<Value> otherCursor() {
-    return cursor == SmallVector<Value>(curA) ? curB : curA;
-  }
 
-  // Action handlers; each returns how many actions it consumed.
-  size_t emitForwardRun(ArrayRef<Action> actions);
-  size_t emitKeepRun(ArrayRef<Action> actions);
-  size_t emitBackwardRun(ArrayRef<Action> actions);
+  /// The code of one run; returns the machine after it.
+  Machine emitRun(RunKind kind, const RunOperands &r, Machine m);
+  Machine emitForwardRun(const RunOperands &r, Machine m);
+  Machine emitKeepRun(const RunOperands &r, Machine m);
+  Machine emitBackwardRun(const RunOperands &r, Machine m);
+  Machine emitFree(const RunOperands &r, Machine m);
+  /// The runs as straight-line code, or as a table and a dispatch loop.
+  Machine emitUnrolled(ArrayRef<Run> runs, Machine m);
+  Machine emitDispatchLoop(ArrayRef<Run> runs, Machine m);
 
   OpBuilder &b;
   Location loc;
@@ -303,38 +475,72 @@ private:
   Value pool, live;
   SmallVector<Value> curA, curB, dA, dB, workStates, workSaved;
   func::FuncOp entry;
-  std::optional<OpBuilder> prologue;
-  llvm::DenseMap<int64_t, Value> indexConstants, i64Constants;
-  llvm::DenseMap<int64_t, SmallVector<Value>> stateViewCache, savedViewCache;
+  SymbolTable &symbols;
+  int64_t maxUnrolledRuns;
   func::FuncOp forwardWrapper, backwardWrapper;
-
-  /// Compile-time state of the abstract machine. The cursor is not copied
-  /// out of a slot it is restored from (or kept in); `cursorSlot` is that
-  /// slot's offset (-1: a working buffer or h0), so that freeing the slot
-  /// while the cursor is live first moves the cursor to a working buffer.
-  SmallVector<Value> cursor;
-  int64_t cursorSlot = -1;
-  bool gradientInA = true;
-  llvm::DenseSet<int64_t> executed;
-  llvm::DenseMap<int64_t, int64_t> slotSize;
 };
 
 } // namespace
 
+void ScheduleEmitter::forEach(Value lb, Value ub,
+                              function_ref<void(Value)> body) {
+  std::optional<int64_t> l = getConstantIntValue(lb),
+                         u = getConstantIntValue(ub);
+  if (l && u && *u - *l <= 1) {
+    if (*u > *l)
+      body(lb);
+    return;
+  }
+  scf::ForOp::create(b, loc, lb, ub, index(1), ValueRange{},
+                     [&](OpBuilder &nb, Location, Value i, ValueRange) {
+                       OpBuilder::InsertionGuard guard(b);
+                       b.setInsertionPoint(nb.getInsertionBlock(),
+                                           nb.getInsertionPoint());
+                       body(i);
+                       scf::YieldOp::create(b, loc);
+                     });
+}
+
 SmallVector<Value> ScheduleEmitter::views(Value byteOffset, ArrayRef<Type> types,
                                           ArrayRef<int64_t> offsets) {
   SmallVector<Value> result;
-  for (auto [t, off] : llvm::zip(types, offsets)) {
-    Value at = arith::AddIOp::create(b, loc, byteOffset, index(off));
-    result.push_back(
-        memref::ViewOp::create(b, loc, storageType(t), pool, at, ValueRange{}));
+  for (auto [t, off] : llvm::zip(types, offsets))
+    result.push_back(memref::ViewOp::create(b, loc, storageType(t), pool,
+                                            add(byteOffset, index(off)),
+                                            ValueRange{}));
+  return result;
+}
+
+SmallVector<Value> ScheduleEmitter::statesAt(Value at) {
+  if (std::optional<int64_t> c = getConstantIntValue(at)) {
+    switch (*c) {
+    case kAtH0:
+      return h0;
+    case kAtA:
+      return curA;
+    case kAtB:
+      return curB;
+    default:
+      assert(*c >= 0 && "a hidden state that nothing holds");
+      return slotStates(at);
+    }
+  }
+  // A pool offset, or (clamped to the pool) one of the buffers.
+  Value inPool = fold<arith::MaxSIOp>(at, index(0));
+  SmallVector<Value> result = slotStates(inPool);
+  std::pair<int64_t, ArrayRef<Value>> buffers[] = {
+      {kAtH0, h0}, {kAtA, curA}, {kAtB, curB}};
+  for (auto [code, values] : buffers) {
+    Value is = equal(at, index(code));
+    for (auto [r, v] : llvm::zip(result, values))
+      r = select(is, v, r);
   }
   return result;
 }
 
 Value ScheduleEmitter::inputAt(Value step, Value from) {
   auto type = cast<MemRefType>(from.getType());
-  Value t0 = arith::SubIOp::create(b, loc, step, index(1));
+  Value t0 = sub(step, index(1));
   unsigned rank = type.getRank();
   SmallVector<OpFoldResult> offsets(rank, b.getIndexAttr(0)), sizes,
       strides(rank, b.getIndexAttr(1));
@@ -362,9 +568,9 @@ void ScheduleEmitter::addToCounter(unsigned slot, Value amount) {
                           stats, i);
 }
 
-void ScheduleEmitter::slotAllocated(int64_t bytes) {
+void ScheduleEmitter::slotAllocated(Value bytes) {
   Value now = arith::AddIOp::create(b, loc, memref::LoadOp::create(b, loc, live),
-                                    i64(bytes));
+                                    bytes);
   memref::StoreOp::create(b, loc, now, live);
   Value i = index(1);
   Value peak = memref::LoadOp::create(b, loc, stats, i);
@@ -372,9 +578,11 @@ void ScheduleEmitter::slotAllocated(int64_t bytes) {
                           stats, i);
 }
 
-void ScheduleEmitter::slotFreed(int64_t bytes) {
+void ScheduleEmitter::slotFreed(Value bytes) {
+  if (matchPattern(bytes, m_Zero()))
+    return;
   Value now = arith::SubIOp::create(b, loc, memref::LoadOp::create(b, loc, live),
-                                    i64(bytes));
+                                    bytes);
   memref::StoreOp::create(b, loc, now, live);
 }
 
@@ -415,13 +623,13 @@ void ScheduleEmitter::forwardBody(Value step, Value first, ValueRange in,
 
 void ScheduleEmitter::forwardStep(Value step, ValueRange in,
                                   ValueRange outStates, ValueRange outSaved,
-                                  bool first) {
+                                  Value first) {
   SmallVector<Value> args{xs};
   llvm::append_range(args, params);
   args.push_back(loss);
   args.push_back(stats);
   args.push_back(step);
-  args.push_back(arith::ConstantIntOp::create(b, loc, b.getI1Type(), first));
+  args.push_back(first);
   llvm::append_range(args, in);
   llvm::append_range(args, outStates);
   llvm::append_range(args, outSaved);
@@ -465,15 +673,12 @@ void ScheduleEmitter::buildWrappers() {
   auto withArgs = [&](func::FuncOp fn, auto build) {
     auto savedXs = xs, savedLoss = loss, savedStats = stats, savedDxs = dxs;
     SmallVector<Value> savedParams = params, savedDparams = dparams;
-    std::optional<OpBuilder> savedPrologue;
-    std::swap(savedPrologue, prologue);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToEnd(fn.addEntryBlock());
     build(fn.front().getArguments());
     func::ReturnOp::create(b, loc);
     xs = savedXs, loss = savedLoss, stats = savedStats, dxs = savedDxs;
     params = savedParams, dparams = savedDparams;
-    std::swap(savedPrologue, prologue);
   };
 
   SmallVector<Type> fwdTypes{xs.getType()};
@@ -561,141 +766,220 @@ void ScheduleEmitter::backwardBody(Value step, ValueRange states,
   func::CallOp::create(b, loc, k.backward, args);
 }
 
-/// Forward steps a..b (consecutive): the first into the free cursor buffer,
-/// the rest in a loop that alternates between the two cursor buffers (by the
-/// parity of the iteration, so no buffer is loop-carried).
-size_t ScheduleEmitter::emitForwardRun(ArrayRef<Action> actions) {
-  int64_t first = actions[0].step;
-  bool isFirst = !executed.contains(first);
-  size_t n = 1;
-  while (n < actions.size() && actions[n].kind == ActionKind::Forward &&
-         actions[n].step == first + int64_t(n) &&
-         !executed.contains(actions[n].step) == isFirst)
-    ++n;
-  for (size_t i = 0; i < n; ++i)
-    executed.insert(first + i);
-  SmallVector<Value> out = otherCursor();
-  forwardStep(index(first), cursor, out, workSaved, isFirst);
-  cursor = out;
-  cursorSlot = -1;
-  if (n == 1)
-    return 1;
-  // Iteration j (0-based) reads `in` and writes `other` when j is even.
-  SmallVector<Value> in = cursor, other = otherCursor();
-  scf::ForOp::create(
-      b, loc, index(first + 1), index(first + n), index(1), ValueRange{},
-      [&](OpBuilder &nb, Location, Value step, ValueRange) {
+
+/// Forward steps from r.step on: the first from the cursor into the other
+/// cursor buffer, the rest in a loop that alternates between the two buffers
+/// by the parity of the iteration (so no buffer is loop-carried).
+ScheduleEmitter::Machine ScheduleEmitter::emitForwardRun(const RunOperands &r,
+                                                         Machine m) {
+  Value into = otherCursor(m.cursor), back = otherCursor(into);
+  SmallVector<Value> intoStates = statesAt(into), backStates = statesAt(back);
+  forwardStep(r.step, statesAt(m.cursor), intoStates, workSaved, r.first);
+  // Iteration j (>= 1) reads `into` and writes `back` when j is odd.
+  forEach(index(1), r.count, [&](Value j) {
+    Value odd = fold<arith::XOrIOp>(isEven(j), fold<arith::ConstantIntOp>(
+                                                   b.getI1Type(), 1));
+    SmallVector<Value> from, to;
+    for (auto [x, y] : llvm::zip(intoStates, backStates)) {
+      from.push_back(select(odd, x, y));
+      to.push_back(select(odd, y, x));
+    }
+    forwardStep(add(r.step, j), from, to, workSaved, r.first);
+  });
+  // The last iteration, count - 1, wrote `into` if it is even.
+  m.cursor = select(isEven(sub(r.count, index(1))), into, back);
+  return m;
+}
+
+/// Kept steps from r.step on into slots at r.offset, r.offset + |s|, ...:
+/// the first from the cursor, the rest each from the previous slot.
+ScheduleEmitter::Machine ScheduleEmitter::emitKeepRun(const RunOperands &r,
+                                                      Machine m) {
+  Value stride = index(internalBytes);
+  forwardStep(r.step, statesAt(m.cursor), slotStates(r.offset),
+              slotSaved(r.offset), r.first);
+  slotAllocated(r.bytes);
+  forEach(index(1), r.count, [&](Value i) {
+    Value at = add(r.offset, mul(i, stride));
+    Value prev = sub(at, stride);
+    forwardStep(add(r.step, i), slotStates(prev), slotStates(at),
+                slotSaved(at), r.first);
+    slotAllocated(r.bytes);
+  });
+  m.cursor = add(r.offset, mul(sub(r.count, index(1)), stride));
+  return m;
+}
+
+/// Backward steps r.step, r.step - 1, ... from r.offset, r.offset - |s|, ...,
+/// each releasing r.bytes after it, alternating between the two
+/// state-gradient buffers by parity.
+ScheduleEmitter::Machine ScheduleEmitter::emitBackwardRun(const RunOperands &r,
+                                                          Machine m) {
+  auto [dCur, dNext] = stateGradients(m);
+  forEach(index(0), r.count, [&](Value i) {
+    Value even = isEven(i);
+    SmallVector<Value> from, to;
+    for (auto [x, y] : llvm::zip(dCur, dNext)) {
+      from.push_back(select(even, x, y));
+      to.push_back(select(even, y, x));
+    }
+    Value at = sub(r.offset, mul(i, index(internalBytes)));
+    backwardStep(sub(r.step, i), slotStates(at), slotSaved(at), from, to);
+    slotFreed(r.bytes);
+  });
+  // After an odd number of steps the gradient is in the other buffer.
+  Value odd = fold<arith::XOrIOp>(isEven(r.count),
+                                  fold<arith::ConstantIntOp>(b.getI1Type(), 1));
+  m.gradientInA = fold<arith::XOrIOp>(m.gradientInA, odd);
+  m.cursor = index(kNowhere);
+  return m;
+}
+
+/// Releasing the slot the cursor is in (a segment freeing its own start, so
+/// that its bytes may be reused at once) first moves the cursor to buffer A.
+ScheduleEmitter::Machine ScheduleEmitter::emitFree(const RunOperands &r,
+                                                   Machine m) {
+  Value inSlot = equal(m.cursor, r.offset);
+  auto move = [&]() {
+    for (auto [from, to] : llvm::zip(statesAt(m.cursor), curA))
+      memref::CopyOp::create(b, loc, from, to);
+  };
+  if (std::optional<int64_t> known = getConstantIntValue(inSlot)) {
+    if (*known)
+      move();
+  } else {
+    scf::IfOp::create(b, loc, inSlot, [&](OpBuilder &nb, Location l) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+      move();
+      scf::YieldOp::create(b, l);
+    });
+  }
+  m.cursor = select(inSlot, index(kAtA), m.cursor);
+  slotFreed(r.bytes);
+  return m;
+}
+
+ScheduleEmitter::Machine ScheduleEmitter::emitRun(RunKind kind,
+                                                  const RunOperands &r,
+                                                  Machine m) {
+  switch (kind) {
+  case RunKind::Restore:
+    m.cursor = r.offset;
+    return m;
+  case RunKind::Forward:
+    return emitForwardRun(r, m);
+  case RunKind::Keep:
+    return emitKeepRun(r, m);
+  case RunKind::ToWork:
+    forwardStep(r.step, statesAt(m.cursor), workStates, workSaved, r.first);
+    m.cursor = index(kNowhere);
+    return m;
+  case RunKind::StoreHidden:
+    for (auto [from, to] : llvm::zip(statesAt(m.cursor), slotStates(r.offset)))
+      memref::CopyOp::create(b, loc, from, to);
+    slotAllocated(r.bytes);
+    return m;
+  case RunKind::Backward:
+    return emitBackwardRun(r, m);
+  case RunKind::BackwardFromWork: {
+    auto [dCur, dNext] = stateGradients(m);
+    backwardStep(r.step, workStates, workSaved, dCur, dNext);
+    m.gradientInA = fold<arith::XOrIOp>(
+        m.gradientInA, fold<arith::ConstantIntOp>(b.getI1Type(), 1));
+    m.cursor = index(kNowhere);
+    return m;
+  }
+  case RunKind::Free:
+    return emitFree(r, m);
+  }
+  llvm_unreachable("unknown run kind");
+}
+
+ScheduleEmitter::Machine ScheduleEmitter::emitUnrolled(ArrayRef<Run> runs,
+                                                       Machine m) {
+  for (const Run &run : runs) {
+    RunOperands r{index(run.step), index(run.count), index(run.offset),
+                  i64(run.bytes),
+                  arith::ConstantIntOp::create(b, loc, b.getI1Type(),
+                                               run.first)};
+    m = emitRun(run.kind, r, m);
+  }
+  return m;
+}
+
+/// The runs as rows of a constant table (@<entry>_schedule, one row of
+/// kRunFields i64 per run) and one loop that dispatches on each row's kind.
+ScheduleEmitter::Machine ScheduleEmitter::emitDispatchLoop(ArrayRef<Run> runs,
+                                                           Machine m) {
+  SmallVector<int64_t> rows;
+  for (const Run &r : runs)
+    llvm::append_values(rows, int64_t(r.kind), r.step, r.count, r.offset,
+                        r.bytes, int64_t(r.first));
+  auto tableType = MemRefType::get(
+      {int64_t(runs.size()), int64_t(kRunFields)}, b.getI64Type());
+  auto data = DenseElementsAttr::get(
+      RankedTensorType::get(tableType.getShape(), b.getI64Type()),
+      ArrayRef<int64_t>(rows));
+  OpBuilder mb(entry);
+  auto global = memref::GlobalOp::create(
+      mb, loc, (entry.getSymName() + "_schedule").str(),
+      mb.getStringAttr("private"), tableType, data, /*constant=*/true,
+      /*alignment=*/IntegerAttr());
+  // Host memory: the GPU pipeline keeps the dispatch loop on the host.
+  global->setAttr("rnn.schedule", mb.getUnitAttr());
+  symbols.insert(global);
+  Value table =
+      memref::GetGlobalOp::create(b, loc, tableType, global.getSymName());
+
+  Type indexType = b.getIndexType(), i1 = b.getI1Type();
+  SmallVector<Type> carried{indexType, indexType, i1};
+  auto loop = scf::WhileOp::create(
+      b, loc, carried, ValueRange{index(0), m.cursor, m.gradientInA},
+      [&](OpBuilder &nb, Location l, ValueRange args) {
+        Value more = arith::CmpIOp::create(
+            nb, l, arith::CmpIPredicate::slt, args[0],
+            arith::ConstantIndexOp::create(nb, l, runs.size()));
+        scf::ConditionOp::create(nb, l, more, args);
+      },
+      [&](OpBuilder &nb, Location l, ValueRange args) {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-        Value j = arith::SubIOp::create(b, loc, step, index(first + 1));
-        Value even = arith::CmpIOp::create(
-            b, loc, arith::CmpIPredicate::eq,
-            arith::RemUIOp::create(b, loc, j, index(2)), index(0));
-        SmallVector<Value> from, to;
-        for (auto [x, y] : llvm::zip(in, other)) {
-          from.push_back(arith::SelectOp::create(b, loc, even, x, y));
-          to.push_back(arith::SelectOp::create(b, loc, even, y, x));
-        }
-        forwardStep(step, from, to, workSaved, isFirst);
-        scf::YieldOp::create(b, loc);
+        Value row = args[0];
+        auto field = [&](unsigned column) -> Value {
+          return memref::LoadOp::create(b, loc, table,
+                                        ValueRange{row, index(column)});
+        };
+        auto asIndex = [&](Value v) -> Value {
+          return arith::IndexCastOp::create(b, loc, indexType, v);
+        };
+        Value kind = asIndex(field(0));
+        RunOperands r{asIndex(field(1)), asIndex(field(2)), asIndex(field(3)),
+                      field(4),
+                      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                            field(5), i64(0))};
+        SmallVector<int64_t> cases;
+        for (unsigned c = 0; c < kNumRunKinds; ++c)
+          cases.push_back(c);
+        auto dispatch = scf::IndexSwitchOp::create(
+            b, loc, TypeRange{indexType, i1}, kind, cases, cases.size());
+        Machine in{args[1], args[2]};
+        auto fill = [&](Region &region, std::optional<RunKind> kind) {
+          OpBuilder::InsertionGuard caseGuard(b);
+          b.setInsertionPointToEnd(&region.emplaceBlock());
+          Machine out = kind ? emitRun(*kind, r, in) : in;
+          scf::YieldOp::create(b, loc,
+                               ValueRange{out.cursor, out.gradientInA});
+        };
+        for (unsigned c = 0; c < kNumRunKinds; ++c)
+          fill(dispatch.getCaseRegions()[c], RunKind(c));
+        fill(dispatch.getDefaultRegion(), std::nullopt);
+        Value next = arith::AddIOp::create(b, loc, row, index(1));
+        scf::YieldOp::create(
+            b, loc,
+            ValueRange{next, dispatch.getResult(0), dispatch.getResult(1)});
       });
-  // n - 1 iterations: the last (n - 2) wrote `other` when n - 2 is even.
-  cursor = (n - 2) % 2 == 0 ? other : in;
-  return n;
-}
-
-/// Kept steps a..b into slots at offsets o, o + |s|, ...: the first from the
-/// cursor, the rest in a loop, each from the previous slot.
-size_t ScheduleEmitter::emitKeepRun(ArrayRef<Action> actions) {
-  int64_t first = actions[0].step, base = actions[0].offset;
-  bool isFirst = !executed.contains(first);
-  size_t n = 1;
-  while (n < actions.size() && actions[n].kind == ActionKind::ForwardKeep &&
-         actions[n].step == first + int64_t(n) &&
-         actions[n].offset == base + int64_t(n) * internalBytes &&
-         !executed.contains(actions[n].step) == isFirst)
-    ++n;
-  for (size_t i = 0; i < n; ++i) {
-    executed.insert(first + i);
-    slotSize[base + int64_t(i) * internalBytes] = internalBytes;
-  }
-  Value off = index(base);
-  forwardStep(index(first), cursor, stateViews(off), savedViews(off), isFirst);
-  slotAllocated(internalBytes);
-  if (n > 1) {
-    scf::ForOp::create(
-        b, loc, index(1), index(n), index(1), ValueRange{},
-        [&](OpBuilder &nb, Location, Value i, ValueRange) {
-          OpBuilder::InsertionGuard guard(b);
-          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          Value stride = index(internalBytes);
-          Value prev = arith::AddIOp::create(
-              b, loc, index(base),
-              arith::MulIOp::create(
-                  b, loc, arith::SubIOp::create(b, loc, i, index(1)), stride));
-          Value at = arith::AddIOp::create(b, loc, prev, stride);
-          Value step = arith::AddIOp::create(b, loc, i, index(first));
-          forwardStep(step, stateViews(prev), stateViews(at), savedViews(at),
-                      isFirst);
-          slotAllocated(internalBytes);
-          scf::YieldOp::create(b, loc);
-        });
-  }
-  cursorSlot = base + int64_t(n - 1) * internalBytes;
-  cursor = slotStates(cursorSlot);
-  return n;
-}
-
-/// Backward steps t, t-1, ... from internal slots at o, o - |s|, ..., each
-/// followed by freeing its slot, as one loop that alternates between the two
-/// state-gradient buffers by parity.
-size_t ScheduleEmitter::emitBackwardRun(ArrayRef<Action> actions) {
-  int64_t top = actions[0].step, base = actions[0].offset;
-  auto isPair = [&](size_t i, int64_t step, int64_t offset) {
-    return i + 1 < actions.size() && actions[i].kind == ActionKind::Backward &&
-           actions[i].step == step && actions[i].offset == offset &&
-           actions[i + 1].kind == ActionKind::Free &&
-           actions[i + 1].offset == offset &&
-           slotSize.lookup(offset) == internalBytes;
-  };
-  size_t pairs = 0;
-  while (isPair(2 * pairs, top - int64_t(pairs),
-                base - int64_t(pairs) * internalBytes))
-    ++pairs;
-  SmallVector<Value> dCur = gradientInA ? dA : dB, dNext = gradientInA ? dB : dA;
-  if (pairs == 1) {
-    backwardStep(index(top), slotStates(base), slotSaved(base),
-                 dCur, dNext);
-    slotFreed(internalBytes);
-  } else {
-    scf::ForOp::create(
-        b, loc, index(0), index(pairs), index(1), ValueRange{},
-        [&](OpBuilder &nb, Location, Value i, ValueRange) {
-          OpBuilder::InsertionGuard guard(b);
-          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          Value step = arith::SubIOp::create(b, loc, index(top), i);
-          Value off = arith::SubIOp::create(
-              b, loc, index(base),
-              arith::MulIOp::create(b, loc, i, index(internalBytes)));
-          Value even = arith::CmpIOp::create(
-              b, loc, arith::CmpIPredicate::eq,
-              arith::RemUIOp::create(b, loc, i, index(2)), index(0));
-          SmallVector<Value> from, to;
-          for (auto [x, y] : llvm::zip(dCur, dNext)) {
-            from.push_back(arith::SelectOp::create(b, loc, even, x, y));
-            to.push_back(arith::SelectOp::create(b, loc, even, y, x));
-          }
-          backwardStep(step, stateViews(off), savedViews(off), from, to);
-          slotFreed(internalBytes);
-          scf::YieldOp::create(b, loc);
-        });
-  }
-  for (size_t i = 0; i < pairs; ++i)
-    slotSize.erase(base - int64_t(i) * internalBytes);
-  // After an odd number of steps the gradient is in the other buffer.
-  if (pairs % 2 == 1)
-    gradientInA = !gradientInA;
-  return 2 * pairs;
+  return {loop.getResult(1), loop.getResult(2)};
 }
 
 void ScheduleEmitter::emit() {
@@ -718,8 +1002,6 @@ void ScheduleEmitter::emit() {
                       b.getI8Type()));
   live = memref::AllocaOp::create(b, loc, MemRefType::get({}, b.getI64Type()));
   buildWrappers();
-  prologue.emplace(b.getContext());
-  prologue->setInsertionPointAfter(live.getDefiningOp());
 
   for (Value d : dA)
     zero(d);
@@ -729,84 +1011,17 @@ void ScheduleEmitter::emit() {
   zero(stats);
   memref::StoreOp::create(b, loc, i64(workingBytes), live);
   memref::StoreOp::create(b, loc, i64(workingBytes), stats, index(1));
-  cursor.assign(h0.begin(), h0.end());
 
-  ArrayRef<Action> actions = p.plan.actions;
-  size_t i = 0;
-  while (i < actions.size()) {
-    const Action &a = actions[i];
-    ArrayRef<Action> rest = actions.drop_front(i);
-    switch (a.kind) {
-    case ActionKind::Restore:
-      cursor = a.offset < 0 ? SmallVector<Value>(h0)
-                            : slotStates(a.offset);
-      cursorSlot = a.offset;
-      ++i;
-      break;
-    case ActionKind::Forward:
-      i += emitForwardRun(rest);
-      break;
-    case ActionKind::ForwardKeep:
-      i += emitKeepRun(rest);
-      break;
-    case ActionKind::ForwardToWork: {
-      bool first = !executed.contains(a.step);
-      executed.insert(a.step);
-      forwardStep(index(a.step), cursor, workStates, workSaved, first);
-      cursor.clear(); // the working buffer is consumed by the backward step
-      cursorSlot = -1;
-      ++i;
-      break;
-    }
-    case ActionKind::StoreHidden: {
-      SmallVector<Value> slot = slotStates(a.offset);
-      for (auto [from, to] : llvm::zip(cursor, slot))
-        memref::CopyOp::create(b, loc, from, to);
-      slotSize[a.offset] = hiddenBytes;
-      slotAllocated(hiddenBytes);
-      ++i;
-      break;
-    }
-    case ActionKind::Backward: {
-      if (a.offset >= 0 && slotSize.lookup(a.offset) == internalBytes &&
-          i + 1 < actions.size() && actions[i + 1].kind == ActionKind::Free) {
-        i += emitBackwardRun(rest);
-        cursor.clear();
-        cursorSlot = -1;
-        break;
-      }
-      SmallVector<Value> dCur = gradientInA ? dA : dB,
-                         dNext = gradientInA ? dB : dA;
-      if (a.offset < 0)
-        backwardStep(index(a.step), workStates, workSaved, dCur, dNext);
-      else
-        backwardStep(index(a.step), slotStates(a.offset),
-                     slotSaved(a.offset), dCur, dNext);
-      gradientInA = !gradientInA;
-      cursor.clear();
-      cursorSlot = -1;
-      ++i;
-      break;
-    }
-    case ActionKind::Free:
-      if (!cursor.empty() && cursorSlot == a.offset) {
-        // The slot's bytes may be reused at once (a segment freeing its own
-        // start): keep the cursor in a working buffer.
-        SmallVector<Value> to = otherCursor();
-        for (auto [from, into] : llvm::zip(cursor, to))
-          memref::CopyOp::create(b, loc, from, into);
-        cursor = to;
-        cursorSlot = -1;
-      }
-      slotFreed(slotSize.lookup(a.offset));
-      slotSize.erase(a.offset);
-      ++i;
-      break;
-    }
-  }
+  SmallVector<Run> runs =
+      groupIntoRuns(p.plan.actions, hiddenBytes, internalBytes);
+  Machine start{index(kAtH0),
+                arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1)};
+  Machine end = int64_t(runs.size()) <= maxUnrolledRuns
+                    ? emitUnrolled(runs, start)
+                    : emitDispatchLoop(runs, start);
   // dL/dh0 is the last state gradient.
-  for (auto [from, to] : llvm::zip(gradientInA ? dA : dB, dh0))
-    memref::CopyOp::create(b, loc, from, to);
+  for (auto [a, bb, to] : llvm::zip(dA, dB, dh0))
+    memref::CopyOp::create(b, loc, select(end.gradientInA, a, bb), to);
   // Buffers are freed by the deallocation pipeline of the lowering.
   func::ReturnOp::create(b, loc);
 }
@@ -888,7 +1103,15 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
                                     mb.getStringAttr("optnone")}));
     entry.addEntryBlock();
     OpBuilder b = OpBuilder::atBlockEnd(&entry.front());
-    ScheduleEmitter(b, op.getLoc(), cell, k, *plan, entry).emit();
+    ScheduleEmitter(b, op.getLoc(), cell, k, *plan, entry, symbols,
+                    maxUnrolledRuns)
+        .emit();
+    // Fold what the emitter left: constants, selects between known buffers.
+    OpPassManager cleanup(func::FuncOp::getOperationName());
+    cleanup.addPass(createCanonicalizerPass());
+    cleanup.addPass(createCSEPass());
+    if (failed(runPipeline(cleanup, entry)))
+      return failure();
 
     // The request becomes a call on buffers of its tensors.
     OpBuilder rb(op);
