@@ -8,9 +8,11 @@
 //   bptt-gpu-scalar-results   scalar results of kernel functions (the loss)
 //                             become device out-parameters;
 //   bptt-gpu-library-calls    matrix products become calls of the runtime's
-//                             cuBLAS product; copies become linalg.copy; loops
-//                             of the remaining linalg ops are ordered with the
-//                             parallel ones outermost;
+//                             cuBLAS product; copies become linalg.copy;
+//                             reductions become warp-cooperative kernels
+//                             (WarpReductions.cpp); loops of the remaining
+//                             linalg ops are ordered with the parallel ones
+//                             outermost;
 //   bptt-gpu-tile-loops       parallel loops tiled into blocks of threads;
 //   bptt-gpu-host-islands     what still touches device memory on the host
 //                             (scalar code, reductions to a scalar) runs as a
@@ -30,6 +32,7 @@
 #include "bptt/Conversion/Pipelines.h"
 
 #include "PipelineSteps.h"
+#include "WarpReductions.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -329,7 +332,8 @@ struct LibraryCallsPass
   }
   void getDependentDialects(DialectRegistry &registry) const override {
     registry.insert<memref::MemRefDialect, linalg::LinalgDialect,
-                    arith::ArithDialect, func::FuncDialect>();
+                    arith::ArithDialect, func::FuncDialect, gpu::GPUDialect,
+                    scf::SCFDialect, affine::AffineDialect>();
   }
   Option<std::string> precision{*this, "precision",
                                 llvm::cl::desc("f32 or tf32 products"),
@@ -383,6 +387,9 @@ struct LibraryCallsPass
         rewriter.eraseOp(op);
         continue;
       }
+      if (auto generic = dyn_cast<linalg::GenericOp>(op.getOperation()))
+        if (succeeded(bptt::lowerToWarpReduction(rewriter, generic)))
+          continue;
       parallelLoopsOutermost(rewriter, op);
     }
   }

@@ -1,0 +1,31 @@
+//===- WarpReductions.h - reductions as warp-cooperative kernels -*- C++ -*-===//
+//
+// Internal to lib/Conversion (the GPU pipeline).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef BPTT_LIB_CONVERSION_WARPREDUCTIONS_H
+#define BPTT_LIB_CONVERSION_WARPREDUCTIONS_H
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace bptt {
+
+/// Replaces a reduction `op` (buffers, static sizes, one output of a 32-bit
+/// type combined by one commutative operation with a neutral element: a sum,
+/// product, max or min) by a gpu.launch in which several threads of one warp
+/// reduce each output: each strides through the reduced iterations, then
+/// the threads combine their partial results with shuffles. Fails, leaving
+/// `op` as it is, for anything else or when one thread per output would do
+/// as well (few reduced iterations).
+///
+/// The reduction order changes (partial results, then a tree), so results
+/// may differ from a sequential sum in the last bits; the order is fixed, so
+/// repeated runs agree bit for bit.
+mlir::LogicalResult lowerToWarpReduction(mlir::RewriterBase &rewriter,
+                                         mlir::linalg::GenericOp op);
+
+} // namespace bptt
+
+#endif // BPTT_LIB_CONVERSION_WARPREDUCTIONS_H

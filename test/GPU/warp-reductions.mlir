@@ -1,0 +1,110 @@
+// RUN: bptt-opt %s -bptt-gpu-library-calls -split-input-file | FileCheck %s
+
+// Reductions become kernels in which a group of threads of one warp shares
+// each output (WarpReductions.cpp).
+
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+
+// A row sum along the fastest dimension (a softmax denominator): 32 threads
+// per row, 4 elements each, eight rows per block of 256 threads; the partial
+// sums meet in five xor shuffles, and the first thread of each row adds the
+// total to the output.
+// CHECK-LABEL: func.func @row_sum(
+// CHECK-DAG:     %[[C8:.*]] = arith.constant 8 : index
+// CHECK-DAG:     %[[C256:.*]] = arith.constant 256 : index
+// CHECK:         gpu.launch blocks({{.*}}) in ({{.*}} = %[[C8]], {{.*}}) threads({{.*}}) in ({{.*}} = %[[C256]],
+// CHECK:           scf.for {{.*}} step %c32{{.*}} iter_args(%{{.*}} = %cst{{.*}}) -> (f32)
+// CHECK:             math.exp
+// CHECK:             arith.addf
+// CHECK-COUNT-5:   gpu.shuffle  xor
+// CHECK:           scf.if
+// CHECK:             memref.load %arg1[
+// CHECK:             memref.store
+// CHECK-NOT:     linalg.generic
+func.func @row_sum(%x: memref<64x128xf32>, %out: memref<64xf32>) {
+  linalg.generic {indexing_maps = [#rows, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<64x128xf32>) outs(%out : memref<64xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %e = math.exp %in : f32
+    %s = arith.addf %acc, %e : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#col = affine_map<(d0, d1) -> (d1)>
+
+// A column sum (a bias gradient over the batch): 8 threads per column, 8
+// rows each, 32 columns per block, three shuffles.
+// CHECK-LABEL: func.func @column_sum(
+// CHECK-DAG:     %[[C64:.*]] = arith.constant 64 : index
+// CHECK-DAG:     %[[C256:.*]] = arith.constant 256 : index
+// CHECK:         gpu.launch blocks({{.*}}) in ({{.*}} = %[[C64]], {{.*}}) threads({{.*}}) in ({{.*}} = %[[C256]],
+// CHECK:           scf.for {{.*}} step %c8
+// CHECK-COUNT-3:   gpu.shuffle  xor
+// CHECK-NOT:       gpu.shuffle
+func.func @column_sum(%x: memref<64x2048xf32>, %out: memref<2048xf32>) {
+  linalg.generic {indexing_maps = [#rows, #col], iterator_types = ["reduction", "parallel"]}
+      ins(%x : memref<64x2048xf32>) outs(%out : memref<2048xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %s = arith.addf %acc, %in : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+#vec = affine_map<(d0) -> (d0)>
+#all = affine_map<(d0) -> ()>
+
+// A maximum to a scalar starts from the maximum's neutral element, -inf.
+// CHECK-LABEL: func.func @max_to_scalar(
+// CHECK:         gpu.launch
+// CHECK:           %[[NEG_INF:.*]] = arith.constant 0xFF800000 : f32
+// CHECK:           scf.for {{.*}} iter_args(%{{.*}} = %[[NEG_INF]])
+// CHECK:             arith.maximumf
+// CHECK:           gpu.shuffle  xor
+// CHECK:           arith.maximumf
+func.func @max_to_scalar(%x: memref<100xf32>, %out: memref<f32>) {
+  linalg.generic {indexing_maps = [#vec, #all], iterator_types = ["reduction"]}
+      ins(%x : memref<100xf32>) outs(%out : memref<f32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %m = arith.maximumf %acc, %in : f32
+    linalg.yield %m : f32
+  }
+  return
+}
+
+// -----
+
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+
+// Left as they are (one thread per output): a reduction too short to share,
+// and one whose update is not a single commutative operation (a difference).
+// CHECK-LABEL: func.func @left_alone(
+// CHECK-NOT:     gpu.launch
+// CHECK:         linalg.generic
+// CHECK:         linalg.generic
+// CHECK-NOT:     gpu.launch
+func.func @left_alone(%short: memref<64x4xf32>, %x: memref<64x128xf32>,
+                      %out: memref<64xf32>) {
+  linalg.generic {indexing_maps = [#rows, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%short : memref<64x4xf32>) outs(%out : memref<64xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %s = arith.addf %acc, %in : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [#rows, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<64x128xf32>) outs(%out : memref<64xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %s = arith.subf %acc, %in : f32
+    linalg.yield %s : f32
+  }
+  return
+}
