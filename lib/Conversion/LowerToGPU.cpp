@@ -357,6 +357,13 @@ struct LibraryCallsPass
     module.walk([&](memref::CopyOp c) { copies.push_back(c); });
     for (memref::CopyOp c : copies) {
       rewriter.setInsertionPoint(c);
+      // A copy of a buffer that holds one filled value is that fill (which
+      // a reduction into the target may then absorb).
+      if (linalg::FillOp fill = fillReaching(c, c.getSource())) {
+        rewriter.replaceOpWithNewOp<linalg::FillOp>(c, fill.getInputs()[0],
+                                                    c.getTarget());
+        continue;
+      }
       rewriter.replaceOpWithNewOp<linalg::CopyOp>(c, c.getSource(),
                                                   c.getTarget());
     }
@@ -388,7 +395,10 @@ struct LibraryCallsPass
         continue;
       }
       if (auto generic = dyn_cast<linalg::GenericOp>(op.getOperation()))
-        if (succeeded(bptt::lowerToWarpReduction(rewriter, generic)))
+        if (generic.getNumDpsInits() == 1 &&
+            succeeded(bptt::lowerToWarpReduction(
+                rewriter, generic,
+                fillReaching(generic, generic.getDpsInits()[0]))))
           continue;
       parallelLoopsOutermost(rewriter, op);
     }
@@ -462,6 +472,31 @@ struct LibraryCallsPass
                          ValueRange{a, b, c, modeValue});
     rewriter.eraseOp(op);
     return success();
+  }
+
+  /// The linalg.fill whose value `buffer` (the whole of it) still holds when
+  /// `user` runs: the op right before `user`, or, for a fresh allocation
+  /// (which nothing but its own views can alias), the latest one before it
+  /// with nothing in between touching the buffer. Null if there is none.
+  static linalg::FillOp fillReaching(Operation *user, Value buffer) {
+    bool fresh = buffer.getDefiningOp<memref::AllocOp>() != nullptr;
+    for (Operation *op = user->getPrevNode(); op; op = op->getPrevNode()) {
+      auto fill = dyn_cast<linalg::FillOp>(op);
+      if (fill && fill.hasPureBufferSemantics() &&
+          fill.getDpsInits()[0] == buffer)
+        return fill;
+      if (!fresh)
+        return nullptr;
+      WalkResult touches = op->walk([&](Operation *inner) {
+        for (Value v : inner->getOperands())
+          if (isa<MemRefType>(v.getType()) && viewRoot(v) == buffer)
+            return WalkResult::interrupt();
+        return WalkResult::advance();
+      });
+      if (touches.wasInterrupted())
+        return nullptr;
+    }
+    return nullptr;
   }
 
   /// The fill with zero of `op`'s accumulator right before it, if any

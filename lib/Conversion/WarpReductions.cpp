@@ -103,7 +103,8 @@ Value combine(OpBuilder &b, const Combiner &c, Value running,
 } // namespace
 
 LogicalResult bptt::lowerToWarpReduction(RewriterBase &rewriter,
-                                         linalg::GenericOp op) {
+                                         linalg::GenericOp op,
+                                         linalg::FillOp initialFill) {
   if (!op.hasPureBufferSemantics() || op.getNumDpsInits() != 1 ||
       op.getNumDpsInputs() == 0)
     return failure();
@@ -229,7 +230,8 @@ LogicalResult bptt::lowerToWarpReduction(RewriterBase &rewriter,
     total = combine(b, *combiner, total, shuffle.getShuffleResult());
   }
 
-  // The group's first thread folds the total into the output.
+  // The group's first thread folds the total into the output, or into the
+  // value the output was just filled with.
   Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane,
                                       index(b, 0));
   Value writes = arith::AndIOp::create(b, loc, first, inRange);
@@ -238,12 +240,16 @@ LogicalResult bptt::lowerToWarpReduction(RewriterBase &rewriter,
     for (unsigned d : reducedDims)
       at[d] = arith::ConstantIndexOp::create(nb, l, 0);
     SmallVector<Value> indices = indicesAt(nb, l, outMap, at);
-    Value old = memref::LoadOp::create(nb, l, init->get(), indices);
+    Value old = initialFill
+                    ? initialFill.getInputs()[0]
+                    : memref::LoadOp::create(nb, l, init->get(), indices);
     memref::StoreOp::create(nb, l, combine(nb, *combiner, old, total),
                             init->get(), indices);
     scf::YieldOp::create(nb, l);
   });
   gpu::TerminatorOp::create(b, loc);
   rewriter.eraseOp(op);
+  if (initialFill)
+    rewriter.eraseOp(initialFill);
   return success();
 }

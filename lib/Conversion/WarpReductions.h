@@ -23,8 +23,14 @@ namespace bptt {
 /// The reduction order changes (partial results, then a tree), so results
 /// may differ from a sequential sum in the last bits; the order is fixed, so
 /// repeated runs agree bit for bit.
-mlir::LogicalResult lowerToWarpReduction(mlir::RewriterBase &rewriter,
-                                         mlir::linalg::GenericOp op);
+///
+/// `initialFill`, if given, is a linalg.fill that writes the output's whole
+/// initial value and that nothing reads before `op`: the kernel then stores
+/// combine(fill value, total) without reading the output, and the fill is
+/// erased with `op`.
+mlir::LogicalResult
+lowerToWarpReduction(mlir::RewriterBase &rewriter, mlir::linalg::GenericOp op,
+                     mlir::linalg::FillOp initialFill = nullptr);
 
 } // namespace bptt
 

@@ -108,3 +108,49 @@ func.func @left_alone(%short: memref<64x4xf32>, %x: memref<64x128xf32>,
   }
   return
 }
+
+// -----
+
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+
+// A fill of the output right before a reduction (here after a copy of a
+// buffer that holds only that fill) is absorbed: the kernel stores
+// fill value + total without reading the output. The fresh buffer's own fill
+// reaches its reduction past ops that do not touch the buffer; the last copy
+// reads what the reduction wrote and stays a copy.
+// CHECK-LABEL: func.func @absorbed_fills(
+// CHECK-SAME:    %[[X:[^:]*]]: memref<64x128xf32>, %[[OUT:[^:]*]]: memref<64xf32>, %[[OUT2:[^:]*]]: memref<64xf32>)
+// CHECK-NOT:     linalg.fill
+// CHECK:         %[[BUF:.*]] = memref.alloc() : memref<64xf32>
+// CHECK-NOT:     linalg.fill
+// CHECK:         gpu.launch
+// CHECK:           scf.if
+// CHECK-NOT:         memref.load
+// CHECK:             memref.store %{{.*}}, %[[OUT]][
+// CHECK:         gpu.launch
+// CHECK:           scf.if
+// CHECK-NOT:         memref.load
+// CHECK:             memref.store %{{.*}}, %[[BUF]][
+// CHECK:         linalg.copy ins(%[[BUF]] : memref<64xf32>) outs(%[[OUT2]] : memref<64xf32>)
+func.func @absorbed_fills(%x: memref<64x128xf32>, %out: memref<64xf32>, %out2: memref<64xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %buf = memref.alloc() : memref<64xf32>
+  linalg.fill ins(%zero : f32) outs(%buf : memref<64xf32>)
+  memref.copy %buf, %out : memref<64xf32> to memref<64xf32>
+  linalg.generic {indexing_maps = [#rows, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<64x128xf32>) outs(%out : memref<64xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %e = math.exp %in : f32
+    %s = arith.addf %acc, %e : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [#rows, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<64x128xf32>) outs(%buf : memref<64xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %s = arith.addf %acc, %in : f32
+    linalg.yield %s : f32
+  }
+  memref.copy %buf, %out2 : memref<64xf32> to memref<64xf32>
+  return
+}

@@ -290,3 +290,82 @@ void bptt::rnn::dropSelfCopies(
       if (throughCasts(copy.getSource()) == fn.getArgument(in))
         copy.erase();
 }
+
+/// The memref `v` views, through subviews and casts.
+static Value viewedBuffer(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (auto view = dyn_cast<memref::SubViewOp>(def))
+      v = view.getSource();
+    else if (auto castOp = dyn_cast<memref::CastOp>(def))
+      v = castOp.getSource();
+    else
+      break;
+  }
+  return v;
+}
+
+void bptt::rnn::writeSlicesInPlace(func::FuncOp fn) {
+  if (fn.isExternal())
+    return;
+  SmallVector<memref::CopyOp> copies;
+  for (Operation &op : fn.getBody().front())
+    if (auto copy = dyn_cast<memref::CopyOp>(&op))
+      copies.push_back(copy);
+  for (memref::CopyOp copy : copies) {
+    auto tmp = copy.getSource().getDefiningOp<memref::AllocOp>();
+    auto slice = copy.getTarget().getDefiningOp<memref::SubViewOp>();
+    if (!tmp || !slice || tmp->getBlock() != copy->getBlock())
+      continue;
+    auto whole = slice.getSource().getDefiningOp<memref::AllocOp>();
+    std::optional<SliceBox> box = staticBox(slice);
+    if (!whole || !box || whole->getBlock() != copy->getBlock())
+      continue;
+    // The writer: the one op besides the copy that uses the buffer, as an
+    // output it overwrites without reading.
+    linalg::LinalgOp writer;
+    bool simple = true;
+    for (OpOperand &use : tmp->getUses()) {
+      if (use.getOwner() == copy.getOperation())
+        continue;
+      auto op = dyn_cast<linalg::LinalgOp>(use.getOwner());
+      if (writer || !op || !op.hasPureBufferSemantics() ||
+          !op.isDpsInit(&use) || op.payloadUsesValueFromOperand(&use))
+        simple = false;
+      writer = op;
+    }
+    if (!simple || !writer || writer->getBlock() != copy->getBlock() ||
+        !writer->isBeforeInBlock(copy) || !whole->isBeforeInBlock(writer))
+      continue;
+    // The writer's other accesses to the larger buffer miss the slice.
+    bool disjoint = llvm::all_of(writer->getOperands(), [&](Value v) {
+      if (v == tmp.getResult() || viewedBuffer(v) != whole.getResult())
+        return true;
+      auto other = v.getDefiningOp<memref::SubViewOp>();
+      std::optional<SliceBox> otherBox =
+          other && other.getSource() == whole.getResult()
+              ? staticBox(other)
+              : std::nullopt;
+      return otherBox && otherBox->disjointFrom(*box);
+    });
+    // Nothing between the writer and the copy touches the larger buffer
+    // (views only name a region).
+    bool untouched = true;
+    for (Operation *op = writer->getNextNode(); op != copy.getOperation();
+         op = op->getNextNode())
+      op->walk([&](Operation *inner) {
+        if (isa<memref::SubViewOp, memref::CastOp>(inner))
+          return;
+        for (Value v : inner->getOperands())
+          if (isa<MemRefType>(v.getType()) &&
+              viewedBuffer(v) == whole.getResult())
+            untouched = false;
+      });
+    if (!disjoint || !untouched)
+      continue;
+    if (!slice->isBeforeInBlock(writer))
+      slice->moveBefore(writer);
+    writer->replaceUsesOfWith(tmp.getResult(), slice.getResult());
+    copy.erase();
+    tmp.erase();
+  }
+}

@@ -28,6 +28,14 @@ void addKernelFusionPasses(mlir::OpPassManager &pm);
 void writeResultsInPlace(mlir::func::FuncOp fn,
                          llvm::ArrayRef<unsigned> outParams);
 
+/// After bufferization: a result computed by one linalg op into a fresh
+/// buffer only to be copied into a static slice of another fresh buffer is
+/// computed in that slice, when nothing between the op and the copy touches
+/// the larger buffer and the op's other accesses to it are disjoint from the
+/// slice. (Adjoints assembled slice by slice from a multi-result op, which
+/// empty-tensor elimination leaves to copies: an LSTM's gate gradients.)
+void writeSlicesInPlace(mlir::func::FuncOp fn);
+
 /// Drops `memref.copy %arg[in], %arg[out]` for each (in, out) pair whose
 /// out-parameter is only that copy: the caller passes the same buffer for
 /// both, the accumulator was updated in place, and the copy is a no-op.

@@ -161,6 +161,10 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols) {
       return cell.emitError() << "rnn-remat: cannot simplify the kernels of "
                                  "cell @"
                               << cell.getSymName();
+    // With the copies onto themselves gone, results copied into slices can
+    // be computed there.
+    writeSlicesInPlace(f);
+    writeSlicesInPlace(g);
   }
   OpBuilder into(cell);
   into.setInsertionPointAfter(bwd);
