@@ -7,7 +7,9 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
 
 #include <algorithm>
 
@@ -117,3 +119,43 @@ llvm::Expected<int64_t> bptt::parseBudget(llvm::StringRef text,
   }
   return planner::parseByteSize(text);
 }
+
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+bptt::loadRequest(const RequestOptions &options, llvm::SourceMgr &sourceMgr,
+                  mlir::MLIRContext &context) {
+  std::string error;
+  auto file = mlir::openInputFile(options.inputFile, &error);
+  if (!file)
+    return llvm::createStringError(error);
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return llvm::createStringError("cannot parse " + options.inputFile);
+  if (options.steps >= 0)
+    if (llvm::Error e = addBPTTRequest(*module, options.cell, options.steps))
+      return std::move(e);
+  // Functions other than the request's (forward-only drivers) are not run.
+  keepOnlyRequestFunction(*module);
+  return module;
+}
+
+llvm::Expected<rnn::Strategy>
+bptt::chosenStrategy(const RequestOptions &options, rnn::BPTTOp request) {
+  if (options.strategy.empty())
+    return request.getStrategyOrDefault();
+  if (std::optional<rnn::Strategy> s = rnn::symbolizeStrategy(options.strategy))
+    return *s;
+  return llvm::createStringError("unknown strategy '" + options.strategy +
+                                 "'; one of all, chen, revolve, hsm, ism, "
+                                 "msm");
+}
+
+llvm::Expected<int64_t> bptt::chosenBudget(const RequestOptions &options,
+                                           rnn::BPTTOp request,
+                                           int64_t storeAllBytes) {
+  if (options.budget.empty())
+    return request.getMemoryBudget();
+  return parseBudget(options.budget, storeAllBytes);
+}
+

@@ -53,22 +53,9 @@
 using namespace bptt;
 namespace cl = llvm::cl;
 
-static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<input.mlir>"),
-                                      cl::init("-"));
+static RequestOptions requestOptions;
 static cl::opt<std::string> outputFile("o", cl::desc("Output program (.so)"),
                                        cl::value_desc("file"), cl::Required);
-static cl::opt<int64_t>
-    stepsOpt("steps",
-             cl::desc("Build the rnn.bptt over this many steps for the "
-                      "file's (first or --cell) cell, when it has none"),
-             cl::init(-1));
-static cl::opt<std::string> cellOpt("cell", cl::desc("Cell for --steps"));
-static cl::opt<std::string>
-    budgetOpt("budget",
-              cl::desc("Override the budget: bytes (64MiB, 1.5GB) or a "
-                       "percentage of store-all's peak (5%)"));
-static cl::opt<std::string> strategyOpt("strategy",
-                                        cl::desc("Override the strategy"));
 static cl::opt<std::string> chipOpt("chip", cl::desc("GPU architecture"),
                                     cl::init("sm_90"));
 static cl::opt<std::string> featuresOpt("features", cl::desc("PTX features"),
@@ -229,21 +216,12 @@ int main(int argc, char **argv) {
   mlir::MLIRContext context(registry);
   context.loadAllAvailableDialects();
 
-  std::string error;
-  auto file = mlir::openInputFile(inputFile, &error);
-  if (!file)
-    return fail(error);
   llvm::SourceMgr sourceMgr;
-  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
-  if (!module)
-    return 1;
-  if (stepsOpt >= 0)
-    if (llvm::Error e = addBPTTRequest(*module, cellOpt, stepsOpt))
-      return fail(llvm::toString(std::move(e)));
-  keepOnlyRequestFunction(*module);
+  auto loaded = loadRequest(requestOptions, sourceMgr, context);
+  if (!loaded)
+    return fail(llvm::toString(loaded.takeError()));
+  mlir::OwningOpRef<mlir::ModuleOp> module = std::move(*loaded);
   llvm::Expected<RequestFacts> facts = inspectBPTTRequest(*module);
   if (!facts)
     return fail(llvm::toString(facts.takeError()));
@@ -281,20 +259,16 @@ int main(int argc, char **argv) {
   facts->workspaceBytes = scratch;
 
   rnn::BPTTOp request = findBPTTRequest(*module);
-  if (!budgetOpt.empty()) {
-    llvm::Expected<int64_t> budget =
-        parseBudget(budgetOpt, facts->storeAllBytes());
-    if (!budget)
-      return fail(llvm::toString(budget.takeError()));
-    request.setMemoryBudget(*budget);
-  }
-  if (!strategyOpt.empty()) {
-    auto strategy = rnn::symbolizeStrategy(strategyOpt);
-    if (!strategy)
-      return fail("unknown strategy '" + strategyOpt +
-                  "'; one of all, chen, revolve, hsm, ism, msm");
-    request.setStrategyAttr(rnn::StrategyAttr::get(&context, *strategy));
-  }
+  llvm::Expected<int64_t> chosen =
+      chosenBudget(requestOptions, request, facts->storeAllBytes());
+  if (!chosen)
+    return fail(llvm::toString(chosen.takeError()));
+  llvm::Expected<rnn::Strategy> chosenStrat =
+      chosenStrategy(requestOptions, request);
+  if (!chosenStrat)
+    return fail(llvm::toString(chosenStrat.takeError()));
+  request.setMemoryBudget(*chosen);
+  request.setStrategyAttr(rnn::StrategyAttr::get(&context, *chosenStrat));
   int64_t budget = request.getMemoryBudget();
   std::string strategy =
       rnn::stringifyStrategy(request.getStrategyOrDefault()).str();

@@ -58,20 +58,7 @@
 using namespace bptt;
 namespace cl = llvm::cl;
 
-static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<input.mlir>"),
-                                      cl::init("-"));
-static cl::opt<int64_t>
-    stepsOpt("steps",
-             cl::desc("Build the rnn.bptt over this many steps for the "
-                      "file's (first or --cell) cell, when it has none"),
-             cl::init(-1));
-static cl::opt<std::string> cellOpt("cell", cl::desc("Cell for --steps"));
-static cl::opt<std::string>
-    budgetOpt("budget",
-              cl::desc("Override the budget: bytes (64MiB, 1.5GB) or a "
-                       "percentage of store-all's peak (5%)"));
-static cl::opt<std::string> strategyOpt("strategy",
-                                        cl::desc("Override the strategy"));
+static RequestOptions requestOptions;
 static cl::opt<bool> checkExact(
     "check-exact",
     cl::desc("Every strategy at budgets from the smallest to store-all: "
@@ -354,30 +341,18 @@ int main(int argc, char **argv) {
   registry.insert<rnn::RNNDialect>();
   mlir::MLIRContext context(registry);
   context.loadAllAvailableDialects();
-  std::string error;
-  auto file = mlir::openInputFile(inputFile, &error);
-  if (!file) {
-    llvm::errs() << "bptt-run: " << error << "\n";
-    return 2;
-  }
   llvm::SourceMgr sourceMgr;
-  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
   // The planner's remarks are reported by this tool in its own words.
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
   context.getDiagEngine().registerHandler([](mlir::Diagnostic &d) {
     return mlir::success(d.getSeverity() == mlir::DiagnosticSeverity::Remark);
   });
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
-  if (!module)
+  auto loaded = loadRequest(requestOptions, sourceMgr, context);
+  if (!loaded) {
+    llvm::errs() << "bptt-run: " << llvm::toString(loaded.takeError()) << "\n";
     return 2;
-  if (stepsOpt >= 0)
-    if (llvm::Error e = addBPTTRequest(*module, cellOpt, stepsOpt)) {
-      llvm::errs() << "bptt-run: " << llvm::toString(std::move(e)) << "\n";
-      return 2;
-    }
-  // Functions other than the request's (forward-only drivers) are not run.
-  keepOnlyRequestFunction(*module);
+  }
+  mlir::OwningOpRef<mlir::ModuleOp> module = std::move(*loaded);
   llvm::Expected<RequestFacts> setup = inspectBPTTRequest(*module);
   if (!setup) {
     llvm::errs() << "bptt-run: " << llvm::toString(setup.takeError()) << "\n";
@@ -420,25 +395,21 @@ int main(int argc, char **argv) {
       s.cell, s.steps, s.hiddenBytes, s.internalBytes, storeAll);
 
   if (!checkExact && !checkFD) {
-    rnn::Strategy strategy = op.getStrategyOrDefault();
-    if (!strategyOpt.empty()) {
-      auto parsed = rnn::symbolizeStrategy(strategyOpt);
-      if (!parsed) {
-        llvm::errs() << "bptt-run: unknown strategy '" << strategyOpt
-                     << "'; one of all, chen, revolve, hsm, ism, msm\n";
-        return 2;
-      }
-      strategy = *parsed;
+    llvm::Expected<rnn::Strategy> chosenStrat =
+        chosenStrategy(requestOptions, op);
+    if (!chosenStrat) {
+      llvm::errs() << "bptt-run: " << llvm::toString(chosenStrat.takeError())
+                   << "\n";
+      return 2;
     }
-    int64_t budget = op.getMemoryBudget();
-    if (!budgetOpt.empty()) {
-      auto b = parseBudget(budgetOpt, storeAll);
-      if (!b) {
-        llvm::errs() << "bptt-run: " << llvm::toString(b.takeError()) << "\n";
-        return 2;
-      }
-      budget = *b;
+    llvm::Expected<int64_t> chosen = chosenBudget(requestOptions, op, storeAll);
+    if (!chosen) {
+      llvm::errs() << "bptt-run: " << llvm::toString(chosen.takeError())
+                   << "\n";
+      return 2;
     }
+    rnn::Strategy strategy = *chosenStrat;
+    int64_t budget = *chosen;
     auto r = run(*module, s, strategy, budget, inputs, warmUpOpt);
     if (!r) {
       llvm::errs() << "bptt-run: " << llvm::toString(r.takeError()) << "\n";

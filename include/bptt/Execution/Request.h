@@ -1,8 +1,9 @@
 //===- Request.h - building and inspecting rnn.bptt requests ----*- C++ -*-===//
 //
-// What the drivers (bptt-run, bptt-compile) share: an rnn.bptt built over a
-// cell for --steps, the facts of a request (cell, T, state sizes) and the
-// budget syntax (bytes, or a percentage of store-all's peak).
+// What the drivers (bptt-run, bptt-compile) share: their request options
+// (--steps, --cell, --budget, --strategy) and the input file, an rnn.bptt
+// built over a cell for --steps, the facts of a request (cell, T, state
+// sizes) and the budget syntax (bytes, or a percentage of store-all's peak).
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,11 +14,43 @@
 #include "bptt/Planner/Chain.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Error.h"
+#include "llvm/Support/SourceMgr.h"
 
 #include <string>
 
 namespace bptt {
+
+/// The command-line options of a driver that takes a request: one
+/// declaration, so that the drivers agree on names and meanings. A tool
+/// defines one static instance; the options register with LLVM's parser.
+struct RequestOptions {
+  llvm::cl::opt<std::string> inputFile{
+      llvm::cl::Positional, llvm::cl::desc("<input.mlir>"),
+      llvm::cl::init("-")};
+  llvm::cl::opt<int64_t> steps{
+      "steps",
+      llvm::cl::desc("Build the rnn.bptt over this many steps for the "
+                     "file's (first or --cell) cell, when it has none"),
+      llvm::cl::init(-1)};
+  llvm::cl::opt<std::string> cell{"cell",
+                                  llvm::cl::desc("Cell for --steps")};
+  llvm::cl::opt<std::string> budget{
+      "budget", llvm::cl::desc("Override the budget: bytes (64MiB, 1.5GB) "
+                               "or a percentage of store-all's peak (5%)")};
+  llvm::cl::opt<std::string> strategy{
+      "strategy", llvm::cl::desc("Override the strategy (all, chen, "
+                                 "revolve, hsm, ism, msm)")};
+};
+
+/// Reads --input into `sourceMgr` and parses it (errors go to the context's
+/// diagnostic handlers), adds the request for --steps over --cell, and keeps
+/// only the request's function.
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+loadRequest(const RequestOptions &options, llvm::SourceMgr &sourceMgr,
+            mlir::MLIRContext &context);
 
 /// Adds `func.func @train` whose body is an rnn.bptt over `steps` steps of
 /// the cell `cellName` (the module's first cell when empty).
@@ -54,6 +87,15 @@ llvm::Expected<RequestFacts> inspectBPTTRequest(mlir::ModuleOp module);
 /// `storeAllBytes` (5%).
 llvm::Expected<int64_t> parseBudget(llvm::StringRef text,
                                     int64_t storeAllBytes);
+
+/// The strategy to run: --strategy if given, else the request's.
+llvm::Expected<rnn::Strategy> chosenStrategy(const RequestOptions &options,
+                                             rnn::BPTTOp request);
+/// The budget to run in: --budget if given (against `storeAllBytes`), else
+/// the request's.
+llvm::Expected<int64_t> chosenBudget(const RequestOptions &options,
+                                     rnn::BPTTOp request,
+                                     int64_t storeAllBytes);
 
 } // namespace bptt
 
