@@ -17,7 +17,7 @@ With build/bin/bptt-compile (host only, needs LLVM), writes into --out
 The sets:
   bench  LSTM, V = 128, fp32: T in {100, 1000, 10000} x (B, H) in
          {(64, 512), (128, 1024)} x {store-all, MSM at 5%, 10%, 25% of
-         store-all's planned peak}, MSM at 1% for T = 10000, and MSM at 5%
+         store-all's planned peak}, MSM at 1.5% for T = 10000, and MSM at 5%
          and 0.5% for T = 100000, (64, 512) (the low budgets: below the
          checkpointed peer's memory, for the equal-memory comparison);
   check  lstm, gru, elman at B=4, H=16, V=8, T=64: store-all and every other
@@ -72,8 +72,10 @@ def bench_set():
                 out.append(entry("bench", "lstm", B, H, 128, T, "msm", p))
             # The checkpointed peer holds about 2% of store-all's memory at
             # T = 10,000: a budget below it, for the equal-memory comparison.
+            # (At 1% and B = 128 the planner's deep regime takes minutes:
+            # issue 3.)
             if T >= 10000:
-                out.append(entry("bench", "lstm", B, H, 128, T, "msm", "1%"))
+                out.append(entry("bench", "lstm", B, H, 128, T, "msm", "1.5%"))
     # T = 100,000: the issue's 5%, and 0.5%, below the checkpointed peer's
     # 0.56%.
     for p in ("5%", "0.5%"):
