@@ -72,8 +72,10 @@ def bench_set():
                 out.append(entry("bench", "lstm", B, H, 128, T, "msm", p))
             # The checkpointed peer holds about 2% of store-all's memory at
             # T = 10,000: a budget below it, for the equal-memory comparison.
-            # (At 1% and B = 128 the planner's deep regime takes minutes:
-            # issue 3.)
+            # (At 1% and B = 128 planning takes many minutes, issue 3: with
+            # |h| = 1 MiB and |s| = 4,260,864 B the memory unit is their gcd,
+            # 1 KiB, so the level sets span 415,000 memory levels and give
+            # up, and the plain dynamic program is O(T^2 M).)
             if T >= 10000:
                 out.append(entry("bench", "lstm", B, H, 128, T, "msm", "1.5%"))
     # T = 100,000: the issue's 5%, and 0.5%, below the checkpointed peer's
