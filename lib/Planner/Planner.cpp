@@ -1227,6 +1227,25 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
         emitSegments(chain, levels, em, T, capacity);
         break;
       }
+      // State sizes with a small common divisor make very many memory
+      // levels (|h| = 1 MiB and |s| = 4,260,864 B: a 1 KiB unit, 400,000
+      // levels at a 400 MB budget), and then both exact methods take hours:
+      // the plain program's work grows with T^2 M. Plan with the level sets
+      // on a coarser unit instead, sizes rounded up (so within the budget,
+      // optimal for the rounded sizes, `exact` false), before falling back.
+      if (capacity > options.coarseLevels && options.coarseLevels > 0) {
+        int64_t coarseUnit = llvm::divideCeil(slotBytes, options.coarseLevels);
+        int64_t coarseCapacity = slotBytes / coarseUnit;
+        UniformLevels coarse(chain, strategy, coarseUnit, coarseCapacity);
+        if (coarse.solve(levelWork, 2 * options.maxTableCells)) {
+          result.memoryUnit = coarseUnit;
+          result.tableBytes = coarse.tableBytes();
+          result.method = "levels (coarse units)";
+          result.exact = false;
+          emitSegments(chain, coarse, em, T, coarseCapacity);
+          break;
+        }
+      }
     }
     Granularity g = chooseGranularity(chain, slotBytes, options.maxTableCells);
     result.memoryUnit = g.unit;

@@ -546,3 +546,23 @@ TEST(Simulator, RejectsInvalidSchedules) {
 }
 
 } // namespace
+
+/// State sizes with a small common divisor (the benchmark's LSTM at B = 128,
+/// H = 1024 on the GPU: |h| = 1 MiB, |s| = 4,260,864 B, gcd 1 KiB) give the
+/// exact methods about 400,000 memory levels at a 1% budget, and then both
+/// take far too long. The level sets run on coarser units instead: a valid
+/// plan within the budget, marked inexact, within a few steps of the
+/// two-sweep lower bound 2T - K - 1 (K internal states fit).
+TEST(Planner, CoarseUnitsWhenTheExactUnitIsTooFine) {
+  const int64_t T = 10000, hidden = 1048576, internal = 4260864;
+  Chain c = Chain::uniform(T, hidden, internal, /*workspace=*/2229764);
+  int64_t budget = 426150640;
+  Plan p = planOrDie(c, budget, Strategy::MSM, PlannerOptions());
+  EXPECT_EQ(p.method, "levels (coarse units)");
+  EXPECT_FALSE(p.exact);
+  EXPECT_LE(p.predicted.peakBytes, budget);
+  int64_t K = (budget - c.workingSetBytes()) / internal;
+  int64_t lowerBound = 2 * T - K - 1;
+  EXPECT_GE(p.predicted.forwardSteps, lowerBound);
+  EXPECT_LE(p.predicted.forwardSteps, lowerBound + 50);
+}

@@ -79,6 +79,11 @@ struct PlannerOptions {
   /// -1 (the default): the plain program's estimated work (4 T^2 M in
   /// level steps), so that the faster of the two exact methods plans.
   int64_t maxLevelWork = -1;
+  /// Uniform chains: when the level sets on the exact memory unit (the gcd
+  /// of the state sizes) would exceed the limits, they are tried on this
+  /// many memory levels (a coarser unit, sizes rounded up; `Plan::exact`
+  /// false) before the plain dynamic program. 0 disables.
+  int64_t coarseLevels = 16384;
   /// Chains whose state sizes differ per step: the most steps the plain
   /// dynamic program lets a segment hand back to its parent (which then
   /// recomputes them from an earlier state). -1 (the default): as many as
