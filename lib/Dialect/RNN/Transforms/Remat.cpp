@@ -382,6 +382,9 @@ private:
   Value i64(int64_t v) {
     return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
   }
+  Value flag(bool v) {
+    return arith::ConstantIntOp::create(b, loc, b.getI1Type(), v);
+  }
   template <typename OpTy, typename... Args> Value fold(Args &&...args) {
     return b.createOrFold<OpTy>(loc, std::forward<Args>(args)...);
   }
@@ -394,9 +397,13 @@ private:
   Value select(Value c, Value x, Value y) {
     return fold<arith::SelectOp>(c, x, y);
   }
-  /// Whether an index is even, as an i1.
+  /// Whether an index is even, or odd, as an i1.
   Value isEven(Value i) {
     return equal(fold<arith::RemUIOp>(i, index(2)), index(0));
+  }
+  Value isOdd(Value i) {
+    return fold<arith::CmpIOp>(arith::CmpIPredicate::ne,
+                               fold<arith::RemUIOp>(i, index(2)), index(0));
   }
   /// body(i) for i in [lb, ub): nothing or the body itself when the bounds
   /// are constants and allow at most one iteration, else an scf.for.
@@ -781,8 +788,7 @@ ScheduleEmitter::Machine ScheduleEmitter::emitForwardRun(const RunOperands &r,
   forwardStep(r.step, statesAt(m.cursor), intoStates, workSaved, r.first);
   // Iteration j (>= 1) reads `into` and writes `back` when j is odd.
   forEach(index(1), r.count, [&](Value j) {
-    Value odd = fold<arith::XOrIOp>(isEven(j), fold<arith::ConstantIntOp>(
-                                                   b.getI1Type(), 1));
+    Value odd = isOdd(j);
     SmallVector<Value> from, to;
     for (auto [x, y] : llvm::zip(intoStates, backStates)) {
       from.push_back(select(odd, x, y));
@@ -832,9 +838,7 @@ ScheduleEmitter::Machine ScheduleEmitter::emitBackwardRun(const RunOperands &r,
     slotFreed(r.bytes);
   });
   // After an odd number of steps the gradient is in the other buffer.
-  Value odd = fold<arith::XOrIOp>(isEven(r.count),
-                                  fold<arith::ConstantIntOp>(b.getI1Type(), 1));
-  m.gradientInA = fold<arith::XOrIOp>(m.gradientInA, odd);
+  m.gradientInA = fold<arith::XOrIOp>(m.gradientInA, isOdd(r.count));
   m.cursor = index(kNowhere);
   return m;
 }
@@ -889,8 +893,7 @@ ScheduleEmitter::Machine ScheduleEmitter::emitRun(RunKind kind,
   case RunKind::BackwardFromWork: {
     auto [dCur, dNext] = stateGradients(m);
     backwardStep(r.step, workStates, workSaved, dCur, dNext);
-    m.gradientInA = fold<arith::XOrIOp>(
-        m.gradientInA, fold<arith::ConstantIntOp>(b.getI1Type(), 1));
+    m.gradientInA = fold<arith::XOrIOp>(m.gradientInA, flag(true));
     m.cursor = index(kNowhere);
     return m;
   }
@@ -904,9 +907,7 @@ ScheduleEmitter::Machine ScheduleEmitter::emitUnrolled(ArrayRef<Run> runs,
                                                        Machine m) {
   for (const Run &run : runs) {
     RunOperands r{index(run.step), index(run.count), index(run.offset),
-                  i64(run.bytes),
-                  arith::ConstantIntOp::create(b, loc, b.getI1Type(),
-                                               run.first)};
+                  i64(run.bytes), flag(run.first)};
     m = emitRun(run.kind, r, m);
   }
   return m;
@@ -1018,8 +1019,7 @@ void ScheduleEmitter::emit() {
 
   SmallVector<Run> runs =
       groupIntoRuns(p.plan.actions, hiddenBytes, internalBytes);
-  Machine start{index(kAtH0),
-                arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1)};
+  Machine start{index(kAtH0), flag(true)};
   Machine end = int64_t(runs.size()) <= maxUnrolledRuns
                     ? emitUnrolled(runs, start)
                     : emitDispatchLoop(runs, start);
