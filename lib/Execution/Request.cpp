@@ -2,6 +2,8 @@
 
 #include "bptt/Execution/Request.h"
 
+#include "bptt/Dialect/RNN/InputProjection.h"
+
 #include "bptt/Dialect/RNN/Passes.h"
 #include "bptt/Planner/ByteSize.h"
 
@@ -78,10 +80,11 @@ void bptt::keepOnlyRequestFunction(mlir::ModuleOp module) {
 planner::Chain RequestFacts::chain() const {
   return planner::Chain::uniform(steps, hiddenBytes,
                                  std::max(internalBytes, hiddenBytes),
-                                 workspaceBytes);
+                                 workspaceBytes + projectionBytes);
 }
 
-llvm::Expected<RequestFacts> bptt::inspectBPTTRequest(mlir::ModuleOp module) {
+llvm::Expected<RequestFacts> bptt::inspectBPTTRequest(mlir::ModuleOp module,
+                                                      int64_t inputChunk) {
   mlir::OwningOpRef<mlir::ModuleOp> copy(module.clone());
   mlir::PassManager pm(module.getContext());
   pm.addPass(rnn::createRNNDifferentiate());
@@ -104,6 +107,8 @@ llvm::Expected<RequestFacts> bptt::inspectBPTTRequest(mlir::ModuleOp module) {
           .getInt();
   facts.numStates = op.getInitialStates().size();
   facts.numParams = op.getParams().size();
+  if (inputChunk >= 2)
+    facts.projectionBytes = rnn::inputProjectionBytes(cell).value_or(0);
   return facts;
 }
 

@@ -220,7 +220,7 @@ int main(int argc, char **argv) {
   if (!loaded)
     return fail(llvm::toString(loaded.takeError()));
   mlir::OwningOpRef<mlir::ModuleOp> module = std::move(*loaded);
-  llvm::Expected<RequestFacts> facts = inspectBPTTRequest(*module);
+  llvm::Expected<RequestFacts> facts = inspectBPTTRequest(*module, requestOptions.inputChunk);
   if (!facts)
     return fail(llvm::toString(facts.takeError()));
 
@@ -238,7 +238,11 @@ int main(int argc, char **argv) {
     // yields the same kernels at a fraction of the cost at large T.
     mlir::OwningOpRef<mlir::ModuleOp> copy(module->clone());
     findBPTTRequest(*copy)->getParentOfType<mlir::func::FuncOp>().erase();
-    if (llvm::Error e = addBPTTRequest(*copy, facts->cell, 2))
+    // As many steps as a chunk of input projections, whose batched kernel
+    // is measured too.
+    if (llvm::Error e = addBPTTRequest(
+            *copy, facts->cell,
+            std::max<int64_t>(2, requestOptions.inputChunk)))
       return fail(llvm::toString(std::move(e)));
     rnn::BPTTOp probe = findBPTTRequest(*copy);
     probe.setMemoryBudget(int64_t(1) << 50);
@@ -246,7 +250,9 @@ int main(int argc, char **argv) {
         rnn::StrategyAttr::get(&context, rnn::Strategy::All));
     mlir::PassManager pm(&context);
     pm.addPass(rnn::createRNNDifferentiate());
-    pm.addPass(rnn::createRNNRemat());
+    rnn::RNNRematOptions probeRemat;
+    probeRemat.inputChunk = requestOptions.inputChunk;
+    pm.addPass(rnn::createRNNRemat(probeRemat));
     mlir::FailureOr<int64_t> bytes = mlir::failure();
     if (mlir::succeeded(pm.run(*copy)))
       bytes = gpuScratchBytes(*copy, precisionOpt);
@@ -277,6 +283,7 @@ int main(int argc, char **argv) {
     pm.addPass(rnn::createRNNDifferentiate());
     rnn::RNNRematOptions remat;
     remat.workspaceBytes = scratch;
+    remat.inputChunk = requestOptions.inputChunk;
     pm.addPass(rnn::createRNNRemat(remat));
     if (mlir::failed(pm.run(*module)))
       return fail("planning or materialising the request failed");

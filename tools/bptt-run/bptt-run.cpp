@@ -114,7 +114,9 @@ static llvm::Expected<Compiled> compile(mlir::ModuleOp module, const RequestFact
   op.setStrategyAttr(rnn::StrategyAttr::get(copy->getContext(), strategy));
   mlir::PassManager pm(module.getContext());
   pm.addPass(rnn::createRNNDifferentiate());
-  pm.addPass(rnn::createRNNRemat());
+  rnn::RNNRematOptions remat;
+  remat.inputChunk = requestOptions.inputChunk;
+  pm.addPass(rnn::createRNNRemat(remat));
   if (mlir::failed(pm.run(*copy)))
     return llvm::createStringError("planning or materialising failed");
   auto entry = copy->lookupSymbol<mlir::func::FuncOp>(s.entry);
@@ -351,7 +353,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   mlir::OwningOpRef<mlir::ModuleOp> module = std::move(*loaded);
-  llvm::Expected<RequestFacts> setup = inspectBPTTRequest(*module);
+  llvm::Expected<RequestFacts> setup = inspectBPTTRequest(*module, requestOptions.inputChunk);
   if (!setup) {
     llvm::errs() << "bptt-run: " << llvm::toString(setup.takeError()) << "\n";
     return 2;

@@ -43,6 +43,13 @@ struct RequestOptions {
   llvm::cl::opt<std::string> strategy{
       "strategy", llvm::cl::desc("Override the strategy (all, chen, "
                                  "revolve, hsm, ism, msm)")};
+  llvm::cl::opt<int64_t> inputChunk{
+      "input-chunk",
+      llvm::cl::desc("Compute the input projections (the part of a step "
+                     "that reads only x_t and the parameters) of this many "
+                     "steps of a forward run as one product; fewer where the "
+                     "budget is tight; 0: each step its own"),
+      llvm::cl::init(16)};
 };
 
 /// Reads --input into `sourceMgr` and parses it (errors go to the context's
@@ -76,12 +83,17 @@ struct RequestFacts {
   /// Memory of a step beside states and gradients (e.g. kernel temporaries
   /// on a GPU), counted in every plan's working set.
   int64_t workspaceBytes = 0;
+  /// With input projections (--input-chunk >= 2, a cell whose input part
+  /// splits off): one step's projected values, the projection buffer's
+  /// smallest size, counted in every plan's working set; else 0.
+  int64_t projectionBytes = 0;
   /// The request as the planner sees it: T uniform steps.
   planner::Chain chain() const;
   /// Store-all's planned peak: every internal state kept.
   int64_t storeAllBytes() const { return chain().storeAllBytes(); }
 };
-llvm::Expected<RequestFacts> inspectBPTTRequest(mlir::ModuleOp module);
+llvm::Expected<RequestFacts> inspectBPTTRequest(mlir::ModuleOp module,
+                                                int64_t inputChunk);
 
 /// A budget: bytes with an optional unit (64MiB, 1.5GB) or a percentage of
 /// `storeAllBytes` (5%).

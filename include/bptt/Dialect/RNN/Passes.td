@@ -106,6 +106,12 @@ def RNNRemat : Pass<"rnn-remat", "mlir::ModuleOp"> {
            /*default=*/"32",
            "Schedules of at most this many runs are emitted as straight-line "
            "code; longer ones as a table of runs and one dispatch loop">,
+    Option<"inputChunk", "input-chunk", "int64_t", /*default=*/"0",
+           "Split off the part of a step that reads only x_t and the "
+           "parameters (its input projection) and compute it for this many "
+           "steps of a forward run as one batched call, into a buffer in the "
+           "working set; fewer where the budget is tight. 0 or 1: each step "
+           "runs one fused kernel">,
   ];
   let statistics = [
     Statistic<"numMaterialized", "num-materialized",

@@ -143,6 +143,9 @@ void splitEmptyTensors(Operation *root) {
 /// sum become one elementwise op (after fusion) and the products accumulate
 /// in one buffer: an LSTM's or GRU's gates, x·W_ih + b_ih + h·W_hh + b_hh,
 /// take two library calls and one kernel instead of two calls and three.
+/// With one product, `V + Q` is C·D + (V + J): the same for a step whose
+/// input projection V = x·W_ih + b_ih was computed beforehand
+/// (InputProjection.h), one kernel and one call instead of two and one.
 struct AccumulateSumOfProducts : OpRewritePattern<linalg::GenericOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(linalg::GenericOp add,
@@ -163,30 +166,32 @@ struct AccumulateSumOfProducts : OpRewritePattern<linalg::GenericOp> {
            sum.getRhs() == body.getArgument(0))))
       return failure();
     Type type = add.getResult(0).getType();
+    // The inputs that are single-use products, in order.
     SmallVector<linalg::LinalgOp> products;
     for (Value in : add.getDpsInputs()) {
       auto p = in.getDefiningOp<linalg::LinalgOp>();
-      if (!p || !in.hasOneUse() || !linalg::isaContractionOpInterface(p) ||
-          p->getNumResults() != 1 || p.getNumDpsInits() != 1 ||
-          in.getType() != type)
-        return failure();
-      products.push_back(p);
+      if (p && in.hasOneUse() && linalg::isaContractionOpInterface(p) &&
+          p->getNumResults() == 1 && p.getNumDpsInits() == 1 &&
+          in.getType() == type)
+        products.push_back(p);
     }
+    if (products.empty())
+      return failure();
     rewriter.setInsertionPoint(add);
-    // I + J, into the sum's own destination.
+    // The seeds' sum (I + J, or V + J), into the sum's own destination.
     IRMapping seeds;
-    seeds.map(add.getDpsInputs()[0], products[0].getDpsInits()[0]);
-    seeds.map(add.getDpsInputs()[1], products[1].getDpsInits()[0]);
-    Operation *bias = rewriter.clone(*add, seeds);
-    Operation *first = rewriter.clone(*products[0]);
-    cast<linalg::LinalgOp>(first).getDpsInitsMutable()[0].assign(
-        bias->getResult(0));
-    Operation *second = rewriter.clone(*products[1]);
-    cast<linalg::LinalgOp>(second).getDpsInitsMutable()[0].assign(
-        first->getResult(0));
-    rewriter.replaceOp(add, second->getResults());
-    rewriter.eraseOp(products[1]);
-    rewriter.eraseOp(products[0]);
+    for (linalg::LinalgOp p : products)
+      seeds.map(p->getResult(0), p.getDpsInits()[0]);
+    Value accumulator = rewriter.clone(*add, seeds)->getResult(0);
+    for (linalg::LinalgOp p : products) {
+      Operation *product = rewriter.clone(*p);
+      cast<linalg::LinalgOp>(product).getDpsInitsMutable()[0].assign(
+          accumulator);
+      accumulator = product->getResult(0);
+    }
+    rewriter.replaceOp(add, accumulator);
+    for (linalg::LinalgOp p : llvm::reverse(products))
+      rewriter.eraseOp(p);
     return success();
   }
 };

@@ -15,8 +15,8 @@ using namespace bptt::rnn;
 static constexpr llvm::StringLiteral kInternalBytesAttr =
     "rnn.internal_state_bytes";
 
-static planner::Strategy toPlannerStrategy(Strategy s) {
-  switch (s) {
+planner::Strategy bptt::rnn::plannerStrategy(BPTTOp op) {
+  switch (op.getStrategyOrDefault()) {
   case Strategy::All:
     return planner::Strategy::All;
   case Strategy::Chen:
@@ -60,8 +60,8 @@ static FailureOr<int64_t> internalStateBytes(CellOp cell) {
   return bytes;
 }
 
-FailureOr<BPTTPlan> bptt::rnn::planBPTT(BPTTOp op, CellOp cell,
-                                         int64_t workspaceBytes) {
+FailureOr<planner::Chain> bptt::rnn::bpttChain(BPTTOp op, CellOp cell,
+                                               int64_t workspaceBytes) {
   auto seq = cast<RankedTensorType>(op.getInputs().getType());
   if (seq.isDynamicDim(0))
     return op.emitOpError()
@@ -71,20 +71,29 @@ FailureOr<BPTTPlan> bptt::rnn::planBPTT(BPTTOp op, CellOp cell,
   FailureOr<int64_t> internal = internalStateBytes(cell);
   if (failed(internal))
     return failure();
+  return planner::Chain::uniform(
+      seq.getDimSize(0), cell.getStateBytes(),
+      std::max(*internal, cell.getStateBytes()), workspaceBytes);
+}
 
-  int64_t steps = seq.getDimSize(0);
-  planner::Chain chain = planner::Chain::uniform(
-      steps, cell.getStateBytes(), std::max(*internal, cell.getStateBytes()),
-      workspaceBytes);
-  planner::Strategy strategy = toPlannerStrategy(op.getStrategyOrDefault());
+FailureOr<BPTTPlan> bptt::rnn::planBPTT(BPTTOp op, CellOp cell,
+                                         int64_t workspaceBytes) {
+  FailureOr<planner::Chain> chain = bpttChain(op, cell, workspaceBytes);
+  if (failed(chain))
+    return failure();
+  FailureOr<int64_t> internal = internalStateBytes(cell);
+  if (failed(internal))
+    return failure();
+  int64_t steps = chain->steps;
+  planner::Strategy strategy = plannerStrategy(op);
   llvm::Expected<planner::Plan> plan =
-      planner::plan(chain, op.getMemoryBudget(), strategy);
+      planner::plan(*chain, op.getMemoryBudget(), strategy);
   if (!plan)
     return op.emitOpError()
            << "cannot run BPTT of @" << cell.getSymName() << " over T = "
            << steps << " steps in memory_budget = " << op.getMemoryBudget()
            << " bytes: " << llvm::toString(plan.takeError());
-  return BPTTPlan{chain, std::move(*plan), steps, *internal};
+  return BPTTPlan{*chain, std::move(*plan), steps, *internal};
 }
 
 void bptt::rnn::recordPlan(BPTTOp op, CellOp cell, const BPTTPlan &p) {

@@ -20,6 +20,15 @@ struct BPTTPlan {
   int64_t internalBytes = 0;
 };
 
+/// The planner's name for `op`'s strategy (MSM by default).
+planner::Strategy plannerStrategy(BPTTOp op);
+
+/// The chain `op` runs over its cell: T, the state sizes, the working set
+/// with `workspaceBytes`. Emits an error and fails when T is dynamic or the
+/// internal state cannot be sized.
+mlir::FailureOr<planner::Chain> bpttChain(BPTTOp op, CellOp cell,
+                                          int64_t workspaceBytes);
+
 /// Plans `op` over its cell. Emits an error (naming the smallest feasible
 /// budget when the budget is too small) and fails when it cannot.
 mlir::FailureOr<BPTTPlan> planBPTT(BPTTOp op, CellOp cell,

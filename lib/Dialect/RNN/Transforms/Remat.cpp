@@ -23,6 +23,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "bptt/Dialect/RNN/InputProjection.h"
 #include "KernelPreparation.h"
 #include "PlanSupport.h"
 
@@ -42,6 +43,7 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
 
@@ -72,12 +74,26 @@ struct Kernels {
   /// Types of the internal state's parts: the new states, then the saved
   /// values (what @c_forward returns after the loss).
   SmallVector<Type> stateTypes, savedTypes;
+  /// With input projections (InputProjection.h; null without): the forward
+  /// step that reads its projected values from buffers, and the input part
+  /// for `chunk` steps at once and for one step. Every step then computes
+  /// its input part alone and adds the rest to it (so all schedules compute
+  /// bitwise the same values); `forward` is not used.
+  func::FuncOp projectedForward, batchedInput, singleInput;
+  int64_t chunk = 0;
+  /// One step's projected values (tensor types) and the rows of x_t.
+  SmallVector<Type> projectionTypes;
+  int64_t projectionRows = 0;
 };
 
 /// Bufferizes @c_forward and @c_backward into @c_forward_kernel and
 /// @c_backward_kernel. Only the backward step's incoming state gradient and
-/// parameter-gradient accumulators may be updated in place.
-FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols) {
+/// parameter-gradient accumulators may be updated in place. With `chunk` >= 1
+/// (a cell whose input part can be split off, InputProjection.h), the forward
+/// step on projected inputs and the input part of one step instead of
+/// @c_forward_kernel, and the input part of `chunk` steps when `chunk` >= 2.
+FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
+                                    int64_t chunk) {
   auto fwd = symbols.lookup<func::FuncOp>(
       cell->getAttrOfType<FlatSymbolRefAttr>("rnn.forward").getValue());
   auto bwd = symbols.lookup<func::FuncOp>(
@@ -100,9 +116,56 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols) {
   f.setSymName((cell.getSymName() + "_forward_kernel").str());
   g.setSymName((cell.getSymName() + "_backward_kernel").str());
   auto readOnly = b.getNamedAttr("bufferization.writable", b.getBoolAttr(false));
-  for (unsigned i = 0; i < f.getNumArguments(); ++i)
-    if (isa<TensorType>(f.getArgumentTypes()[i]))
-      f.setArgAttrs(i, {readOnly});
+  auto inputsReadOnly = [&](func::FuncOp fn) {
+    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+      if (isa<TensorType>(fn.getArgumentTypes()[i]))
+        fn.setArgAttrs(i, {readOnly});
+  };
+  inputsReadOnly(f);
+  // The input part, split off before bufferization (its functions are
+  // tensor-level like the forward one). Verified here, so that a split the
+  // analysis got wrong is dropped rather than miscompiled.
+  func::FuncOp projected, batched, single;
+  if (chunk >= 1) {
+    std::optional<InputProjection> split =
+        findInputProjection(f, cell.getNumStates());
+    if (!split)
+      return cell.emitError() << "rnn-remat: the input part of cell @"
+                              << cell.getSymName()
+                              << " was found once and not again";
+    projected = buildProjectedForward(*split);
+    single = buildBatchedInput(*split, 1);
+    if (chunk >= 2)
+      batched = buildBatchedInput(*split, chunk);
+    bool valid;
+    {
+      ScopedDiagnosticHandler quiet(ctx, [](Diagnostic &) { return success(); });
+      valid = succeeded(verify(projected)) && succeeded(verify(single)) &&
+              (!batched || succeeded(verify(batched)));
+    }
+    if (!valid)
+      return cell.emitError()
+             << "rnn-remat: splitting the input part off cell @"
+             << cell.getSymName()
+             << " made invalid IR; rerun with input-chunk=0";
+    // The projected values stay writable: each row of the projection
+    // buffers is read by one step only, which may accumulate onto it (an
+    // LSTM's h·W_hh onto x·W_ih + b) instead of copying it first.
+    for (unsigned i = 0;
+         i < projected.getNumArguments() - split->projected.size(); ++i)
+      if (isa<TensorType>(projected.getArgumentTypes()[i]))
+        projected.setArgAttrs(i, {readOnly});
+    for (func::FuncOp input : {single, batched})
+      if (input)
+        inputsReadOnly(input);
+    k.chunk = chunk;
+    k.projectionRows = split->rows;
+    for (Value v : split->projected)
+      k.projectionTypes.push_back(v.getType());
+  }
+  std::string projectedName = projected ? projected.getSymName().str() : "";
+  std::string batchedName = batched ? batched.getSymName().str() : "";
+  std::string singleName = single ? single.getSymName().str() : "";
   // Backward arguments: x, params, new states, saved, d new states, d loss,
   // d params. The last two tensor groups may be written.
   unsigned numSaved = k.savedTypes.size();
@@ -135,14 +198,28 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols) {
   {
     f = scratch->lookupSymbol<func::FuncOp>(f.getSymName());
     g = scratch->lookupSymbol<func::FuncOp>(g.getSymName());
-    SmallVector<unsigned> fwdOut;
-    unsigned fwdFirst = f.getNumArguments() - k.stateTypes.size() -
-                        llvm::count_if(k.savedTypes, [](Type t) {
-                          return isa<TensorType>(t);
-                        });
-    for (unsigned i = fwdFirst; i < f.getNumArguments(); ++i)
-      fwdOut.push_back(i);
-    writeResultsInPlace(f, fwdOut);
+    unsigned numOuts = k.stateTypes.size() +
+                       llvm::count_if(k.savedTypes,
+                                      [](Type t) { return isa<TensorType>(t); });
+    auto lastArguments = [](func::FuncOp fn, unsigned n) {
+      SmallVector<unsigned> indices;
+      for (unsigned i = fn.getNumArguments() - n; i < fn.getNumArguments(); ++i)
+        indices.push_back(i);
+      return indices;
+    };
+    writeResultsInPlace(f, lastArguments(f, numOuts));
+    if (!projectedName.empty()) {
+      projected = scratch->lookupSymbol<func::FuncOp>(projectedName);
+      single = scratch->lookupSymbol<func::FuncOp>(singleName);
+      batched = batchedName.empty()
+                    ? nullptr
+                    : scratch->lookupSymbol<func::FuncOp>(batchedName);
+      writeResultsInPlace(projected, lastArguments(projected, numOuts));
+      for (func::FuncOp input : {single, batched})
+        if (input)
+          writeResultsInPlace(input,
+                              lastArguments(input, k.projectionTypes.size()));
+    }
     unsigned bwdFirst = g.getNumArguments() - numStates - 1 - numParams;
     SmallVector<unsigned> bwdOut;
     for (unsigned i = bwdFirst; i < bwdFirst + numStates + 1; ++i)
@@ -165,6 +242,9 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols) {
     // be computed there.
     writeSlicesInPlace(f);
     writeSlicesInPlace(g);
+    for (func::FuncOp fn : {projected, single, batched})
+      if (fn)
+        writeSlicesInPlace(fn);
   }
   OpBuilder into(cell);
   into.setInsertionPointAfter(bwd);
@@ -172,13 +252,23 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols) {
     op.remove();
     into.insert(&op);
     if (auto fn = dyn_cast<func::FuncOp>(&op)) {
+      StringRef before = fn.getSymName();
+      func::FuncOp *role = before.ends_with("_forward_kernel")    ? &k.forward
+                           : before.ends_with("_backward_kernel") ? &k.backward
+                           : before == projectedName ? &k.projectedForward
+                           : before == batchedName   ? &k.batchedInput
+                           : before == singleName    ? &k.singleInput
+                                                     : nullptr;
       symbols.insert(fn);
-      if (fn.getSymName().ends_with("_forward_kernel"))
-        k.forward = fn;
-      else if (fn.getSymName().ends_with("_backward_kernel"))
-        k.backward = fn;
+      if (role)
+        *role = fn;
     }
     into.setInsertionPointAfter(&op);
+  }
+  // With input projections every step runs the split kernels.
+  if (k.projectedForward) {
+    symbols.erase(k.forward);
+    k.forward = nullptr;
   }
   return k;
 }
@@ -449,11 +539,25 @@ private:
 
   /// One forward step from `in` into `outStates` and `outSaved`: a call of
   /// the forward wrapper, whose body (forwardBody) slices x_t, calls the
-  /// kernel, adds the loss when `first` and counts the step.
+  /// kernel, adds the loss when `first` and counts the step. With input
+  /// projections, `row` is the step's row in the projection buffers, or -1
+  /// when the step computes its own.
   void forwardStep(Value step, ValueRange in, ValueRange outStates,
-                   ValueRange outSaved, Value first);
+                   ValueRange outSaved, Value first, Value row);
   void forwardBody(Value step, Value first, ValueRange in, ValueRange outStates,
-                   ValueRange outSaved);
+                   ValueRange outSaved, Value row);
+  /// Before step j (0-based) of a run of `count` forward steps from `runStep`:
+  /// when j starts a chunk, the input projections of the chunk's steps, as
+  /// one batched call; returns step j's row in the projection buffers, or -1
+  /// (runs shorter than a chunk compute each step's own). The last chunk
+  /// ends with the run, overlapping the one before it, so that no step
+  /// outside the run is projected.
+  Value projectionRow(Value runStep, Value count, Value j);
+  /// The input projections of `chunk` steps from `step` on (a call of the
+  /// projection wrapper, whose body is projectionBody).
+  void projectionBody(Value step);
+  /// One step's rows of the projection buffers.
+  SmallVector<Value> projectionViews(Value row);
   /// One backward step: reads dCur, writes dNext (a call of the backward
   /// wrapper, whose body is backwardBody).
   void backwardStep(Value step, ValueRange states, ValueRange saved,
@@ -488,7 +592,10 @@ private:
   func::FuncOp entry;
   SymbolTable &symbols;
   int64_t maxUnrolledRuns;
-  func::FuncOp forwardWrapper, backwardWrapper;
+  func::FuncOp forwardWrapper, backwardWrapper, projectionWrapper;
+  /// The projection buffers: one step's projected values times the chunk,
+  /// stacked row-wise (empty without input projections).
+  SmallVector<Value> projections;
 };
 
 } // namespace
@@ -598,31 +705,57 @@ void ScheduleEmitter::slotFreed(Value bytes) {
 }
 
 void ScheduleEmitter::forwardBody(Value step, Value first, ValueRange in,
-                                  ValueRange outStates, ValueRange outSaved) {
-  FunctionType type = k.forward.getFunctionType();
-  SmallVector<Value> args;
-  unsigned a = 0;
-  for (Value v : in)
-    args.push_back(castTo(v, type.getInput(a++)));
-  args.push_back(castTo(inputAt(step, xs), type.getInput(a++)));
-  for (Value v : params)
-    args.push_back(castTo(v, type.getInput(a++)));
-  // Out-parameters: the memref-typed new states and saved values, in order.
-  SmallVector<Value> scalarDestinations;
-  for (Value v : outStates)
-    args.push_back(castTo(v, type.getInput(a++)));
-  for (auto [v, t] : llvm::zip(outSaved, k.savedTypes)) {
-    if (isa<TensorType>(t))
-      args.push_back(castTo(v, type.getInput(a++)));
-    else
-      scalarDestinations.push_back(v);
+                                  ValueRange outStates, ValueRange outSaved,
+                                  Value row) {
+  Value x = inputAt(step, xs);
+  // Out-parameters: the memref-typed new states and saved values, in order;
+  // the scalar saved values are results, stored below.
+  SmallVector<Value> outs, scalarDestinations;
+  llvm::append_range(outs, outStates);
+  for (auto [v, t] : llvm::zip(outSaved, k.savedTypes))
+    (isa<TensorType>(t) ? outs : scalarDestinations).push_back(v);
+  // Arguments: states, x_t, parameters, [projected values], out-parameters.
+  auto callKernel = [&](func::FuncOp kernel, ValueRange projected) {
+    FunctionType type = kernel.getFunctionType();
+    SmallVector<Value> args;
+    for (Value v : in)
+      args.push_back(v);
+    args.push_back(x);
+    llvm::append_range(args, params);
+    llvm::append_range(args, projected);
+    llvm::append_range(args, outs);
+    for (auto [i, v] : llvm::enumerate(args))
+      v = castTo(v, type.getInput(i));
+    return func::CallOp::create(b, loc, kernel, args).getResults();
+  };
+  SmallVector<Value> results;
+  if (projections.empty()) {
+    llvm::append_range(results, callKernel(k.forward, {}));
+  } else {
+    // A step outside a chunk projects its own input into the buffers' first
+    // rows (chunks are computed per run, so nothing there is still needed).
+    Value own = fold<arith::CmpIOp>(arith::CmpIPredicate::slt, row, index(0));
+    if (!matchPattern(own, m_Zero())) {
+      auto ifOwn = scf::IfOp::create(b, loc, own);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(ifOwn.thenBlock());
+      FunctionType type = k.singleInput.getFunctionType();
+      SmallVector<Value> args{x};
+      llvm::append_range(args, params);
+      llvm::append_range(args, projectionViews(index(0)));
+      for (auto [i, v] : llvm::enumerate(args))
+        v = castTo(v, type.getInput(i));
+      func::CallOp::create(b, loc, k.singleInput, args);
+    }
+    Value at = select(own, index(0), row);
+    llvm::append_range(results,
+                       callKernel(k.projectedForward, projectionViews(at)));
   }
-  auto call = func::CallOp::create(b, loc, k.forward, args);
   // Results: the loss, then the scalar saved values.
   for (auto [dest, value] :
-       llvm::zip(scalarDestinations, call.getResults().drop_front()))
+       llvm::zip(scalarDestinations, ArrayRef<Value>(results).drop_front()))
     memref::StoreOp::create(b, loc, value, dest);
-  Value stepLoss = call.getResult(0);
+  Value stepLoss = results.front();
   scf::IfOp::create(b, loc, first, [&](OpBuilder &nb, Location l) {
     Value sum = arith::AddFOp::create(
         nb, l, memref::LoadOp::create(nb, l, loss), stepLoss);
@@ -632,15 +765,87 @@ void ScheduleEmitter::forwardBody(Value step, Value first, ValueRange in,
   addToCounter(0, i64(1));
 }
 
+SmallVector<Value> ScheduleEmitter::projectionViews(Value row) {
+  SmallVector<Value> views;
+  Value firstRow = mul(row, index(k.projectionRows));
+  for (Value buffer : projections) {
+    auto type = cast<MemRefType>(buffer.getType());
+    SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0)),
+        sizes, strides(type.getRank(), b.getIndexAttr(1));
+    offsets[0] = firstRow;
+    sizes.push_back(b.getIndexAttr(k.projectionRows));
+    for (int64_t d : type.getShape().drop_front())
+      sizes.push_back(b.getIndexAttr(d));
+    views.push_back(
+        memref::SubViewOp::create(b, loc, buffer, offsets, sizes, strides));
+  }
+  return views;
+}
+
+void ScheduleEmitter::projectionBody(Value step) {
+  // x_step .. x_{step+chunk-1}, stacked row-wise: the chunk's slice of xs
+  // with its two leading dimensions collapsed (contiguous, as xs is).
+  auto type = cast<MemRefType>(xs.getType());
+  unsigned rank = type.getRank();
+  SmallVector<OpFoldResult> offsets(rank, b.getIndexAttr(0)), sizes,
+      strides(rank, b.getIndexAttr(1));
+  offsets[0] = sub(step, index(1));
+  sizes.push_back(b.getIndexAttr(k.chunk));
+  for (int64_t d : type.getShape().drop_front())
+    sizes.push_back(b.getIndexAttr(d));
+  Value chunkInputs =
+      memref::SubViewOp::create(b, loc, xs, offsets, sizes, strides);
+  SmallVector<ReassociationIndices> rows{{0, 1}};
+  for (unsigned d = 2; d < rank; ++d)
+    rows.push_back({int64_t(d)});
+  Value stackedInputs =
+      memref::CollapseShapeOp::create(b, loc, chunkInputs, rows);
+  FunctionType kernelType = k.batchedInput.getFunctionType();
+  SmallVector<Value> args{stackedInputs};
+  llvm::append_range(args, params);
+  llvm::append_range(args, projections);
+  for (auto [i, v] : llvm::enumerate(args))
+    v = castTo(v, kernelType.getInput(i));
+  func::CallOp::create(b, loc, k.batchedInput, args);
+}
+
+Value ScheduleEmitter::projectionRow(Value runStep, Value count, Value j) {
+  if (k.chunk < 2)
+    return index(-1);
+  Value chunk = index(k.chunk);
+  Value batched =
+      fold<arith::CmpIOp>(arith::CmpIPredicate::sge, count, chunk);
+  Value offset = fold<arith::RemUIOp>(j, chunk);
+  // The chunk holding j starts at j - offset, or earlier for the last one.
+  Value start =
+      fold<arith::MinSIOp>(sub(j, offset), sub(count, chunk));
+  Value startsChunk = fold<arith::AndIOp>(batched, equal(offset, index(0)));
+  if (!matchPattern(startsChunk, m_Zero())) {
+    auto ifOp = scf::IfOp::create(b, loc, startsChunk);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    SmallVector<Value> args{xs};
+    llvm::append_range(args, params);
+    args.push_back(add(runStep, start));
+    llvm::append_range(args, projections);
+    func::CallOp::create(b, loc, projectionWrapper, args);
+  }
+  return select(batched, sub(j, start), index(-1));
+}
+
 void ScheduleEmitter::forwardStep(Value step, ValueRange in,
                                   ValueRange outStates, ValueRange outSaved,
-                                  Value first) {
+                                  Value first, Value row) {
   SmallVector<Value> args{xs};
   llvm::append_range(args, params);
   args.push_back(loss);
   args.push_back(stats);
   args.push_back(step);
   args.push_back(first);
+  if (!projections.empty()) {
+    args.push_back(row);
+    llvm::append_range(args, projections);
+  }
   llvm::append_range(args, in);
   llvm::append_range(args, outStates);
   llvm::append_range(args, outSaved);
@@ -698,6 +903,10 @@ void ScheduleEmitter::buildWrappers() {
   fwdTypes.push_back(stats.getType());
   fwdTypes.push_back(indexType);
   fwdTypes.push_back(mb.getI1Type());
+  if (!projections.empty()) {
+    fwdTypes.push_back(indexType);
+    llvm::append_range(fwdTypes, typesOf(projections));
+  }
   llvm::append_range(fwdTypes, stateStorage);
   llvm::append_range(fwdTypes, stateStorage);
   llvm::append_range(fwdTypes, savedStorage);
@@ -712,10 +921,40 @@ void ScheduleEmitter::buildWrappers() {
       params[q] = a[i++];
     loss = a[i++];
     stats = a[i++];
-    Value step = a[i++], first = a[i++];
+    Value step = a[i++], first = a[i++], row;
+    SmallVector<Value> savedProjections = projections;
+    if (!projections.empty()) {
+      row = a[i++];
+      for (Value &buffer : projections)
+        buffer = a[i++];
+    }
     forwardBody(step, first, a.slice(i, ns), a.slice(i + ns, ns),
-                a.drop_front(i + 2 * ns));
+                a.drop_front(i + 2 * ns), row);
+    projections = savedProjections;
   });
+
+  if (k.batchedInput) {
+    SmallVector<Type> projTypes{xs.getType()};
+    llvm::append_range(projTypes, typesOf(params));
+    projTypes.push_back(indexType);
+    llvm::append_range(projTypes, typesOf(projections));
+    projectionWrapper = func::FuncOp::create(
+        mb, loc, (entry.getSymName() + "_input_projection").str(),
+        FunctionType::get(ctx, projTypes, {}));
+    projectionWrapper.setPrivate();
+    withArgs(projectionWrapper, [&](ValueRange a) {
+      unsigned i = 0, n = params.size();
+      SmallVector<Value> savedProjections = projections;
+      xs = a[i++];
+      for (unsigned q = 0; q < n; ++q)
+        params[q] = a[i++];
+      Value step = a[i++];
+      for (Value &buffer : projections)
+        buffer = a[i++];
+      projectionBody(step);
+      projections = savedProjections;
+    });
+  }
 
   SmallVector<Type> bwdTypes{xs.getType()};
   llvm::append_range(bwdTypes, typesOf(params));
@@ -785,7 +1024,8 @@ ScheduleEmitter::Machine ScheduleEmitter::emitForwardRun(const RunOperands &r,
                                                          Machine m) {
   Value into = otherCursor(m.cursor), back = otherCursor(into);
   SmallVector<Value> intoStates = statesAt(into), backStates = statesAt(back);
-  forwardStep(r.step, statesAt(m.cursor), intoStates, workSaved, r.first);
+  forwardStep(r.step, statesAt(m.cursor), intoStates, workSaved, r.first,
+              projectionRow(r.step, r.count, index(0)));
   // Iteration j (>= 1) reads `into` and writes `back` when j is odd.
   forEach(index(1), r.count, [&](Value j) {
     Value odd = isOdd(j);
@@ -794,7 +1034,8 @@ ScheduleEmitter::Machine ScheduleEmitter::emitForwardRun(const RunOperands &r,
       from.push_back(select(odd, x, y));
       to.push_back(select(odd, y, x));
     }
-    forwardStep(add(r.step, j), from, to, workSaved, r.first);
+    forwardStep(add(r.step, j), from, to, workSaved, r.first,
+                projectionRow(r.step, r.count, j));
   });
   // The last iteration, count - 1, wrote `into` if it is even.
   m.cursor = select(isEven(sub(r.count, index(1))), into, back);
@@ -807,13 +1048,14 @@ ScheduleEmitter::Machine ScheduleEmitter::emitKeepRun(const RunOperands &r,
                                                       Machine m) {
   Value stride = index(internalBytes);
   forwardStep(r.step, statesAt(m.cursor), slotStates(r.offset),
-              slotSaved(r.offset), r.first);
+              slotSaved(r.offset), r.first,
+              projectionRow(r.step, r.count, index(0)));
   slotAllocated(r.bytes);
   forEach(index(1), r.count, [&](Value i) {
     Value at = add(r.offset, mul(i, stride));
     Value prev = sub(at, stride);
     forwardStep(add(r.step, i), slotStates(prev), slotStates(at),
-                slotSaved(at), r.first);
+                slotSaved(at), r.first, projectionRow(r.step, r.count, i));
     slotAllocated(r.bytes);
   });
   m.cursor = add(r.offset, mul(sub(r.count, index(1)), stride));
@@ -880,7 +1122,8 @@ ScheduleEmitter::Machine ScheduleEmitter::emitRun(RunKind kind,
   case RunKind::Keep:
     return emitKeepRun(r, m);
   case RunKind::ToWork:
-    forwardStep(r.step, statesAt(m.cursor), workStates, workSaved, r.first);
+    forwardStep(r.step, statesAt(m.cursor), workStates, workSaved, r.first,
+                index(-1));
     m.cursor = index(kNowhere);
     return m;
   case RunKind::StoreHidden:
@@ -998,6 +1241,13 @@ void ScheduleEmitter::emit() {
   }
   for (Type t : k.savedTypes)
     workSaved.push_back(alloc(t));
+  for (Type t : k.projectionTypes) {
+    auto perStep = cast<RankedTensorType>(t);
+    SmallVector<int64_t> shape(perStep.getShape());
+    shape[0] *= k.chunk;
+    projections.push_back(memref::AllocOp::create(
+        b, loc, MemRefType::get(shape, perStep.getElementType())));
+  }
   // 4|h| + |s| plus the step's workspace (e.g. GPU kernel temporaries):
   // the planner's working set, so that stats[1] is the planned peak.
   int64_t workingBytes = p.chain.workingSetBytes();
@@ -1037,7 +1287,7 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SymbolTable symbols(module);
-    llvm::MapVector<Operation *, Kernels> kernels;
+    llvm::MapVector<std::pair<Operation *, int64_t>, Kernels> kernels;
     SmallVector<BPTTOp> requests;
     module.walk([&](BPTTOp op) { requests.push_back(op); });
     for (BPTTOp op : requests)
@@ -1060,8 +1310,35 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     }
   }
 
-  LogicalResult rewrite(BPTTOp op, SymbolTable &symbols,
-                        llvm::MapVector<Operation *, Kernels> &kernels) {
+  /// Steps whose input projections are computed together, for `op`: 0 when
+  /// the option is below 2 or the cell's input part cannot be split off
+  /// (each step runs the one-step kernel), else at least 1. Split, every
+  /// step reads its input part from a buffer of chunk x one step's projected
+  /// values in the working set; the chunk is the option, halved until the
+  /// buffer's rows beyond the first take at most an eighth of the budget's
+  /// room above the strategy's smallest feasible budget (which counts one
+  /// row), so that it costs the schedule few slots.
+  FailureOr<int64_t> chooseInputChunk(BPTTOp op, CellOp cell) {
+    if (inputChunk < 2)
+      return 0;
+    std::optional<int64_t> perStep = inputProjectionBytes(cell);
+    if (!perStep)
+      return 0;
+    FailureOr<planner::Chain> chain =
+        bpttChain(op, cell, workspaceBytes + *perStep);
+    if (failed(chain))
+      return failure();
+    int64_t room = op.getMemoryBudget() -
+                   planner::minimumBudget(*chain, plannerStrategy(op));
+    int64_t chunk = inputChunk;
+    while (chunk >= 2 && (chunk - 1) * *perStep > room / 8)
+      chunk /= 2;
+    return std::max<int64_t>(chunk, 1);
+  }
+
+  LogicalResult
+  rewrite(BPTTOp op, SymbolTable &symbols,
+          llvm::MapVector<std::pair<Operation *, int64_t>, Kernels> &kernels) {
     auto cell = symbols.lookup<CellOp>(op.getCell());
     if (!cell)
       return op.emitOpError() << "refers to @" << op.getCell()
@@ -1070,17 +1347,26 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
       return op.emitOpError()
              << "needs the backward step of cell @" << cell.getSymName()
              << "; run -rnn-differentiate before -rnn-remat";
-    FailureOr<BPTTPlan> plan = planBPTT(op, cell, workspaceBytes);
+    FailureOr<int64_t> chunk = chooseInputChunk(op, cell);
+    if (failed(chunk))
+      return failure();
+    std::pair<Operation *, int64_t> key{cell, *chunk};
+    if (!kernels.count(key)) {
+      FailureOr<Kernels> k = bufferizeKernels(cell, symbols, *chunk);
+      if (failed(k))
+        return failure();
+      kernels[key] = *k;
+    }
+    const Kernels &k = kernels[key];
+    // The projection buffers are part of the working set.
+    int64_t projectionBytes = 0;
+    for (Type t : k.projectionTypes)
+      projectionBytes += k.chunk * *storageBytes(t);
+    FailureOr<BPTTPlan> plan =
+        planBPTT(op, cell, workspaceBytes + projectionBytes);
     if (failed(plan))
       return failure();
     recordPlan(op, cell, *plan);
-    if (!kernels.count(cell)) {
-      FailureOr<Kernels> k = bufferizeKernels(cell, symbols);
-      if (failed(k))
-        return failure();
-      kernels[cell] = *k;
-    }
-    const Kernels &k = kernels[cell];
 
     // The entry point, on caller buffers.
     auto parent = op->getParentOfType<func::FuncOp>();
