@@ -95,8 +95,10 @@ def check_set():
     for cell in ("lstm", "gru", "elman"):
         out.append(entry("check", cell, 4, 16, 8, 64, "all", "100%", cpu_dump=True))
         for s in STRATEGIES[1:]:
-            # Chen's sqrt(T) segments need about 16% of store-all at T = 64.
-            for b in (("20%", "50%") if s == "chen" else (tight64[cell], "30%")):
+            # Chen's sqrt(T) segments need 16-21% of store-all at T = 64
+            # (Elman's most: its working set, input projection row
+            # included, is the largest share).
+            for b in (("25%", "50%") if s == "chen" else (tight64[cell], "30%")):
                 out.append(entry("check", cell, 4, 16, 8, 64, s, b, cpu_dump=True))
     for cell in ("lstm", "gru", "elman"):
         out.append(entry("check", cell, 3, 20, 5, 33, "all", "100%", cpu_dump=True))
