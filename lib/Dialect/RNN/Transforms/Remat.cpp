@@ -513,15 +513,21 @@ private:
   SmallVector<Value> slotSaved(Value at) {
     return views(at, k.savedTypes, savedOffsets);
   }
+  /// (`xs`, `ys`) when `c` holds, else (`ys`, `xs`): which of two buffer
+  /// sets a step reads and which it writes, decided at run time.
+  std::pair<SmallVector<Value>, SmallVector<Value>>
+  orderedBy(Value c, ValueRange xs, ValueRange ys) {
+    SmallVector<Value> first, second;
+    for (auto [x, y] : llvm::zip(xs, ys)) {
+      first.push_back(select(c, x, y));
+      second.push_back(select(c, y, x));
+    }
+    return {first, second};
+  }
   /// The incoming state gradient's buffers and the other ones.
   std::pair<SmallVector<Value>, SmallVector<Value>>
   stateGradients(Machine m) {
-    SmallVector<Value> in, out;
-    for (auto [x, y] : llvm::zip(dA, dB)) {
-      in.push_back(select(m.gradientInA, x, y));
-      out.push_back(select(m.gradientInA, y, x));
-    }
-    return {in, out};
+    return orderedBy(m.gradientInA, dA, dB);
   }
   /// The cursor buffer a forward step from `at` writes: B after A, else A.
   Value otherCursor(Value at) {
@@ -532,6 +538,16 @@ private:
   Value castTo(Value v, Type t) {
     return v.getType() == t ? v : memref::CastOp::create(b, loc, t, v);
   }
+  /// A call of `kernel` on `args`, each cast to its parameter's layout.
+  ValueRange callKernel(func::FuncOp kernel, ArrayRef<Value> args) {
+    FunctionType type = kernel.getFunctionType();
+    SmallVector<Value> cast;
+    for (auto [i, v] : llvm::enumerate(args))
+      cast.push_back(castTo(v, type.getInput(i)));
+    return func::CallOp::create(b, loc, kernel, cast).getResults();
+  }
+  /// `count` entries of `buffer`'s leading dimension from `first` on.
+  Value leadingSlice(Value buffer, Value first, int64_t count);
   void zero(Value buffer);
   void addToCounter(unsigned slot, Value amount);
   void slotAllocated(Value bytes);
@@ -715,22 +731,17 @@ void ScheduleEmitter::forwardBody(Value step, Value first, ValueRange in,
   for (auto [v, t] : llvm::zip(outSaved, k.savedTypes))
     (isa<TensorType>(t) ? outs : scalarDestinations).push_back(v);
   // Arguments: states, x_t, parameters, [projected values], out-parameters.
-  auto callKernel = [&](func::FuncOp kernel, ValueRange projected) {
-    FunctionType type = kernel.getFunctionType();
-    SmallVector<Value> args;
-    for (Value v : in)
-      args.push_back(v);
+  auto callStep = [&](func::FuncOp kernel, ValueRange projected) {
+    SmallVector<Value> args(in);
     args.push_back(x);
     llvm::append_range(args, params);
     llvm::append_range(args, projected);
     llvm::append_range(args, outs);
-    for (auto [i, v] : llvm::enumerate(args))
-      v = castTo(v, type.getInput(i));
-    return func::CallOp::create(b, loc, kernel, args).getResults();
+    return callKernel(kernel, args);
   };
   SmallVector<Value> results;
   if (projections.empty()) {
-    llvm::append_range(results, callKernel(k.forward, {}));
+    llvm::append_range(results, callStep(k.forward, {}));
   } else {
     // A step outside a chunk projects its own input into the buffers' first
     // rows (chunks are computed per run, so nothing there is still needed).
@@ -739,17 +750,14 @@ void ScheduleEmitter::forwardBody(Value step, Value first, ValueRange in,
       auto ifOwn = scf::IfOp::create(b, loc, own);
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(ifOwn.thenBlock());
-      FunctionType type = k.singleInput.getFunctionType();
       SmallVector<Value> args{x};
       llvm::append_range(args, params);
       llvm::append_range(args, projectionViews(index(0)));
-      for (auto [i, v] : llvm::enumerate(args))
-        v = castTo(v, type.getInput(i));
-      func::CallOp::create(b, loc, k.singleInput, args);
+      callKernel(k.singleInput, args);
     }
     Value at = select(own, index(0), row);
     llvm::append_range(results,
-                       callKernel(k.projectedForward, projectionViews(at)));
+                       callStep(k.projectedForward, projectionViews(at)));
   }
   // Results: the loss, then the scalar saved values.
   for (auto [dest, value] :
@@ -765,48 +773,39 @@ void ScheduleEmitter::forwardBody(Value step, Value first, ValueRange in,
   addToCounter(0, i64(1));
 }
 
+Value ScheduleEmitter::leadingSlice(Value buffer, Value first,
+                                    int64_t count) {
+  auto type = cast<MemRefType>(buffer.getType());
+  SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0)), sizes,
+      strides(type.getRank(), b.getIndexAttr(1));
+  offsets[0] = first;
+  sizes.push_back(b.getIndexAttr(count));
+  for (int64_t d : type.getShape().drop_front())
+    sizes.push_back(b.getIndexAttr(d));
+  return memref::SubViewOp::create(b, loc, buffer, offsets, sizes, strides);
+}
+
 SmallVector<Value> ScheduleEmitter::projectionViews(Value row) {
   SmallVector<Value> views;
   Value firstRow = mul(row, index(k.projectionRows));
-  for (Value buffer : projections) {
-    auto type = cast<MemRefType>(buffer.getType());
-    SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0)),
-        sizes, strides(type.getRank(), b.getIndexAttr(1));
-    offsets[0] = firstRow;
-    sizes.push_back(b.getIndexAttr(k.projectionRows));
-    for (int64_t d : type.getShape().drop_front())
-      sizes.push_back(b.getIndexAttr(d));
-    views.push_back(
-        memref::SubViewOp::create(b, loc, buffer, offsets, sizes, strides));
-  }
+  for (Value buffer : projections)
+    views.push_back(leadingSlice(buffer, firstRow, k.projectionRows));
   return views;
 }
 
 void ScheduleEmitter::projectionBody(Value step) {
   // x_step .. x_{step+chunk-1}, stacked row-wise: the chunk's slice of xs
   // with its two leading dimensions collapsed (contiguous, as xs is).
-  auto type = cast<MemRefType>(xs.getType());
-  unsigned rank = type.getRank();
-  SmallVector<OpFoldResult> offsets(rank, b.getIndexAttr(0)), sizes,
-      strides(rank, b.getIndexAttr(1));
-  offsets[0] = sub(step, index(1));
-  sizes.push_back(b.getIndexAttr(k.chunk));
-  for (int64_t d : type.getShape().drop_front())
-    sizes.push_back(b.getIndexAttr(d));
-  Value chunkInputs =
-      memref::SubViewOp::create(b, loc, xs, offsets, sizes, strides);
+  Value chunkInputs = leadingSlice(xs, sub(step, index(1)), k.chunk);
   SmallVector<ReassociationIndices> rows{{0, 1}};
-  for (unsigned d = 2; d < rank; ++d)
+  for (unsigned d = 2, rank = cast<MemRefType>(xs.getType()).getRank();
+       d < rank; ++d)
     rows.push_back({int64_t(d)});
-  Value stackedInputs =
-      memref::CollapseShapeOp::create(b, loc, chunkInputs, rows);
-  FunctionType kernelType = k.batchedInput.getFunctionType();
-  SmallVector<Value> args{stackedInputs};
+  SmallVector<Value> args{
+      memref::CollapseShapeOp::create(b, loc, chunkInputs, rows)};
   llvm::append_range(args, params);
   llvm::append_range(args, projections);
-  for (auto [i, v] : llvm::enumerate(args))
-    v = castTo(v, kernelType.getInput(i));
-  func::CallOp::create(b, loc, k.batchedInput, args);
+  callKernel(k.batchedInput, args);
 }
 
 Value ScheduleEmitter::projectionRow(Value runStep, Value count, Value j) {
@@ -1028,12 +1027,7 @@ ScheduleEmitter::Machine ScheduleEmitter::emitForwardRun(const RunOperands &r,
               projectionRow(r.step, r.count, index(0)));
   // Iteration j (>= 1) reads `into` and writes `back` when j is odd.
   forEach(index(1), r.count, [&](Value j) {
-    Value odd = isOdd(j);
-    SmallVector<Value> from, to;
-    for (auto [x, y] : llvm::zip(intoStates, backStates)) {
-      from.push_back(select(odd, x, y));
-      to.push_back(select(odd, y, x));
-    }
+    auto [from, to] = orderedBy(isOdd(j), intoStates, backStates);
     forwardStep(add(r.step, j), from, to, workSaved, r.first,
                 projectionRow(r.step, r.count, j));
   });
@@ -1069,12 +1063,7 @@ ScheduleEmitter::Machine ScheduleEmitter::emitBackwardRun(const RunOperands &r,
                                                           Machine m) {
   auto [dCur, dNext] = stateGradients(m);
   forEach(index(0), r.count, [&](Value i) {
-    Value even = isEven(i);
-    SmallVector<Value> from, to;
-    for (auto [x, y] : llvm::zip(dCur, dNext)) {
-      from.push_back(select(even, x, y));
-      to.push_back(select(even, y, x));
-    }
+    auto [from, to] = orderedBy(isEven(i), dCur, dNext);
     Value at = sub(r.offset, mul(i, index(internalBytes)));
     backwardStep(sub(r.step, i), slotStates(at), slotSaved(at), from, to);
     slotFreed(r.bytes);
