@@ -29,18 +29,18 @@
 // ELMAN:         rnn.apply @elman
 
 // rnn-differentiate derives every example's backward step; the internal
-// state it records is what the planner then budgets (bytes, f32):
-//   LSTM  h', c' + gate pre-activations + h, c + logits, row max, row sum-exp
-//         = (2 + 4 + 2) * 64*512*4 + 64*128*4 + 2*64*4 = 1081856
-//   GRU   h' + r, z pre-activations, gx_n, gh_n, h + logits, max, sum-exp
-//         = (1 + 5) * 64*512*4 + 33280 = 819712
-//   Elman h' + h + logits, max, sum-exp = 2 * 64*512*4 + 33280 = 295424
+// state it records is what the planner then budgets (bytes, f32). The output
+// layer and the softmax read only h', so the backward step recomputes them
+// and nothing of them is saved:
+//   LSTM  h', c' + gate pre-activations + h, c = (2 + 4 + 2) * 64*512*4 = 1048576
+//   GRU   h' + r, z pre-activations, gx_n, gh_n, h = (1 + 5) * 64*512*4 = 786432
+//   Elman h' + h = 2 * 64*512*4 = 262144
 // RUN: bptt-opt %bptt_src_root/examples/lstm.mlir -rnn-differentiate -rnn-plan | FileCheck %s --check-prefix=DIFF-LSTM
 // RUN: bptt-opt %bptt_src_root/examples/gru.mlir -rnn-differentiate -rnn-plan | FileCheck %s --check-prefix=DIFF-GRU
 // RUN: bptt-opt %bptt_src_root/examples/elman.mlir -rnn-differentiate -rnn-plan | FileCheck %s --check-prefix=DIFF-ELMAN
-// DIFF-LSTM: rnn.cell @lstm{{.*}}rnn.internal_state_bytes = 1081856
+// DIFF-LSTM: rnn.cell @lstm{{.*}}rnn.internal_state_bytes = 1048576
 // DIFF-LSTM: func.func private @lstm_forward
 // DIFF-LSTM: func.func private @lstm_backward
-// DIFF-LSTM: rnn.bptt @lstm{{.*}}internal_state_bytes = 1081856 : i64
-// DIFF-GRU: rnn.cell @gru{{.*}}rnn.internal_state_bytes = 819712
-// DIFF-ELMAN: rnn.cell @elman{{.*}}rnn.internal_state_bytes = 295424
+// DIFF-LSTM: rnn.bptt @lstm{{.*}}internal_state_bytes = 1048576 : i64
+// DIFF-GRU: rnn.cell @gru{{.*}}rnn.internal_state_bytes = 786432
+// DIFF-ELMAN: rnn.cell @elman{{.*}}rnn.internal_state_bytes = 262144

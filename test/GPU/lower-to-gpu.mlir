@@ -75,9 +75,6 @@ func.func @train(%h0: tensor<2x3xf32>, %xs: tensor<4x2x4xf32>, %wx: tensor<4x3xf
 // CHECK: gpu.binary @elman_forward_kernel_kernel
 // CHECK-SAME: .target sm_90
 // CHECK-SAME: .visible .entry elman_forward_kernel_kernel(
-// The loss (a sum over the state's six elements) is reduced by two threads
-// that combine their partial sums with a warp shuffle (WarpReductions.cpp).
-// CHECK: gpu.binary @elman_forward_kernel_kernel_{{[0-9]+}} {{.*}}shfl.sync.bfly.b32
 
 // A product into an accumulator that was just zeroed overwrites it instead
 // (mode bit 2, cuBLAS's beta = 0): the zero fill is no kernel of its own.
@@ -87,6 +84,10 @@ func.func @train(%h0: tensor<2x3xf32>, %xs: tensor<4x2x4xf32>, %wx: tensor<4x3xf
 // CHECK: llvm.call @bpttMatmulF32({{.*}}, %[[OVERWRITE]])
 // CHECK: llvm.call @bpttMatmulF32({{.*}}, %[[ACC]])
 // CHECK: llvm.return
+// The backward step recomputes the loss (a sum over the state's six
+// elements; rnn-differentiate's loss part), reduced by two threads that
+// combine their partial sums with a warp shuffle (WarpReductions.cpp).
+// CHECK: gpu.binary @elman_backward_kernel_kernel_{{[0-9]+}} {{.*}}shfl.sync.bfly.b32
 
 // CHECK-LABEL: llvm.func @train_bptt(
 // CHECK-NOT: mgpuStreamSynchronize

@@ -9,7 +9,8 @@
 //
 // The backward function is called with random parameter-gradient
 // accumulators, and what it adds to them is what is compared, so the
-// accumulation contract is checked too. Finite differences use the fourth-
+// accumulation contract is checked too; the step loss it returns must equal
+// the forward function's. Finite differences use the fourth-
 // order stencil (8 (J(u+h) - J(u-h)) - (J(u+2h) - J(u-2h))) / 12h. The error
 // of a gradient g against the difference quotient r is
 // max|g - r| / max(max|r|, max|g|, 1e-12); a cell passes when every
@@ -37,6 +38,7 @@
 #include "llvm/Support/SourceMgr.h"
 
 #include <algorithm>
+#include <cmath>
 
 using namespace bptt;
 namespace cl = llvm::cl;
@@ -148,6 +150,20 @@ static llvm::Expected<bool> checkCell(JitProgram &program,
   bool passed = true;
   double worst = 0;
   int64_t checked = 0;
+  // The backward function also returns the step's loss (last), recomputed
+  // from the new states: it must be the forward function's.
+  {
+    double fromForward = (*forward)[cell.numStates].get(0);
+    double fromBackward = grads->back().get(0);
+    double err = std::abs(fromBackward - fromForward) /
+                 std::max(std::abs(fromForward), 1e-30);
+    bool ok = err <= tolerance;
+    passed &= ok;
+    llvm::outs() << llvm::formatv(
+        "  loss: {0:e6} from the forward function, {1:e6} from the backward "
+        "function, relative difference {2:e2}{3}\n",
+        fromForward, fromBackward, err, ok ? "" : "  FAIL");
+  }
   for (unsigned a = 0; a < numInputs; ++a) {
     int64_t n = inputs[a].size();
     auto check = checkGradient(inputs[a], ad[a], step, samples,

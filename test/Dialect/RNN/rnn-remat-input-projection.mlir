@@ -94,7 +94,7 @@ func.func @train(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<4x3x
 // CHECK-LABEL: func.func @train_bptt(
 // CHECK:         %[[PROJ:.*]] = memref.alloc() : memref<8x3xf64>
 // CHECK:         call @train_bptt_input_projection(%{{.*}}, %c1, %[[PROJ]])
-// CHECK:         call @train_bptt_forward_step({{.*}}, %c1, %true, %c0, %[[PROJ]],
+// CHECK:         call @train_bptt_forward_step({{.*}}, %c1, %c0, %[[PROJ]],
 // CHECK:         scf.for %[[J:.*]] = %c1 to %c15 step %c1 {
 // CHECK:           %[[OFF:.*]] = arith.remui %[[J]], %c4
 // CHECK:           %[[BASE:.*]] = arith.subi %[[J]], %[[OFF]]
@@ -107,7 +107,7 @@ func.func @train(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<4x3x
 // CHECK:           %[[ROW:.*]] = arith.subi %[[J]], %[[START]]
 // CHECK:           func.call @train_bptt_forward_step({{.*}}, %[[ROW]], %[[PROJ]],
 // CHECK:         }
-// CHECK:         call @train_bptt_forward_step({{.*}}, %c16, %true, %c-1, %[[PROJ]],
+// CHECK:         call @train_bptt_forward_step({{.*}}, %c16, %c-1, %[[PROJ]],
 
 // -----
 

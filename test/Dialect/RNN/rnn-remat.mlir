@@ -70,12 +70,16 @@ func.func @train_all(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<
 }
 
 // The cell and its tensor-level functions are gone; the bufferized kernels
-// write their results into out-parameters.
+// write their results into out-parameters. The forward kernel computes the
+// step proper, without the loss: the backward kernel recomputes the loss part
+// from the new state and returns the step's loss.
 // CHECK-NOT:   rnn.cell
 // CHECK-LABEL: func.func private @elman_forward_kernel(
-// CHECK-SAME:    memref<2x3xf64, strided<[?, ?], offset: ?>>
-// CHECK-SAME:    -> f64
+// CHECK-SAME:    memref<2x3xf64, strided<[?, ?], offset: ?>>) {
+// CHECK-NOT:     arith.mulf
+// CHECK:         return{{$}}
 // CHECK-LABEL: func.func private @elman_backward_kernel(
+// CHECK-SAME:    -> f64
 
 // The request becomes a call on buffers of its tensors.
 // CHECK-LABEL: func.func @train(
@@ -83,15 +87,19 @@ func.func @train_all(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<
 // CHECK:         call @train_bptt(
 // CHECK:         memref.load
 
-// Each step of a schedule is one call of a wrapper that slices x_t, calls the
-// kernel, adds the step's loss when it runs for the first time, and counts it.
+// Each step of a schedule is one call of a wrapper that slices x_t and calls
+// the kernel; a forward step is counted, a backward step adds its loss.
 // CHECK-LABEL: func.func private @train_bptt_forward_step(
 // CHECK:         memref.subview
 // CHECK:         call @elman_forward_kernel(
-// CHECK:         scf.if
-// CHECK:           arith.addf
+// CHECK-NOT:     arith.addf
+// CHECK:         return
 // CHECK-LABEL: func.func private @train_bptt_backward_step(
-// CHECK:         call @elman_backward_kernel(
+// CHECK-SAME:    %[[STEPLOSS:[^:]*]]: memref<f64>, %{{[^:]*}}: index,
+// CHECK:         %[[L:.*]] = call @elman_backward_kernel(
+// CHECK:         %[[SUM:.*]] = memref.load %[[STEPLOSS]][]
+// CHECK:         %[[NEW:.*]] = arith.addf %[[SUM]], %[[L]] : f64
+// CHECK:         memref.store %[[NEW]], %[[STEPLOSS]][]
 
 // CHECK-LABEL: func.func @train_bptt(
 // CHECK-SAME:    %[[H0:[^:]*]]: memref<2x3xf64>, %[[XS:[^:]*]]: memref<4x2x4xf64>,
@@ -105,26 +113,26 @@ func.func @train_all(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<
 // CHECK:         %[[W:.*]] = memref.alloc() : memref<2x3xf64>
 // CHECK:         %[[WS:.*]] = memref.alloc() : memref<2x3xf64>
 // CHECK:         %[[POOL:.*]] = memref.alloc() : memref<96xi8>
-// F1: from h0 into A; first run, so its loss counts.
-// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c1, %true, %[[H0]], %[[A]], %[[WS]])
+// F1: from h0 into A.
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c1, %[[H0]], %[[A]], %[[WS]])
 // H1: A copied into the slot at offset 0 (and freed again at once).
 // CHECK:         %[[SLOT0:.*]] = memref.view %[[POOL]][%c0][] : memref<96xi8> to memref<2x3xf64>
 // CHECK:         memref.copy %[[A]], %[[SLOT0]]
 // K2: from A, kept in the slot at offset 0 (h_2 at 0, the saved h_1 at 48).
 // CHECK:         %[[SAVED0:.*]] = memref.view %[[POOL]][%c48][]
-// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c2, %true, %[[A]], %[[SLOT0]], %[[SAVED0]])
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c2, %[[A]], %[[SLOT0]], %[[SAVED0]])
 // F3 from the slot into A, W4 into the internal-state buffer, B4 from it.
-// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c3, %true, %[[SLOT0]], %[[A]], %[[WS]])
-// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c4, %true, %[[A]], %[[W]], %[[WS]])
-// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %c4, %[[W]], %[[WS]], %[[DA]], %[[DB]])
-// R2 W3 B3: recomputed from the slot, its loss not added again.
-// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c3, %false, %[[SLOT0]], %[[W]], %[[WS]])
-// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %c3, %[[W]], %[[WS]], %[[DB]], %[[DA]])
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c3, %[[SLOT0]], %[[A]], %[[WS]])
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c4, %[[A]], %[[W]], %[[WS]])
+// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %[[LOSS]], %c4, %[[W]], %[[WS]], %[[DA]], %[[DB]])
+// R2 W3 B3: recomputed from the slot.
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c3, %[[SLOT0]], %[[W]], %[[WS]])
+// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %[[LOSS]], %c3, %[[W]], %[[WS]], %[[DB]], %[[DA]])
 // B2 from the slot.
-// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %c2, %[[SLOT0]], %[[SAVED0]], %[[DA]], %[[DB]])
+// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %[[LOSS]], %c2, %[[SLOT0]], %[[SAVED0]], %[[DA]], %[[DB]])
 // R0 W1 B1, then dL/dh0 copied out.
-// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c1, %false, %[[H0]], %[[W]], %[[WS]])
-// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %c1, %[[W]], %[[WS]], %[[DB]], %[[DA]])
+// CHECK:         call @train_bptt_forward_step(%[[XS]], {{.*}}, %c1, %[[H0]], %[[W]], %[[WS]])
+// CHECK:         call @train_bptt_backward_step(%[[XS]], {{.*}}, %[[LOSS]], %c1, %[[W]], %[[WS]], %[[DB]], %[[DA]])
 // CHECK:         memref.copy %[[DA]]
 // CHECK:         return
 
@@ -142,11 +150,11 @@ func.func @train_all(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<
 // CHECK:         }
 
 // A longer schedule (more runs than max-unrolled-runs) is a table with one
-// row per run (kind, step, count, offset, bytes, first) and one loop that
+// row per run (kind, step, count, offset, bytes) and one loop that
 // dispatches on the kind; the program's size no longer depends on T. The
-// same T = 4 plan: R0, F1 (first), H1 at 0 (48 bytes), x0 (48 bytes), K2 at
-// 0 (96 bytes, first), F3, W4, B4 from W, R at 0, F3 again (not first), ...
-// TABLE:       memref.global "private" constant @train_bptt_schedule : memref<15x6xi64> = dense<{{\[}}[0, 0, 1, -1, 0, 0], [1, 1, 1, 0, 0, 1], [4, 1, 1, 0, 48, 0], [7, 0, 1, 0, 48, 0], [2, 2, 1, 0, 96, 1], [1, 3, 1, 0, 0, 1], [3, 4, 1, 0, 0, 1], [6, 4, 1, -1, 0, 0], [0, 2, 1, 0, 0, 0], [3, 3, 1, 0, 0, 0], [6, 3, 1, -1, 0, 0], [5, 2, 1, 0, 96, 0], [0, 0, 1, -1, 0, 0], [3, 1, 1, 0, 0, 0], [6, 1, 1, -1, 0, 0]]>
+// same T = 4 plan: R0, F1, H1 at 0 (48 bytes), x0 (48 bytes), K2 at 0 (96
+// bytes), F3, W4, B4 from W, R at 0, W3 again, ...
+// TABLE:       memref.global "private" constant @train_bptt_schedule : memref<15x5xi64> = dense<{{\[}}[0, 0, 1, -1, 0], [1, 1, 1, 0, 0], [4, 1, 1, 0, 48], [7, 0, 1, 0, 48], [2, 2, 1, 0, 96], [1, 3, 1, 0, 0], [3, 4, 1, 0, 0], [6, 4, 1, -1, 0], [0, 2, 1, 0, 0], [3, 3, 1, 0, 0], [6, 3, 1, -1, 0], [5, 2, 1, 0, 96], [0, 0, 1, -1, 0], [3, 1, 1, 0, 0], [6, 1, 1, -1, 0]]>
 // TABLE-LABEL: func.func @train_bptt(
 // TABLE:         %[[TABLE:.*]] = memref.get_global @train_bptt_schedule
 // The machine: the row, where the cursor is (-1: h0), whether the incoming

@@ -6,7 +6,7 @@
 //   @c_forward(states..., x, params...) -> (new states..., loss, saved...)
 //   @c_backward(x, params..., new states..., saved...,
 //               d new states..., d loss, d params accumulated so far...)
-//       -> (d states..., d x, d params...)
+//       -> (d states..., d x, d params..., loss)
 //
 // The internal state s_t of the planner is (new states, saved): everything
 // the backward step needs besides x_t and the parameters, which the caller
@@ -18,6 +18,12 @@
 //   - recomputed in the backward function when it depends only on x, the
 //     parameters and constants through ops other than matrix products
 //     (broadcast biases, masks);
+//   - recomputed there too when it is part of the loss part: it depends only
+//     on the new states, x, the parameters and constants (matrix products
+//     included) and feeds no new state (an output layer and its softmax).
+//     The backward step also returns the step's loss, so a schedule takes
+//     the loss from its backward steps, which run once per step, and its
+//     forward steps, which run once or more, compute the step proper only;
 //   - otherwise saved: returned by @c_forward and passed to @c_backward.
 // Elementwise linalg.generic bodies are recomputed inside their adjoint, so
 // a generic saves its tensor operands, never its scalar intermediates: an
@@ -171,7 +177,25 @@ void CellDifferentiator::computeActivity() {
   for (BlockArgument arg : body.getArguments())
     if (isFloatLike(arg.getType()))
       active.insert(arg);
-  // Recomputable: x, parameters, and what only they and constants feed.
+  // The ops the new states depend on (the step proper); the rest only feeds
+  // the loss.
+  DenseSet<Operation *> feedsState;
+  SmallVector<Value> pending(yield.getOperands().take_front(numStates));
+  while (!pending.empty()) {
+    Operation *def = pending.pop_back_val().getDefiningOp();
+    if (!def || def->getBlock() != &body || !feedsState.insert(def).second)
+      continue;
+    llvm::append_range(pending, def->getOperands());
+    llvm::append_range(pending, capturedValues(def));
+  }
+  // Recomputable: x, parameters, and what only they and constants feed
+  // (without a matrix product); and the loss part: what only the new states,
+  // x, parameters and constants feed and feeds no new state (products
+  // included). The backward step recomputes the loss part from the new
+  // states it is given, so a forward step runs the step proper only.
+  DenseSet<Value> newStates(yield.getOperands().begin(),
+                            yield.getOperands().begin() + numStates);
+  DenseSet<Value> lossPart;
   for (BlockArgument arg : body.getArguments().drop_front(numStates))
     recomputable.insert(arg);
   for (Operation &op : body.without_terminator()) {
@@ -181,10 +205,22 @@ void CellDifferentiator::computeActivity() {
     for (Value r : op.getResults())
       if (anyActive && isFloatLike(r.getType()))
         active.insert(r);
-    if (!isMatmulLike(&op) &&
-        llvm::all_of(inputs, [&](Value v) { return recomputable.contains(v); }))
-      for (Value r : op.getResults())
-        recomputable.insert(r);
+    if (!llvm::all_of(inputs, [&](Value v) {
+          return recomputable.contains(v) || newStates.contains(v);
+        }))
+      continue;
+    bool afterStep = llvm::any_of(inputs, [&](Value v) {
+      return newStates.contains(v) || lossPart.contains(v);
+    });
+    if (afterStep && feedsState.contains(&op))
+      continue;
+    if (!afterStep && isMatmulLike(&op))
+      continue;
+    for (Value r : op.getResults()) {
+      recomputable.insert(r);
+      if (afterStep)
+        lossPart.insert(r);
+    }
   }
 }
 
@@ -990,6 +1026,9 @@ LogicalResult CellDifferentiator::run(SymbolTable &symbols) {
     Value d = adjoint(body.getArgument(numStates + 1 + p));
     results.push_back(d ? d : tailArg(numStates + 1 + p));
   }
+  // The step's loss, last: recomputed with the loss part (or saved, if the
+  // loss reads anything but the new states, x and the parameters).
+  results.push_back(primal(yield.getOperand(numStates)));
   func::ReturnOp::create(builder, cell.getLoc(), results);
   entry->getOperations().splice(entry->end(), adjointBlock.getOperations());
   mergeSavedSlices();

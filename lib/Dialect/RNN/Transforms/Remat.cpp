@@ -114,6 +114,14 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
   auto f = cast<func::FuncOp>(b.clone(*fwd));
   auto g = cast<func::FuncOp>(b.clone(*bwd));
   f.setSymName((cell.getSymName() + "_forward_kernel").str());
+  // A forward step computes the step proper: the loss comes from the
+  // backward step (rnn-differentiate), so the loss part goes with it.
+  {
+    Operation *ret = f.getBody().front().getTerminator();
+    ret->eraseOperand(numStates);
+    f.setFunctionType(FunctionType::get(ctx, f.getArgumentTypes(),
+                                        ret->getOperandTypes()));
+  }
   g.setSymName((cell.getSymName() + "_backward_kernel").str());
   auto readOnly = b.getNamedAttr("bufferization.writable", b.getBoolAttr(false));
   auto inputsReadOnly = [&](func::FuncOp fn) {
@@ -279,7 +287,7 @@ enum class RunKind : int64_t {
   /// cursor := the state at `offset` (a slot, or h0).
   Restore,
   /// `count` forward steps from `step` on, alternating between the two cursor
-  /// buffers; the loss counts if `first`.
+  /// buffers.
   Forward,
   /// `count` forward steps from `step` on, each kept in the next slot from
   /// `offset` on (`bytes` each), each from the previous one.
@@ -302,10 +310,9 @@ constexpr unsigned kNumRunKinds = unsigned(RunKind::Free) + 1;
 struct Run {
   RunKind kind;
   int64_t step = 0, count = 1, offset = 0, bytes = 0;
-  bool first = false;
 };
 /// Columns of a row of the schedule table, in this order.
-constexpr unsigned kRunFields = 6;
+constexpr unsigned kRunFields = 5;
 
 /// Where the cursor (the current hidden state) is, as the program tracks it
 /// at run time: a byte offset of the pool, or one of these.
@@ -316,14 +323,12 @@ constexpr int64_t kNowhere = -4; // consumed: a step into the internal-state
                                  // buffer, or a backward step, came last
 
 /// Groups the plan's actions into runs: the compile-time half of the
-/// schedule (which steps run for the first time, the size of every slot);
-/// the cursor and the state-gradient parity are tracked at run time.
+/// schedule (the size of every slot); the cursor and the state-gradient
+/// parity are tracked at run time.
 SmallVector<Run> groupIntoRuns(ArrayRef<Action> actions, int64_t hiddenBytes,
                                int64_t internalBytes) {
   SmallVector<Run> runs;
-  llvm::DenseSet<int64_t> executed;
   llvm::DenseMap<int64_t, int64_t> slotSize;
-  auto firstTime = [&](int64_t step) { return !executed.contains(step); };
   size_t i = 0;
   while (i < actions.size()) {
     const Action &a = actions[i];
@@ -338,29 +343,23 @@ SmallVector<Run> groupIntoRuns(ArrayRef<Action> actions, int64_t hiddenBytes,
     case ActionKind::ForwardKeep: {
       bool keep = a.kind == ActionKind::ForwardKeep;
       r.kind = keep ? RunKind::Keep : RunKind::Forward;
-      r.first = firstTime(a.step);
       r.offset = keep ? a.offset : 0;
       r.bytes = keep ? internalBytes : 0;
       size_t n = 1;
       while (i + n < actions.size() && actions[i + n].kind == a.kind &&
              actions[i + n].step == a.step + int64_t(n) &&
-             firstTime(actions[i + n].step) == r.first &&
              (!keep ||
               actions[i + n].offset == a.offset + int64_t(n) * internalBytes))
         ++n;
       r.count = n;
-      for (size_t j = 0; j < n; ++j) {
-        executed.insert(a.step + j);
-        if (keep)
+      if (keep)
+        for (size_t j = 0; j < n; ++j)
           slotSize[a.offset + int64_t(j) * internalBytes] = internalBytes;
-      }
       i += n;
       break;
     }
     case ActionKind::ForwardToWork:
       r.kind = RunKind::ToWork;
-      r.first = firstTime(a.step);
-      executed.insert(a.step);
       ++i;
       break;
     case ActionKind::StoreHidden:
@@ -463,9 +462,9 @@ private:
     Value cursor;      // index: a pool offset or one of the kAt* buffers
     Value gradientInA; // i1: the incoming state gradient is in dA
   };
-  /// A run's operands as values (index, except `bytes`: i64, `first`: i1).
+  /// A run's operands as values (index, except `bytes`: i64).
   struct RunOperands {
-    Value step, count, offset, bytes, first;
+    Value step, count, offset, bytes;
   };
 
   Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
@@ -555,12 +554,12 @@ private:
 
   /// One forward step from `in` into `outStates` and `outSaved`: a call of
   /// the forward wrapper, whose body (forwardBody) slices x_t, calls the
-  /// kernel, adds the loss when `first` and counts the step. With input
-  /// projections, `row` is the step's row in the projection buffers, or -1
-  /// when the step computes its own.
+  /// kernel and counts the step (its loss comes from its backward step).
+  /// With input projections, `row` is the step's row in the projection
+  /// buffers, or -1 when the step computes its own.
   void forwardStep(Value step, ValueRange in, ValueRange outStates,
-                   ValueRange outSaved, Value first, Value row);
-  void forwardBody(Value step, Value first, ValueRange in, ValueRange outStates,
+                   ValueRange outSaved, Value row);
+  void forwardBody(Value step, ValueRange in, ValueRange outStates,
                    ValueRange outSaved, Value row);
   /// Before step j (0-based) of a run of `count` forward steps from `runStep`:
   /// when j starts a chunk, the input projections of the chunk's steps, as
@@ -574,8 +573,8 @@ private:
   void projectionBody(Value step);
   /// One step's rows of the projection buffers.
   SmallVector<Value> projectionViews(Value row);
-  /// One backward step: reads dCur, writes dNext (a call of the backward
-  /// wrapper, whose body is backwardBody).
+  /// One backward step: reads dCur, writes dNext and adds the step's loss (a
+  /// call of the backward wrapper, whose body is backwardBody).
   void backwardStep(Value step, ValueRange states, ValueRange saved,
                     ValueRange dCur, ValueRange dNext);
   void backwardBody(Value step, ValueRange states, ValueRange saved,
@@ -720,7 +719,7 @@ void ScheduleEmitter::slotFreed(Value bytes) {
   memref::StoreOp::create(b, loc, now, live);
 }
 
-void ScheduleEmitter::forwardBody(Value step, Value first, ValueRange in,
+void ScheduleEmitter::forwardBody(Value step, ValueRange in,
                                   ValueRange outStates, ValueRange outSaved,
                                   Value row) {
   Value x = inputAt(step, xs);
@@ -759,17 +758,9 @@ void ScheduleEmitter::forwardBody(Value step, Value first, ValueRange in,
     llvm::append_range(results,
                        callStep(k.projectedForward, projectionViews(at)));
   }
-  // Results: the loss, then the scalar saved values.
-  for (auto [dest, value] :
-       llvm::zip(scalarDestinations, ArrayRef<Value>(results).drop_front()))
+  // Results: the scalar saved values.
+  for (auto [dest, value] : llvm::zip_equal(scalarDestinations, results))
     memref::StoreOp::create(b, loc, value, dest);
-  Value stepLoss = results.front();
-  scf::IfOp::create(b, loc, first, [&](OpBuilder &nb, Location l) {
-    Value sum = arith::AddFOp::create(
-        nb, l, memref::LoadOp::create(nb, l, loss), stepLoss);
-    memref::StoreOp::create(nb, l, sum, loss);
-    scf::YieldOp::create(nb, l);
-  });
   addToCounter(0, i64(1));
 }
 
@@ -834,13 +825,11 @@ Value ScheduleEmitter::projectionRow(Value runStep, Value count, Value j) {
 
 void ScheduleEmitter::forwardStep(Value step, ValueRange in,
                                   ValueRange outStates, ValueRange outSaved,
-                                  Value first, Value row) {
+                                  Value row) {
   SmallVector<Value> args{xs};
   llvm::append_range(args, params);
-  args.push_back(loss);
   args.push_back(stats);
   args.push_back(step);
-  args.push_back(first);
   if (!projections.empty()) {
     args.push_back(row);
     llvm::append_range(args, projections);
@@ -858,6 +847,7 @@ void ScheduleEmitter::backwardStep(Value step, ValueRange states,
   llvm::append_range(args, params);
   args.push_back(dxs);
   llvm::append_range(args, dparams);
+  args.push_back(loss);
   args.push_back(step);
   llvm::append_range(args, states);
   llvm::append_range(args, saved);
@@ -898,10 +888,8 @@ void ScheduleEmitter::buildWrappers() {
 
   SmallVector<Type> fwdTypes{xs.getType()};
   llvm::append_range(fwdTypes, typesOf(params));
-  fwdTypes.push_back(loss.getType());
   fwdTypes.push_back(stats.getType());
   fwdTypes.push_back(indexType);
-  fwdTypes.push_back(mb.getI1Type());
   if (!projections.empty()) {
     fwdTypes.push_back(indexType);
     llvm::append_range(fwdTypes, typesOf(projections));
@@ -918,16 +906,15 @@ void ScheduleEmitter::buildWrappers() {
     xs = a[i++];
     for (unsigned q = 0; q < n; ++q)
       params[q] = a[i++];
-    loss = a[i++];
     stats = a[i++];
-    Value step = a[i++], first = a[i++], row;
+    Value step = a[i++], row;
     SmallVector<Value> savedProjections = projections;
     if (!projections.empty()) {
       row = a[i++];
       for (Value &buffer : projections)
         buffer = a[i++];
     }
-    forwardBody(step, first, a.slice(i, ns), a.slice(i + ns, ns),
+    forwardBody(step, a.slice(i, ns), a.slice(i + ns, ns),
                 a.drop_front(i + 2 * ns), row);
     projections = savedProjections;
   });
@@ -959,6 +946,7 @@ void ScheduleEmitter::buildWrappers() {
   llvm::append_range(bwdTypes, typesOf(params));
   bwdTypes.push_back(dxs.getType());
   llvm::append_range(bwdTypes, typesOf(dparams));
+  bwdTypes.push_back(loss.getType());
   bwdTypes.push_back(indexType);
   llvm::append_range(bwdTypes, stateStorage);
   llvm::append_range(bwdTypes, savedStorage);
@@ -977,6 +965,7 @@ void ScheduleEmitter::buildWrappers() {
     dxs = a[i++];
     for (unsigned q = 0; q < n; ++q)
       dparams[q] = a[i++];
+    loss = a[i++];
     Value step = a[i++];
     backwardBody(step, a.slice(i, ns), a.slice(i + ns, nv),
                  a.slice(i + ns + nv, ns), a.slice(i + 2 * ns + nv, ns));
@@ -1012,7 +1001,13 @@ void ScheduleEmitter::backwardBody(Value step, ValueRange states,
   args.push_back(castTo(inputAt(step, dxs), type.getInput(a++)));
   for (Value v : dparams)
     args.push_back(castTo(v, type.getInput(a++)));
-  func::CallOp::create(b, loc, k.backward, args);
+  // The one result left after bufferization: the step's loss.
+  Value stepLoss = func::CallOp::create(b, loc, k.backward, args).getResult(0);
+  memref::StoreOp::create(
+      b, loc,
+      arith::AddFOp::create(b, loc, memref::LoadOp::create(b, loc, loss),
+                            stepLoss),
+      loss);
 }
 
 
@@ -1023,12 +1018,12 @@ ScheduleEmitter::Machine ScheduleEmitter::emitForwardRun(const RunOperands &r,
                                                          Machine m) {
   Value into = otherCursor(m.cursor), back = otherCursor(into);
   SmallVector<Value> intoStates = statesAt(into), backStates = statesAt(back);
-  forwardStep(r.step, statesAt(m.cursor), intoStates, workSaved, r.first,
+  forwardStep(r.step, statesAt(m.cursor), intoStates, workSaved,
               projectionRow(r.step, r.count, index(0)));
   // Iteration j (>= 1) reads `into` and writes `back` when j is odd.
   forEach(index(1), r.count, [&](Value j) {
     auto [from, to] = orderedBy(isOdd(j), intoStates, backStates);
-    forwardStep(add(r.step, j), from, to, workSaved, r.first,
+    forwardStep(add(r.step, j), from, to, workSaved,
                 projectionRow(r.step, r.count, j));
   });
   // The last iteration, count - 1, wrote `into` if it is even.
@@ -1042,14 +1037,14 @@ ScheduleEmitter::Machine ScheduleEmitter::emitKeepRun(const RunOperands &r,
                                                       Machine m) {
   Value stride = index(internalBytes);
   forwardStep(r.step, statesAt(m.cursor), slotStates(r.offset),
-              slotSaved(r.offset), r.first,
+              slotSaved(r.offset),
               projectionRow(r.step, r.count, index(0)));
   slotAllocated(r.bytes);
   forEach(index(1), r.count, [&](Value i) {
     Value at = add(r.offset, mul(i, stride));
     Value prev = sub(at, stride);
     forwardStep(add(r.step, i), slotStates(prev), slotStates(at),
-                slotSaved(at), r.first, projectionRow(r.step, r.count, i));
+                slotSaved(at), projectionRow(r.step, r.count, i));
     slotAllocated(r.bytes);
   });
   m.cursor = add(r.offset, mul(sub(r.count, index(1)), stride));
@@ -1111,8 +1106,7 @@ ScheduleEmitter::Machine ScheduleEmitter::emitRun(RunKind kind,
   case RunKind::Keep:
     return emitKeepRun(r, m);
   case RunKind::ToWork:
-    forwardStep(r.step, statesAt(m.cursor), workStates, workSaved, r.first,
-                index(-1));
+    forwardStep(r.step, statesAt(m.cursor), workStates, workSaved, index(-1));
     m.cursor = index(kNowhere);
     return m;
   case RunKind::StoreHidden:
@@ -1139,7 +1133,7 @@ ScheduleEmitter::Machine ScheduleEmitter::emitUnrolled(ArrayRef<Run> runs,
                                                        Machine m) {
   for (const Run &run : runs) {
     RunOperands r{index(run.step), index(run.count), index(run.offset),
-                  i64(run.bytes), flag(run.first)};
+                  i64(run.bytes)};
     m = emitRun(run.kind, r, m);
   }
   return m;
@@ -1152,7 +1146,7 @@ ScheduleEmitter::Machine ScheduleEmitter::emitDispatchLoop(ArrayRef<Run> runs,
   SmallVector<int64_t> rows;
   for (const Run &r : runs)
     llvm::append_values(rows, int64_t(r.kind), r.step, r.count, r.offset,
-                        r.bytes, int64_t(r.first));
+                        r.bytes);
   auto tableType = MemRefType::get(
       {int64_t(runs.size()), int64_t(kRunFields)}, b.getI64Type());
   auto data = DenseElementsAttr::get(
@@ -1192,9 +1186,7 @@ ScheduleEmitter::Machine ScheduleEmitter::emitDispatchLoop(ArrayRef<Run> runs,
         };
         Value kind = asIndex(field(0));
         RunOperands r{asIndex(field(1)), asIndex(field(2)), asIndex(field(3)),
-                      field(4),
-                      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
-                                            field(5), i64(0))};
+                      field(4)};
         SmallVector<int64_t> cases;
         for (unsigned c = 0; c < kNumRunKinds; ++c)
           cases.push_back(c);
