@@ -88,9 +88,10 @@ def bench_set():
 def check_set():
     out = []
     # The smallest budgets are just above the working set of one step, which
-    # is a larger share of store-all for the Elman cell (5.3% at T = 64 and
-    # 10.1% at T = 33, B = 3, H = 20) than for the others.
-    tight64 = dict(lstm="5%", gru="5%", elman="8%")
+    # is a larger share of store-all for the Elman and GRU cells (5.3% for
+    # the GRU at T = 64; 10.1% for the Elman cell at T = 33, B = 3, H = 20)
+    # than for the LSTM.
+    tight64 = dict(lstm="5%", gru="6%", elman="8%")
     tight33 = dict(lstm="10%", gru="10%", elman="15%")
     for cell in ("lstm", "gru", "elman"):
         out.append(entry("check", cell, 4, 16, 8, 64, "all", "100%", cpu_dump=True))

@@ -223,6 +223,66 @@ struct AccumulateProducts
   }
 };
 
+/// Elementwise fusion where the producer has other uses too (an LSTM's c',
+/// a new state that h' = o * tanh(c') reads): the fused op also yields the
+/// producer's results and takes over all their uses, so the chain is one
+/// kernel and nothing is computed twice. (Upstream's pattern fuses such a
+/// producer but keeps it for its other uses, computing it twice.)
+/// Reductions are left alone: a reduction that also yielded an elementwise
+/// result would no longer be one warp-cooperative kernel on the GPU.
+struct FuseSharedProducer : OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+  static bool allParallel(linalg::GenericOp g) {
+    return g.getNumLoops() == g.getNumParallelLoops();
+  }
+  LogicalResult matchAndRewrite(linalg::GenericOp consumer,
+                                PatternRewriter &rewriter) const override {
+    if (!allParallel(consumer))
+      return failure();
+    for (OpOperand &operand : consumer->getOpOperands()) {
+      auto producer = operand.get().getDefiningOp<linalg::GenericOp>();
+      if (!producer || !allParallel(producer) || producer->hasOneUse() ||
+          !linalg::areElementwiseOpsFusable(&operand))
+        continue;
+      // The fused op takes the consumer's place, so the producer's other
+      // users must come after it; and it reads the producer through this
+      // operand only (another would still read the producer's result).
+      if (!llvm::all_of(producer->getUsers(), [&](Operation *user) {
+            return user == consumer ||
+                   (user->getBlock() == consumer->getBlock() &&
+                    consumer->isBeforeInBlock(user));
+          }))
+        continue;
+      if (llvm::any_of(consumer->getOpOperands(), [&](OpOperand &other) {
+            return &other != &operand &&
+                   other.get().getDefiningOp() == producer;
+          }))
+        continue;
+      FailureOr<linalg::ElementwiseOpFusionResult> fused =
+          linalg::fuseElementwiseOps(rewriter, &operand);
+      if (failed(fused))
+        continue;
+      for (auto [from, to] : fused->replacements)
+        rewriter.replaceAllUsesExcept(from, to, fused->fusedOp);
+      rewriter.eraseOp(consumer);
+      rewriter.eraseOp(producer);
+      return success();
+    }
+    return failure();
+  }
+};
+
+struct FuseSharedProducers
+    : PassWrapper<FuseSharedProducers, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(FuseSharedProducers)
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<FuseSharedProducer>(&getContext());
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+  }
+};
+
 /// The pre-bufferization steps that are not upstream passes.
 struct PrepareSlices
     : PassWrapper<PrepareSlices, OperationPass<func::FuncOp>> {
@@ -240,6 +300,7 @@ void bptt::rnn::addKernelFusionPasses(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(createCSEPass());
   pm.addNestedPass<func::FuncOp>(std::make_unique<AccumulateProducts>());
   pm.addNestedPass<func::FuncOp>(createLinalgElementwiseOpFusionPass());
+  pm.addNestedPass<func::FuncOp>(std::make_unique<FuseSharedProducers>());
   pm.addNestedPass<func::FuncOp>(createCanonicalizerPass());
   pm.addNestedPass<func::FuncOp>(createCSEPass());
   pm.addNestedPass<func::FuncOp>(std::make_unique<PrepareSlices>());
