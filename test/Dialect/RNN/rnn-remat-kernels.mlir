@@ -1,5 +1,6 @@
 // RUN: %python %bptt_src_root/examples/generate.py --emit lstm --batch 2 --hidden 3 --vocab 4 --dtype f32 -o %t.cell.mlir
 // RUN: cat %t.cell.mlir %s | bptt-opt -rnn-differentiate -rnn-remat | FileCheck %s
+// RUN: cat %t.cell.mlir %s | bptt-opt -rnn-differentiate -rnn-remat=input-chunk=4 | FileCheck %s --check-prefix=PROJ
 
 // The step kernels that rnn-remat builds for an LSTM (examples/generate.py's
 // cell: gates = x·W_ih + b_ih + h·W_hh + b_hh, then an output layer and a
@@ -57,3 +58,16 @@ func.func @train(%h0: tensor<2x3xf32>, %c0: tensor<2x3xf32>, %xs: tensor<5x2x8xf
 // CHECK-NOT:   linalg.fill {{.*}} memref<2x12xf32>
 // CHECK-NOT:   memref.copy
 // CHECK:       return
+
+// With input projections the forward step reads its row V = x·W_ih + b_ih of
+// the projection buffer; V + (h·W_hh + b_hh) is one accumulation: b_hh is
+// added to V straight into the saved gates, and the product accumulates
+// there (KernelPreparation's V + Q rule). No second product, no copy.
+// PROJ-LABEL: func.func private @lstm_forward_kernel_projected(
+// PROJ:       linalg.generic {{.*}} ins(%[[ROW:arg[0-9]+]], %arg6 : memref<2x12xf32, {{.*}}>, memref<12xf32, {{.*}}>) outs(%[[GATES:arg[0-9]+]] : memref<2x12xf32
+// PROJ-NEXT:  ^bb0
+// PROJ-NEXT:    arith.addf
+// PROJ:       linalg.matmul ins(%arg0, %arg4 : {{.*}}) outs(%[[GATES]] :
+// PROJ-NOT:   linalg.matmul
+// PROJ-NOT:   memref.copy %{{.*}}, %[[GATES]]
+// PROJ:       return
