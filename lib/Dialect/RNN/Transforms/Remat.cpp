@@ -497,6 +497,9 @@ private:
   /// body(i) for i in [lb, ub): nothing or the body itself when the bounds
   /// are constants and allow at most one iteration, else an scf.for.
   void forEach(Value lb, Value ub, function_ref<void(Value)> body);
+  /// body() where `cond` holds: nothing or the body itself when `cond` is a
+  /// constant, else an scf.if.
+  void when(Value cond, function_ref<void()> body);
 
   Value alloc(Type t) { return memref::AllocOp::create(b, loc, storageType(t)); }
   /// Views of the parts of a slot at `byteOffset` of the pool.
@@ -634,6 +637,20 @@ void ScheduleEmitter::forEach(Value lb, Value ub,
                      });
 }
 
+void ScheduleEmitter::when(Value cond, function_ref<void()> body) {
+  if (std::optional<int64_t> known = getConstantIntValue(cond)) {
+    if (*known)
+      body();
+    return;
+  }
+  scf::IfOp::create(b, loc, cond, [&](OpBuilder &nb, Location) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+    body();
+    scf::YieldOp::create(b, loc);
+  });
+}
+
 SmallVector<Value> ScheduleEmitter::views(Value byteOffset, ArrayRef<Type> types,
                                           ArrayRef<int64_t> offsets) {
   SmallVector<Value> result;
@@ -745,15 +762,12 @@ void ScheduleEmitter::forwardBody(Value step, ValueRange in,
     // A step outside a chunk projects its own input into the buffers' first
     // rows (chunks are computed per run, so nothing there is still needed).
     Value own = fold<arith::CmpIOp>(arith::CmpIPredicate::slt, row, index(0));
-    if (!matchPattern(own, m_Zero())) {
-      auto ifOwn = scf::IfOp::create(b, loc, own);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(ifOwn.thenBlock());
+    when(own, [&] {
       SmallVector<Value> args{x};
       llvm::append_range(args, params);
       llvm::append_range(args, projectionViews(index(0)));
       callKernel(k.singleInput, args);
-    }
+    });
     Value at = select(own, index(0), row);
     llvm::append_range(results,
                        callStep(k.projectedForward, projectionViews(at)));
@@ -810,16 +824,13 @@ Value ScheduleEmitter::projectionRow(Value runStep, Value count, Value j) {
   Value start =
       fold<arith::MinSIOp>(sub(j, offset), sub(count, chunk));
   Value startsChunk = fold<arith::AndIOp>(batched, equal(offset, index(0)));
-  if (!matchPattern(startsChunk, m_Zero())) {
-    auto ifOp = scf::IfOp::create(b, loc, startsChunk);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(ifOp.thenBlock());
+  when(startsChunk, [&] {
     SmallVector<Value> args{xs};
     llvm::append_range(args, params);
     args.push_back(add(runStep, start));
     llvm::append_range(args, projections);
     func::CallOp::create(b, loc, projectionWrapper, args);
-  }
+  });
   return select(batched, sub(j, start), index(-1));
 }
 
@@ -1074,21 +1085,10 @@ ScheduleEmitter::Machine ScheduleEmitter::emitBackwardRun(const RunOperands &r,
 ScheduleEmitter::Machine ScheduleEmitter::emitFree(const RunOperands &r,
                                                    Machine m) {
   Value inSlot = equal(m.cursor, r.offset);
-  auto move = [&]() {
+  when(inSlot, [&] {
     for (auto [from, to] : llvm::zip(statesAt(m.cursor), curA))
       memref::CopyOp::create(b, loc, from, to);
-  };
-  if (std::optional<int64_t> known = getConstantIntValue(inSlot)) {
-    if (*known)
-      move();
-  } else {
-    scf::IfOp::create(b, loc, inSlot, [&](OpBuilder &nb, Location l) {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-      move();
-      scf::YieldOp::create(b, l);
-    });
-  }
+  });
   m.cursor = select(inSlot, index(kAtA), m.cursor);
   slotFreed(r.bytes);
   return m;
