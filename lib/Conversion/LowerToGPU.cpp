@@ -275,7 +275,15 @@ struct ScalarResultsPass
           kept.push_back(v);
           continue;
         }
-        memref::StoreOp::create(b, ret.getLoc(), v, entry.getArgument(out++));
+        // Stored as soon as it is computed: nothing else in the function
+        // touches the new out-parameter, and a store next to the code that
+        // computes the value joins its one-thread kernel (bptt-gpu-host-
+        // islands) instead of being a kernel of its own at the return.
+        OpBuilder at = b;
+        if (Operation *def = v.getDefiningOp();
+            def && def->getBlock() == ret->getBlock())
+          at.setInsertionPointAfter(def);
+        memref::StoreOp::create(at, ret.getLoc(), v, entry.getArgument(out++));
       }
       func::ReturnOp::create(b, ret.getLoc(), kept);
       ret.erase();

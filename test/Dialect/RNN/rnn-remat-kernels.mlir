@@ -47,8 +47,14 @@ func.func @train(%h0: tensor<2x3xf32>, %c0: tensor<2x3xf32>, %xs: tensor<5x2x8xf
 // and dL/dc, writing them into their slices and the out-parameter: no
 // copies), the state gradient's product overwrites its out-parameter, and the
 // parameter gradients are accumulated in place with no copy onto themselves
-// at the end.
+// at the end. The loss's adjoint scaled by 1/B stays a host scalar that the
+// elementwise bodies read (no one-element buffer filled for it, which on the
+// GPU would be a one-thread kernel of its own).
 // CHECK-LABEL: func.func private @lstm_backward_kernel(
+// CHECK:       %[[SEED:.*]] = arith.mulf %arg14, %{{.*}} : f32
+// CHECK:       linalg.generic
+// CHECK-NEXT:  ^bb0
+// CHECK-NEXT:    arith.negf %[[SEED]]
 // CHECK:       %[[DGATES:.*]] = memref.alloc() {{.*}} : memref<2x12xf32>
 // CHECK-DAG:   %[[D3:.*]] = memref.subview %[[DGATES]][0, 9] [2, 3]
 // CHECK-DAG:   %[[D0:.*]] = memref.subview %[[DGATES]][0, 0] [2, 3]

@@ -296,6 +296,12 @@ struct PrepareSlices
 } // namespace
 
 void bptt::rnn::addKernelFusionPasses(OpPassManager &pm) {
+  // A rank-0 operand (a scalar the step computed on the host side, like the
+  // loss adjoint scaled by 1/B, stored into a one-element tensor) is read
+  // in the body instead; canonicalization then folds the store and the read
+  // away, and the scalar reaches the kernel as an argument, with no
+  // one-thread kernel to fill the tensor.
+  pm.addNestedPass<func::FuncOp>(createLinalgInlineScalarOperandsPass());
   pm.addNestedPass<func::FuncOp>(createCanonicalizerPass());
   pm.addNestedPass<func::FuncOp>(createCSEPass());
   pm.addNestedPass<func::FuncOp>(std::make_unique<AccumulateProducts>());
