@@ -241,12 +241,61 @@ struct FuseSharedProducer : OpRewritePattern<linalg::GenericOp> {
       return failure();
     for (OpOperand &operand : consumer->getOpOperands()) {
       auto producer = operand.get().getDefiningOp<linalg::GenericOp>();
-      if (!producer || !allParallel(producer) || producer->hasOneUse() ||
+      if (!producer || !allParallel(producer) ||
           !linalg::areElementwiseOpsFusable(&operand))
         continue;
       // The fused op takes the consumer's place, so the producer's other
-      // users must come after it; and it reads the producer through this
-      // operand only (another would still read the producer's result).
+      // users must come after it.
+      if (!llvm::all_of(producer->getUsers(), [&](Operation *user) {
+            return user == consumer ||
+                   (user->getBlock() == consumer->getBlock() &&
+                    consumer->isBeforeInBlock(user));
+          }))
+        continue;
+      FailureOr<linalg::ElementwiseOpFusionResult> fused =
+          linalg::fuseElementwiseOps(rewriter, &operand);
+      if (failed(fused))
+        continue;
+      // Uses inside the fused op are its other operands that still read
+      // the producer (a consumer of two of its results): the next
+      // application fuses those, and then the producer goes.
+      for (auto [from, to] : fused->replacements)
+        rewriter.replaceAllUsesExcept(from, to, fused->fusedOp);
+      rewriter.eraseOp(consumer);
+      if (producer->use_empty())
+        rewriter.eraseOp(producer);
+      return success();
+    }
+    return failure();
+  }
+};
+
+/// An elementwise op that reads its init (`outs(%p)`, the body using the
+/// current value) where %p is computed by another elementwise op of the same
+/// loops: the init becomes an input and the op writes a fresh tensor, so
+/// that elementwise fusion, which fuses through inputs only, can fuse the
+/// producer. (Adjoints are accumulated this way: dlogits += softmax part
+/// onto the target part.) Only where the fusion will follow: the producer's
+/// other users come after the op, and the op reads the producer through
+/// this init only.
+struct InitIntoInput : OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(linalg::GenericOp consumer,
+                                PatternRewriter &rewriter) const override {
+    if (!FuseSharedProducer::allParallel(consumer) ||
+        !consumer.hasPureTensorSemantics())
+      return failure();
+    for (OpOperand &init : consumer.getDpsInitsMutable()) {
+      auto producer = init.get().getDefiningOp<linalg::GenericOp>();
+      auto type = dyn_cast<RankedTensorType>(init.get().getType());
+      BlockArgument current = consumer.getMatchingBlockArgument(&init);
+      if (!producer || !type || !type.hasStaticShape() || current.use_empty() ||
+          !FuseSharedProducer::allParallel(producer) ||
+          producer.getNumLoops() != consumer.getNumLoops() ||
+          !consumer.getMatchingIndexingMap(&init).isPermutation() ||
+          !producer.getIndexingMapMatchingResult(
+                       cast<OpResult>(init.get())).isPermutation())
+        continue;
       if (!llvm::all_of(producer->getUsers(), [&](Operation *user) {
             return user == consumer ||
                    (user->getBlock() == consumer->getBlock() &&
@@ -254,18 +303,32 @@ struct FuseSharedProducer : OpRewritePattern<linalg::GenericOp> {
           }))
         continue;
       if (llvm::any_of(consumer->getOpOperands(), [&](OpOperand &other) {
-            return &other != &operand &&
-                   other.get().getDefiningOp() == producer;
+            return &other != &init && other.get().getDefiningOp() == producer;
           }))
         continue;
-      FailureOr<linalg::ElementwiseOpFusionResult> fused =
-          linalg::fuseElementwiseOps(rewriter, &operand);
-      if (failed(fused))
-        continue;
-      for (auto [from, to] : fused->replacements)
-        rewriter.replaceAllUsesExcept(from, to, fused->fusedOp);
-      rewriter.eraseOp(consumer);
-      rewriter.eraseOp(producer);
+      // The same op with the init read as one more input.
+      SmallVector<Value> inputs(consumer.getDpsInputs());
+      inputs.push_back(init.get());
+      SmallVector<Value> inits(consumer.getDpsInits());
+      unsigned initIndex = init.getOperandNumber() - consumer.getNumDpsInputs();
+      inits[initIndex] = tensor::EmptyOp::create(
+          rewriter, consumer.getLoc(), type.getShape(), type.getElementType());
+      SmallVector<AffineMap> maps;
+      for (OpOperand *in : consumer.getDpsInputOperands())
+        maps.push_back(consumer.getMatchingIndexingMap(in));
+      maps.push_back(consumer.getMatchingIndexingMap(&init));
+      for (OpOperand &out : consumer.getDpsInitsMutable())
+        maps.push_back(consumer.getMatchingIndexingMap(&out));
+      auto rewritten = linalg::GenericOp::create(
+          rewriter, consumer.getLoc(), consumer.getResultTypes(), inputs,
+          inits, maps, consumer.getIteratorTypesArray());
+      Region &region = rewritten.getRegion();
+      rewriter.inlineRegionBefore(consumer.getRegion(), region, region.end());
+      Block &moved = region.front();
+      BlockArgument read = moved.insertArgument(
+          consumer.getNumDpsInputs(), type.getElementType(), current.getLoc());
+      rewriter.replaceAllUsesWith(current, read);
+      rewriter.replaceOp(consumer, rewritten->getResults());
       return success();
     }
     return failure();
@@ -277,7 +340,7 @@ struct FuseSharedProducers
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(FuseSharedProducers)
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<FuseSharedProducer>(&getContext());
+    patterns.add<FuseSharedProducer, InitIntoInput>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }
