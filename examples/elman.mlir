@@ -11,7 +11,8 @@
 //   logits = h'·W_out^T + b_out                              : B x V
 //   loss_t = mean over the batch of -log softmax(logits)[target]
 //          = mean_b (log Σ_v exp(logits_bv - m_b) + m_b - Σ_v target_bv logits_bv),
-//            m_b = max_v logits_bv                      (σ(x) = 1 / (1 + exp(-x)))
+//            m_b = max_v logits_bv, a constant to the gradient (rnn.stop_gradient)
+//                                                       (σ(x) = 1 / (1 + exp(-x)))
 //
 // Parameters, in PyTorch's order, transposed for row-major products, then
 // the output layer.
@@ -78,11 +79,14 @@ rnn.cell @elman state(%h: tensor<64x512xf32>)
     %m = arith.maximumf %acc, %l : f32
     linalg.yield %m : f32
   } -> tensor<64xf32>
+  // The shift changes how the log-sum-exp is computed, not its value: no
+  // gradient flows through it (the logits' gradient is softmax - target).
+  %shift = rnn.stop_gradient %row_max : tensor<64xf32>
   %sum_init = linalg.fill ins(%zero : f32) outs(%rows : tensor<64xf32>) -> tensor<64xf32>
   %sum_exp = linalg.generic {
       indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0)>],
       iterator_types = ["parallel", "reduction"]}
-      ins(%logits, %row_max : tensor<64x128xf32>, tensor<64xf32>) outs(%sum_init : tensor<64xf32>) {
+      ins(%logits, %shift : tensor<64x128xf32>, tensor<64xf32>) outs(%sum_init : tensor<64xf32>) {
   ^bb0(%l: f32, %m: f32, %acc: f32):
     %shifted = arith.subf %l, %m : f32
     %e = math.exp %shifted : f32
@@ -104,7 +108,7 @@ rnn.cell @elman state(%h: tensor<64x512xf32>)
       indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>,
                        affine_map<(d0) -> (d0)>, affine_map<(d0) -> ()>],
       iterator_types = ["reduction"]}
-      ins(%sum_exp, %row_max, %picked : tensor<64xf32>, tensor<64xf32>, tensor<64xf32>)
+      ins(%sum_exp, %shift, %picked : tensor<64xf32>, tensor<64xf32>, tensor<64xf32>)
       outs(%total_init : tensor<f32>) {
   ^bb0(%se: f32, %m: f32, %p: f32, %acc: f32):
     %lse = math.log %se : f32

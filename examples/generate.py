@@ -58,7 +58,8 @@ def header(kind, p):
 //   logits = h'·W_out^T + b_out                              : B x V
 //   loss_t = mean over the batch of -log softmax(logits)[target]
 //          = mean_b (log Σ_v exp(logits_bv - m_b) + m_b - Σ_v target_bv logits_bv),
-//            m_b = max_v logits_bv                      (σ(x) = 1 / (1 + exp(-x)))
+//            m_b = max_v logits_bv, a constant to the gradient (rnn.stop_gradient)
+//                                                       (σ(x) = 1 / (1 + exp(-x)))
 //
 // Parameters, in PyTorch's order, transposed for row-major products, then
 // the output layer."""
@@ -222,11 +223,14 @@ class Cell:
     %m = arith.maximumf %acc, %l : {t}
     linalg.yield %m : {t}
   }} -> {b}
+  // The shift changes how the log-sum-exp is computed, not its value: no
+  // gradient flows through it (the logits' gradient is softmax - target).
+  %shift = rnn.stop_gradient %row_max : {b}
   %sum_init = linalg.fill ins(%zero : {t}) outs(%rows : {b}) -> {b}
   %sum_exp = linalg.generic {{
       indexing_maps = [{ID2}, {ROW}, {ROW}],
       iterator_types = ["parallel", "reduction"]}}
-      ins(%logits, %row_max : {bv}, {b}) outs(%sum_init : {b}) {{
+      ins(%logits, %shift : {bv}, {b}) outs(%sum_init : {b}) {{
   ^bb0(%l: {t}, %m: {t}, %acc: {t}):
     %shifted = arith.subf %l, %m : {t}
     %e = math.exp %shifted : {t}
@@ -248,7 +252,7 @@ class Cell:
       indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>,
                        affine_map<(d0) -> (d0)>, affine_map<(d0) -> ()>],
       iterator_types = ["reduction"]}}
-      ins(%sum_exp, %row_max, %picked : {b}, {b}, {b})
+      ins(%sum_exp, %shift, %picked : {b}, {b}, {b})
       outs(%total_init : {self.ty()}) {{
   ^bb0(%se: {t}, %m: {t}, %p: {t}, %acc: {t}):
     %lse = math.log %se : {t}

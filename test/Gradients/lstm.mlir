@@ -18,7 +18,8 @@
 //   logits = h'·W_out^T + b_out                              : B x V
 //   loss_t = mean over the batch of -log softmax(logits)[target]
 //          = mean_b (log Σ_v exp(logits_bv - m_b) + m_b - Σ_v target_bv logits_bv),
-//            m_b = max_v logits_bv                      (σ(x) = 1 / (1 + exp(-x)))
+//            m_b = max_v logits_bv, a constant to the gradient (rnn.stop_gradient)
+//                                                       (σ(x) = 1 / (1 + exp(-x)))
 //
 // Parameters, in PyTorch's order, transposed for row-major products, then
 // the output layer.
@@ -142,11 +143,14 @@ rnn.cell @lstm state(%h: tensor<2x3xf64>, %c: tensor<2x3xf64>)
     %m = arith.maximumf %acc, %l : f64
     linalg.yield %m : f64
   } -> tensor<2xf64>
+  // The shift changes how the log-sum-exp is computed, not its value: no
+  // gradient flows through it (the logits' gradient is softmax - target).
+  %shift = rnn.stop_gradient %row_max : tensor<2xf64>
   %sum_init = linalg.fill ins(%zero : f64) outs(%rows : tensor<2xf64>) -> tensor<2xf64>
   %sum_exp = linalg.generic {
       indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0)>],
       iterator_types = ["parallel", "reduction"]}
-      ins(%logits, %row_max : tensor<2x4xf64>, tensor<2xf64>) outs(%sum_init : tensor<2xf64>) {
+      ins(%logits, %shift : tensor<2x4xf64>, tensor<2xf64>) outs(%sum_init : tensor<2xf64>) {
   ^bb0(%l: f64, %m: f64, %acc: f64):
     %shifted = arith.subf %l, %m : f64
     %e = math.exp %shifted : f64
@@ -168,7 +172,7 @@ rnn.cell @lstm state(%h: tensor<2x3xf64>, %c: tensor<2x3xf64>)
       indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>,
                        affine_map<(d0) -> (d0)>, affine_map<(d0) -> ()>],
       iterator_types = ["reduction"]}
-      ins(%sum_exp, %row_max, %picked : tensor<2xf64>, tensor<2xf64>, tensor<2xf64>)
+      ins(%sum_exp, %shift, %picked : tensor<2xf64>, tensor<2xf64>, tensor<2xf64>)
       outs(%total_init : tensor<f64>) {
   ^bb0(%se: f64, %m: f64, %p: f64, %acc: f64):
     %lse = math.log %se : f64

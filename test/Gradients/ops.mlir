@@ -290,4 +290,56 @@ rnn.cell @scalar_loss state(%h: tensor<2xf64>) input(%x: tensor<2xf64>)
   rnn.yield %w, %l : tensor<2xf64>, f64
 }
 
+// CHECK-DAG: @stop_gradient: PASS
+// rnn.stop_gradient on a shift that cancels: loss = Σ_i (log Σ_j exp(a_ij -
+// m_i) + m_i) with m = the row maximum, stopped. The loss does not depend on
+// m, so the gradient without the path through m is exact (finite
+// differences agree); so is a stopped scalar subtracted and added back.
+rnn.cell @stop_gradient state(%h: tensor<2x3xf64>) input(%x: tensor<2x3xf64>)
+    params(%w: tensor<3x3xf64>) -> (tensor<2x3xf64>, f64) {
+  %a = linalg.matmul ins(%h, %w : tensor<2x3xf64>, tensor<3x3xf64>)
+      outs(%x : tensor<2x3xf64>) -> tensor<2x3xf64>
+  %rows = tensor.empty() : tensor<2xf64>
+  %ninf = arith.constant 0xFFF0000000000000 : f64
+  %zero = arith.constant 0.0 : f64
+  %mi = linalg.fill ins(%ninf : f64) outs(%rows : tensor<2xf64>) -> tensor<2xf64>
+  %m = linalg.generic {indexing_maps = [#id, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%a : tensor<2x3xf64>) outs(%mi : tensor<2xf64>) {
+  ^bb0(%v: f64, %acc: f64):
+    %n = arith.maximumf %acc, %v : f64
+    linalg.yield %n : f64
+  } -> tensor<2xf64>
+  %ms = rnn.stop_gradient %m : tensor<2xf64>
+  %si = linalg.fill ins(%zero : f64) outs(%rows : tensor<2xf64>) -> tensor<2xf64>
+  %se = linalg.generic {indexing_maps = [#id, #row, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%a, %ms : tensor<2x3xf64>, tensor<2xf64>) outs(%si : tensor<2xf64>) {
+  ^bb0(%v: f64, %mm: f64, %acc: f64):
+    %d = arith.subf %v, %mm : f64
+    %ex = math.exp %d : f64
+    %n = arith.addf %acc, %ex : f64
+    linalg.yield %n : f64
+  } -> tensor<2xf64>
+  %i0 = arith.constant 0 : index
+  %i1 = arith.constant 1 : index
+  %s0 = tensor.extract %se[%i0] : tensor<2xf64>
+  %s1 = tensor.extract %se[%i1] : tensor<2xf64>
+  %m0 = tensor.extract %ms[%i0] : tensor<2xf64>
+  %m1 = tensor.extract %ms[%i1] : tensor<2xf64>
+  %l0 = math.log %s0 : f64
+  %l1 = math.log %s1 : f64
+  %k0 = arith.addf %l0, %m0 : f64
+  %k1 = arith.addf %l1, %m1 : f64
+  %sum = arith.addf %k0, %k1 : f64
+  %c = rnn.stop_gradient %k0 : f64
+  %shifted = arith.subf %sum, %c : f64
+  %loss = arith.addf %shifted, %c : f64
+  %hn = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%a : tensor<2x3xf64>) outs(%x : tensor<2x3xf64>) {
+  ^bb0(%v: f64, %o: f64):
+    %t = math.tanh %v : f64
+    linalg.yield %t : f64
+  } -> tensor<2x3xf64>
+  rnn.yield %hn, %loss : tensor<2x3xf64>, f64
+}
+
 // CHECK-NOT: FAIL

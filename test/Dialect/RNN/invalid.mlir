@@ -272,3 +272,20 @@ func.func @unknown_strategy(%h: tensor<4xf32>, %xs: tensor<7x4xf32>) {
       : (tensor<4xf32>, tensor<7x4xf32>) -> (f32, tensor<4xf32>, tensor<7x4xf32>)
   return
 }
+
+// -----
+
+func.func @stop_gradient_outside_a_cell(%v: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{'rnn.stop_gradient' op expects parent op 'rnn.cell'}}
+  %s = rnn.stop_gradient %v : tensor<4xf32>
+  return %s : tensor<4xf32>
+}
+
+// -----
+
+rnn.cell @stop_gradient_types state(%h: tensor<4xf32>) input(%x: tensor<4xf32>) -> (tensor<4xf32>, f32) {
+  // expected-error @+1 {{'rnn.stop_gradient' op requires the same type for all operands and results}}
+  %s = "rnn.stop_gradient"(%h) : (tensor<4xf32>) -> tensor<8xf32>
+  %l = arith.constant 0.0 : f32
+  rnn.yield %h, %l : tensor<4xf32>, f32
+}

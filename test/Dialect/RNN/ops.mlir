@@ -37,6 +37,19 @@ rnn.cell @two_states state(%h: tensor<3xf32>, %c: tensor<3xf32>) input(%x: tenso
   rnn.yield %c, %h, %loss : tensor<3xf32>, tensor<3xf32>, f64
 }
 
+// rnn.stop_gradient, on a tensor and on a scalar.
+// CHECK-LABEL: rnn.cell @stopped
+// CHECK:         %[[S:.*]] = rnn.stop_gradient %{{.*}} : tensor<3xf32>
+// CHECK:         rnn.stop_gradient %{{.*}} : f32
+// CHECK:         rnn.yield %[[S]]
+// GENERIC:       "rnn.stop_gradient"(%{{.*}}) : (tensor<3xf32>) -> tensor<3xf32>
+rnn.cell @stopped state(%h: tensor<3xf32>) input(%x: tensor<3xf32>) -> (tensor<3xf32>, f32) {
+  %s = rnn.stop_gradient %h : tensor<3xf32>
+  %one = arith.constant 1.0 : f32
+  %l = rnn.stop_gradient %one : f32
+  rnn.yield %s, %l : tensor<3xf32>, f32
+}
+
 // CHECK-LABEL: func.func @uses
 func.func @uses(%h0: tensor<2x4xf32>, %xs: tensor<1000x2x4xf32>, %dyn: tensor<?x2x4xf32>,
                 %empty: tensor<0x2x4xf32>, %one: tensor<1x2x4xf32>, %w: tensor<4x4xf32>,

@@ -11,6 +11,7 @@ include "mlir/Interfaces/CallInterfaces.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/IR/OpAsmInterface.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
 
 //===----------------------------------------------------------------------===//
 // rnn.cell
@@ -118,6 +119,43 @@ def RNN_YieldOp : RNN_Op<"yield", [
   let builders = [OpBuilder<(ins), [{ /* nothing to do */ }]>];
   let assemblyFormat = "attr-dict ($operands^ `:` type($operands))?";
   let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// rnn.stop_gradient
+//===----------------------------------------------------------------------===//
+
+def RNN_StopGradientOp : RNN_Op<"stop_gradient", [
+    Pure, SameOperandsAndResultType, HasParent<"CellOp">]> {
+  let summary = "The identity, through which no gradient flows";
+  let description = [{
+    Returns its operand unchanged; rnn-differentiate treats the result as a
+    constant, so no adjoint flows back through it (JAX's
+    `lax.stop_gradient`). Valid in a cell body only: the functions that
+    rnn-differentiate and rnn-remat generate from the cell hold the operand
+    itself.
+
+    Its use is a quantity that changes how a value is computed but not the
+    value: the row maximum m that a softmax cross-entropy subtracts for
+    stability, `log Σ_v exp(l_v - m) + m`, equals log Σ_v exp(l_v) for every
+    m, so its gradient through m is zero in exact arithmetic. Without
+    rnn.stop_gradient the backward step still computes that zero, as
+    (1 - Σ_v softmax_v) routed to the arg-max (a reduction and an
+    elementwise op per step, and rounding noise in the result); with it, the
+    gradient of the logits is softmax - target, as PyTorch's cross_entropy
+    computes it. Stopping a value that the result does depend on changes
+    the gradient: the gradient checks (bptt-gradcheck's finite differences)
+    catch that.
+
+    Example:
+
+    ```mlir
+    %m = rnn.stop_gradient %row_max : tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins AnyType:$input);
+  let results = (outs AnyType:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
 }
 
 //===----------------------------------------------------------------------===//

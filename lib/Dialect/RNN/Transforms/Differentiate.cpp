@@ -71,7 +71,8 @@ static constexpr StringLiteral kSupportedTensorOps =
     "reduction that accumulates with addf, maximumf, maxnumf, minimumf or "
     "minnumf), linalg.fill, linalg.broadcast, linalg.transpose, tensor.empty, "
     "tensor.extract_slice, tensor.insert_slice, tensor.concat, tensor.extract, "
-    "tensor.collapse_shape, tensor.expand_shape, arith.constant";
+    "tensor.collapse_shape, tensor.expand_shape, arith.constant, "
+    "rnn.stop_gradient";
 
 static bool isFloatLike(Type t) {
   if (auto shaped = dyn_cast<ShapedType>(t))
@@ -201,7 +202,9 @@ void CellDifferentiator::computeActivity() {
   for (Operation &op : body.without_terminator()) {
     SetVector<Value> inputs = capturedValues(&op);
     inputs.insert(op.operand_begin(), op.operand_end());
-    bool anyActive = llvm::any_of(inputs, [&](Value v) { return isActive(v); });
+    // rnn.stop_gradient: its result is a constant to the derivative.
+    bool anyActive = !isa<StopGradientOp>(op) &&
+                     llvm::any_of(inputs, [&](Value v) { return isActive(v); });
     for (Value r : op.getResults())
       if (anyActive && isFloatLike(r.getType()))
         active.insert(r);
@@ -320,7 +323,8 @@ LogicalResult CellDifferentiator::checkSupported() {
             .Case<linalg::FillOp, linalg::BroadcastOp, linalg::TransposeOp,
                   tensor::EmptyOp, tensor::ConcatOp, tensor::ExtractOp,
                   tensor::CollapseShapeOp, tensor::ExpandShapeOp,
-                  arith::ConstantOp>([](auto) { return success(); })
+                  arith::ConstantOp, StopGradientOp>(
+                [](auto) { return success(); })
             .Default([&](Operation *other) -> LogicalResult {
               bool scalar = llvm::none_of(other->getOperandTypes(),
                                           [](Type t) { return isa<ShapedType>(t); });
@@ -369,6 +373,12 @@ Value CellDifferentiator::primal(Value v) {
   if (Value mapped = primals.lookupOrNull(v))
     return mapped;
   Operation *def = v.getDefiningOp();
+  // The generated functions hold the identity's operand itself.
+  if (auto stop = dyn_cast_or_null<StopGradientOp>(def)) {
+    Value input = primal(stop.getInput());
+    primals.map(v, input);
+    return input;
+  }
   if (def && recomputable.contains(v)) {
     IRMapping mapping;
     for (Value operand : def->getOperands())
@@ -1047,8 +1057,12 @@ LogicalResult CellDifferentiator::run(SymbolTable &symbols) {
   IRMapping mapping;
   mapping.map(body.getArguments(), forwardEntry->getArguments());
   OpBuilder fb = OpBuilder::atBlockEnd(forwardEntry);
-  for (Operation &op : body.without_terminator())
-    fb.clone(op, mapping);
+  for (Operation &op : body.without_terminator()) {
+    if (auto stop = dyn_cast<StopGradientOp>(op))
+      mapping.map(stop.getResult(), mapping.lookup(stop.getInput()));
+    else
+      fb.clone(op, mapping);
+  }
   SmallVector<Value> returned;
   for (Value v : yield.getOperands())
     returned.push_back(mapping.lookup(v));

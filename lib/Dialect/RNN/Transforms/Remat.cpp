@@ -1453,8 +1453,12 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
                    body.getArguments().drop_front(numStates + 1),
                    op.getParams()))
             m.map(arg, param);
-          for (Operation &inner : body.without_terminator())
-            nb.clone(inner, m);
+          for (Operation &inner : body.without_terminator()) {
+            if (auto stop = dyn_cast<StopGradientOp>(inner))
+              m.map(stop.getResult(), m.lookupOrDefault(stop.getInput()));
+            else
+              nb.clone(inner, m);
+          }
           auto yield = cast<YieldOp>(body.getTerminator());
           SmallVector<Value> next;
           for (unsigned s = 0; s < numStates; ++s)
