@@ -57,11 +57,14 @@ NP_DTYPE = {"f32": np.float32, "f64": np.float64, "i64": np.int64}
 
 
 class Model:
-    def __init__(self, cell, batch, hidden, vocab, steps, dtype="f32"):
+    def __init__(self, cell, batch, hidden, vocab, steps, dtype="f32",
+                 input_gradient=True):
         if cell not in GATES:
             raise ValueError(f"unknown cell '{cell}': one of lstm, gru, elman")
         self.cell, self.B, self.H, self.V, self.T = cell, batch, hidden, vocab, steps
         self.dtype = dtype
+        # A program compiled with --input-gradient=false has no dxs.
+        self.input_gradient = input_gradient
         self.G = GATES[cell] * hidden
 
     @property
@@ -81,6 +84,8 @@ class Model:
         """[(name, role, shape)] of the compared outputs (gradients, loss)."""
         out = []
         for name, role, shape in self.inputs():
+            if role == "input" and not self.input_gradient:
+                continue
             gname = "dxs" if name == "xs" else "d" + name
             out.append((gname, "dinput" if role == "input" else "d" + role, shape))
         out.append(("loss", "loss", ()))
@@ -501,7 +506,7 @@ def cases_from_programs(path, runner, which, pattern):
             if fields.get(key):
                 fields[key] = os.path.join(base, fields[key])
         model = Model(p["cell"], p["batch"], p["hidden"], p["vocab"], p["steps"],
-                      p.get("dtype", "f32"))
+                      p.get("dtype", "f32"), p.get("input_gradient", True))
         cases.append(Case(p["name"], model, runner.format(**fields), p.get("seed", 1),
                           fields))
     return cases

@@ -66,6 +66,31 @@ rnn::BPTTOp bptt::findBPTTRequest(mlir::ModuleOp module) {
   return found;
 }
 
+llvm::Error bptt::dropInputGradient(mlir::ModuleOp module) {
+  rnn::BPTTOp request = findBPTTRequest(module);
+  if (!request)
+    return llvm::createStringError("the module has no rnn.bptt");
+  auto fn = request->getParentOfType<mlir::func::FuncOp>();
+  mlir::Value dxs = request.getInputGrads();
+  for (mlir::Operation *user : dxs.getUsers())
+    if (!llvm::isa<mlir::func::ReturnOp>(user) || user->getParentOp() != fn)
+      return llvm::createStringError(
+          "the gradient of xs is used in @" + fn.getSymName().str() +
+          " beyond being returned; it cannot be left out");
+  llvm::BitVector dropped(fn.getNumResults());
+  fn.walk([&](mlir::func::ReturnOp ret) {
+    for (unsigned i = ret.getNumOperands(); i-- > 0;)
+      if (ret.getOperand(i) == dxs) {
+        dropped.set(i);
+        ret->eraseOperand(i);
+      }
+  });
+  if (mlir::failed(fn.eraseResults(dropped)))
+    return llvm::createStringError("cannot drop the gradient of xs from @" +
+                                   fn.getSymName().str());
+  return llvm::Error::success();
+}
+
 void bptt::keepOnlyRequestFunction(mlir::ModuleOp module) {
   rnn::BPTTOp request = findBPTTRequest(module);
   if (!request)
@@ -107,6 +132,7 @@ llvm::Expected<RequestFacts> bptt::inspectBPTTRequest(mlir::ModuleOp module,
           .getInt();
   facts.numStates = op.getInitialStates().size();
   facts.numParams = op.getParams().size();
+  facts.inputGradient = !op.getInputGrads().use_empty();
   if (inputChunk >= 2)
     facts.projectionBytes = rnn::inputProjectionBytes(cell).value_or(0);
   return facts;

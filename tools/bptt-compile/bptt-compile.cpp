@@ -63,6 +63,13 @@ static cl::opt<std::string>
                  cl::init("f32"));
 static cl::opt<bool> printManifestOpt(
     "print-manifest", cl::desc("Print the program's manifest"));
+static cl::opt<bool> inputGradientOpt(
+    "input-gradient",
+    cl::desc("Compute the gradient of xs (default); "
+             "--input-gradient=false: the program has no dxs argument and "
+             "its backward steps skip what computes it (an LSTM's "
+             "dgates·W_ih), as a model whose inputs are data needs"),
+    cl::init(true));
 static cl::opt<bool> emitLLVMOpt(
     "emit-llvm", cl::desc("Also write the host LLVM IR next to the output "
                           "(<output>.ll), for inspection"));
@@ -93,7 +100,7 @@ static std::string shapeOf(mlir::MemRefType t) {
 static llvm::Expected<std::vector<Argument>>
 describeArguments(mlir::func::FuncOp entry, const RequestFacts &facts) {
   unsigned n = facts.numStates, p = facts.numParams;
-  unsigned expected = 2 * (n + 1 + p) + 2;
+  unsigned expected = 2 * (n + 1 + p) + 2 - (facts.inputGradient ? 0 : 1);
   if (entry.getNumArguments() != expected)
     return llvm::createStringError(llvm::formatv(
         "@{0} has {1} arguments, expected {2}", entry.getSymName(),
@@ -114,7 +121,8 @@ describeArguments(mlir::func::FuncOp entry, const RequestFacts &facts) {
     push("param" + std::to_string(q), "param", i++);
   for (unsigned s = 0; s < n; ++s)
     push("dstate" + std::to_string(s), "dstate", i++);
-  push("dxs", "dinput", i++);
+  if (facts.inputGradient)
+    push("dxs", "dinput", i++);
   for (unsigned q = 0; q < p; ++q)
     push("dparam" + std::to_string(q), "dparam", i++);
   push("loss", "loss", i++);
@@ -220,6 +228,9 @@ int main(int argc, char **argv) {
   if (!loaded)
     return fail(llvm::toString(loaded.takeError()));
   mlir::OwningOpRef<mlir::ModuleOp> module = std::move(*loaded);
+  if (!inputGradientOpt)
+    if (llvm::Error e = dropInputGradient(*module))
+      return fail(llvm::toString(std::move(e)));
   llvm::Expected<RequestFacts> facts = inspectBPTTRequest(*module, requestOptions.inputChunk);
   if (!facts)
     return fail(llvm::toString(facts.takeError()));
@@ -244,6 +255,9 @@ int main(int argc, char **argv) {
             *copy, facts->cell,
             std::max<int64_t>(2, requestOptions.inputChunk)))
       return fail(llvm::toString(std::move(e)));
+    if (!inputGradientOpt)
+      if (llvm::Error e = dropInputGradient(*copy))
+        return fail(llvm::toString(std::move(e)));
     rnn::BPTTOp probe = findBPTTRequest(*copy);
     probe.setMemoryBudget(int64_t(1) << 50);
     probe.setStrategyAttr(

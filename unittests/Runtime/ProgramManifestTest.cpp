@@ -224,6 +224,19 @@ TEST(ProgramManifest, TheArgumentListMustFollowTheAbi) {
   EXPECT_EQ(errorOf(edit("arg dxs", "arg dxs dinput f32 1000x64")),
             "manifest line 20: the gradient 'dxs' has shape 1000x64, expected "
             "the shape 1000x64x512 of 'xs' (line 15)");
+  EXPECT_EQ(errorOf(edit("arg dxs", "arg dxs dinput f32 1000x64x512\n"
+                                    "arg dys dinput f32 1000x64x512")),
+            "manifest: 2 'dinput' argument(s), expected 1 (the gradient of "
+            "xs, or none in a program compiled without it)");
+}
+
+// A program compiled without the input gradient (bptt-compile
+// --input-gradient=false) has no dinput argument.
+TEST(ProgramManifest, WithoutInputGradient) {
+  ProgramManifest m = parseOrDie(edit("arg dxs", ""));
+  for (const ManifestArg &a : m.args)
+    EXPECT_NE(a.role, ArgRole::DInput) << a.name;
+  EXPECT_EQ(m.args.size(), 11u);
 }
 
 } // namespace

@@ -67,6 +67,11 @@ llvm::Error addBPTTRequest(mlir::ModuleOp module, llvm::StringRef cellName,
 /// The module's first rnn.bptt, or null.
 rnn::BPTTOp findBPTTRequest(mlir::ModuleOp module);
 
+/// The request's function no longer returns the gradient of xs, so that
+/// rnn-remat does not compute it (the program has no dxs argument). An error
+/// if something else uses it.
+llvm::Error dropInputGradient(mlir::ModuleOp module);
+
 /// Keeps only the function that holds the request (drops forward-only
 /// drivers and other functions, which the drivers do not run).
 void keepOnlyRequestFunction(mlir::ModuleOp module);
@@ -80,6 +85,8 @@ struct RequestFacts {
   int64_t internalBytes = 0; // |s|
   unsigned numStates = 0;
   unsigned numParams = 0;
+  /// Whether the request's gradient of xs is used (and so computed).
+  bool inputGradient = true;
   /// Memory of a step beside states and gradients (e.g. kernel temporaries
   /// on a GPU), counted in every plan's working set.
   int64_t workspaceBytes = 0;

@@ -377,7 +377,10 @@ bool bptt::runtime::parseManifest(std::string_view text, ProgramManifest &out,
   }
   if (!count(inputs, ArgRole::Input, 1, "the sequence xs") ||
       !count(dstates, ArgRole::DState, states.size(), "one per state") ||
-      !count(dinputs, ArgRole::DInput, 1, "the gradient of xs") ||
+      (dinputs.size() > 1 &&
+       !count(dinputs, ArgRole::DInput, 1,
+              "the gradient of xs, or none in a program compiled "
+              "without it")) ||
       !count(dparams, ArgRole::DParam, params.size(), "one per param") ||
       !count(losses, ArgRole::Loss, 1, "the summed loss") ||
       !count(stats, ArgRole::Stats, 1, "the step statistics"))
@@ -413,7 +416,7 @@ bool bptt::runtime::parseManifest(std::string_view text, ProgramManifest &out,
   for (size_t i = 0; i < states.size(); ++i)
     if (!sameShape(*dstates[i], *states[i]))
       return false;
-  if (!sameShape(*dinputs[0], xs))
+  if (!dinputs.empty() && !sameShape(*dinputs[0], xs))
     return false;
   for (size_t i = 0; i < params.size(); ++i)
     if (!sameShape(*dparams[i], *params[i]))

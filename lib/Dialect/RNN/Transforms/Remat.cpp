@@ -7,6 +7,10 @@
 //                            dh0..., dxs, dparams..., loss,   // outputs
 //                            stats)                           // accounting
 //
+// (dxs only where the request's input gradient is used: a request whose
+// result for it has no uses gets a program without it, and its backward
+// steps do not compute it.)
+//
 // It allocates the working set (two cursor buffers, two state-gradient
 // buffers, one internal-state buffer: the planner's 4|h| + |s|) and one slot
 // pool of the plan's pool bytes, and calls the cell's bufferized forward and
@@ -81,6 +85,8 @@ struct Kernels {
   /// bitwise the same values); `forward` is not used.
   func::FuncOp projectedForward, batchedInput, singleInput;
   int64_t chunk = 0;
+  /// Whether the backward step writes the gradient of x_t.
+  bool inputGradient = true;
   /// One step's projected values (tensor types) and the rows of x_t.
   SmallVector<Type> projectionTypes;
   int64_t projectionRows = 0;
@@ -92,8 +98,9 @@ struct Kernels {
 /// (a cell whose input part can be split off, InputProjection.h), the forward
 /// step on projected inputs and the input part of one step instead of
 /// @c_forward_kernel, and the input part of `chunk` steps when `chunk` >= 2.
+/// Without `inputGradient`, @c_backward_kernel does not compute dx.
 FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
-                                    int64_t chunk) {
+                                    int64_t chunk, bool inputGradient) {
   auto fwd = symbols.lookup<func::FuncOp>(
       cell->getAttrOfType<FlatSymbolRefAttr>("rnn.forward").getValue());
   auto bwd = symbols.lookup<func::FuncOp>(
@@ -123,6 +130,17 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
                                         ret->getOperandTypes()));
   }
   g.setSymName((cell.getSymName() + "_backward_kernel").str());
+  // dx is the result after the state gradients; unreturned, what computes
+  // it (an LSTM's dgates·W_ih, a product per step) is dead code that the
+  // fusion passes' canonicalization removes.
+  k.inputGradient = inputGradient;
+  if (!inputGradient) {
+    Operation *ret = g.getBody().front().getTerminator();
+    ret->eraseOperand(numStates);
+    g.setFunctionType(FunctionType::get(ctx, g.getArgumentTypes(),
+                                        ret->getOperandTypes()));
+  }
+  unsigned numDx = inputGradient ? 1 : 0;
   auto readOnly = b.getNamedAttr("bufferization.writable", b.getBoolAttr(false));
   auto inputsReadOnly = [&](func::FuncOp fn) {
     for (unsigned i = 0; i < fn.getNumArguments(); ++i)
@@ -228,15 +246,15 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
           writeResultsInPlace(input,
                               lastArguments(input, k.projectionTypes.size()));
     }
-    unsigned bwdFirst = g.getNumArguments() - numStates - 1 - numParams;
+    unsigned bwdFirst = g.getNumArguments() - numStates - numDx - numParams;
     SmallVector<unsigned> bwdOut;
-    for (unsigned i = bwdFirst; i < bwdFirst + numStates + 1; ++i)
+    for (unsigned i = bwdFirst; i < bwdFirst + numStates + numDx; ++i)
       bwdOut.push_back(i);
     writeResultsInPlace(g, bwdOut);
     SmallVector<std::pair<unsigned, unsigned>> accumulators;
     for (unsigned q = 0; q < numParams; ++q)
       accumulators.push_back(
-          {firstWritable + numStates + 1 + q, bwdFirst + numStates + 1 + q});
+          {firstWritable + numStates + 1 + q, bwdFirst + numStates + numDx + q});
     dropSelfCopies(g, accumulators);
     // Views of one region become one value, and copies onto themselves go.
     PassManager cleanup(ctx);
@@ -436,7 +454,8 @@ public:
       params.push_back(e.getArgument(i++));
     for (unsigned s = 0; s < numStates; ++s)
       dh0.push_back(e.getArgument(i++));
-    dxs = e.getArgument(i++);
+    if (k.inputGradient)
+      dxs = e.getArgument(i++);
     for (unsigned q = 0; q < numParams; ++q)
       dparams.push_back(e.getArgument(i++));
     loss = e.getArgument(i++);
@@ -856,7 +875,8 @@ void ScheduleEmitter::backwardStep(Value step, ValueRange states,
                                    ValueRange dNext) {
   SmallVector<Value> args{xs};
   llvm::append_range(args, params);
-  args.push_back(dxs);
+  if (dxs)
+    args.push_back(dxs);
   llvm::append_range(args, dparams);
   args.push_back(loss);
   args.push_back(step);
@@ -955,7 +975,8 @@ void ScheduleEmitter::buildWrappers() {
 
   SmallVector<Type> bwdTypes{xs.getType()};
   llvm::append_range(bwdTypes, typesOf(params));
-  bwdTypes.push_back(dxs.getType());
+  if (dxs)
+    bwdTypes.push_back(dxs.getType());
   llvm::append_range(bwdTypes, typesOf(dparams));
   bwdTypes.push_back(loss.getType());
   bwdTypes.push_back(indexType);
@@ -973,7 +994,8 @@ void ScheduleEmitter::buildWrappers() {
     xs = a[i++];
     for (unsigned q = 0; q < n; ++q)
       params[q] = a[i++];
-    dxs = a[i++];
+    if (dxs)
+      dxs = a[i++];
     for (unsigned q = 0; q < n; ++q)
       dparams[q] = a[i++];
     loss = a[i++];
@@ -1006,10 +1028,12 @@ void ScheduleEmitter::backwardBody(Value step, ValueRange states,
       arith::ConstantOp::create(b, loc, b.getFloatAttr(lossType, 1.0)));
   for (Value v : dparams)
     args.push_back(castTo(v, type.getInput(a++)));
-  // Out-parameters: d states, d x, d params (accumulated in place).
+  // Out-parameters: d states, d x (where wanted), d params (accumulated in
+  // place).
   for (Value v : dNext)
     args.push_back(castTo(v, type.getInput(a++)));
-  args.push_back(castTo(inputAt(step, dxs), type.getInput(a++)));
+  if (dxs)
+    args.push_back(castTo(inputAt(step, dxs), type.getInput(a++)));
   for (Value v : dparams)
     args.push_back(castTo(v, type.getInput(a++)));
   // The one result left after bufferization: the step's loss.
@@ -1268,7 +1292,7 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SymbolTable symbols(module);
-    llvm::MapVector<std::pair<Operation *, int64_t>, Kernels> kernels;
+    llvm::MapVector<std::tuple<Operation *, int64_t, unsigned>, Kernels> kernels;
     SmallVector<BPTTOp> requests;
     module.walk([&](BPTTOp op) { requests.push_back(op); });
     for (BPTTOp op : requests)
@@ -1319,7 +1343,8 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
 
   LogicalResult
   rewrite(BPTTOp op, SymbolTable &symbols,
-          llvm::MapVector<std::pair<Operation *, int64_t>, Kernels> &kernels) {
+          llvm::MapVector<std::tuple<Operation *, int64_t, unsigned>, Kernels>
+              &kernels) {
     auto cell = symbols.lookup<CellOp>(op.getCell());
     if (!cell)
       return op.emitOpError() << "refers to @" << op.getCell()
@@ -1331,9 +1356,12 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     FailureOr<int64_t> chunk = chooseInputChunk(op, cell);
     if (failed(chunk))
       return failure();
-    std::pair<Operation *, int64_t> key{cell, *chunk};
+    // The input gradient is computed where the request's result is used.
+    bool inputGradient = !op.getInputGrads().use_empty();
+    std::tuple<Operation *, int64_t, unsigned> key{cell, *chunk, inputGradient};
     if (!kernels.count(key)) {
-      FailureOr<Kernels> k = bufferizeKernels(cell, symbols, *chunk);
+      FailureOr<Kernels> k =
+          bufferizeKernels(cell, symbols, *chunk, inputGradient);
       if (failed(k))
         return failure();
       kernels[key] = *k;
@@ -1357,7 +1385,8 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     for (Value v : op->getOperands())
       argTypes.push_back(storageType(v.getType()));
     for (Value v : op.getGradients())
-      argTypes.push_back(storageType(v.getType()));
+      if (v != op.getInputGrads() || inputGradient)
+        argTypes.push_back(storageType(v.getType()));
     argTypes.push_back(storageType(op.getLoss().getType()));
     argTypes.push_back(MemRefType::get({2}, IntegerType::get(&getContext(), 64)));
     OpBuilder mb(cell);
@@ -1387,27 +1416,30 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     // The request becomes a call on buffers of its tensors.
     OpBuilder rb(op);
     Location loc = op.getLoc();
-    SmallVector<Value> args, outs;
+    SmallVector<Value> args;
     for (Value v : op->getOperands())
       args.push_back(bufferization::ToBufferOp::create(
           rb, loc, storageType(v.getType()), v, /*readOnly=*/true));
-    for (Value g : op->getResults()) {
+    // The entry takes the gradients (the computed ones), then the loss.
+    Value lossBuffer =
+        memref::AllocOp::create(rb, loc, storageType(op.getLoss().getType()));
+    SmallVector<std::pair<Value, Value>> gradients;
+    for (Value g : op.getGradients()) {
+      if (g == op.getInputGrads() && !inputGradient)
+        continue;
       Value buffer = memref::AllocOp::create(rb, loc, storageType(g.getType()));
-      outs.push_back(buffer);
+      gradients.push_back({g, buffer});
+      args.push_back(buffer);
     }
-    // Results are (loss, gradients...); the entry takes gradients then loss.
-    llvm::append_range(args, ArrayRef<Value>(outs).drop_front());
-    args.push_back(outs.front());
+    args.push_back(lossBuffer);
     args.push_back(memref::AllocaOp::create(
         rb, loc, MemRefType::get({2}, rb.getI64Type())));
     func::CallOp::create(rb, loc, entry, args);
-    SmallVector<Value> results;
-    results.push_back(memref::LoadOp::create(rb, loc, outs.front()));
-    for (auto [g, buffer] : llvm::zip(op.getGradients(),
-                                      ArrayRef<Value>(outs).drop_front()))
-      results.push_back(bufferization::ToTensorOp::create(
+    op.getLoss().replaceAllUsesWith(
+        memref::LoadOp::create(rb, loc, lossBuffer).getResult());
+    for (auto [g, buffer] : gradients)
+      g.replaceAllUsesWith(bufferization::ToTensorOp::create(
           rb, loc, g.getType(), buffer, /*restrict=*/true, /*writable=*/true));
-    op->replaceAllUsesWith(results);
     op->erase();
     ++numMaterialized;
     return success();
