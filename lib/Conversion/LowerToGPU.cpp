@@ -402,12 +402,19 @@ struct LibraryCallsPass
         rewriter.eraseOp(op);
         continue;
       }
-      if (auto generic = dyn_cast<linalg::GenericOp>(op.getOperation()))
-        if (generic.getNumDpsInits() == 1 &&
-            succeeded(bptt::lowerToWarpReduction(
-                rewriter, generic,
-                fillReaching(generic, generic.getDpsInits()[0]))))
+      if (auto generic = dyn_cast<linalg::GenericOp>(op.getOperation())) {
+        SmallVector<linalg::FillOp> fills;
+        for (Value init : generic.getDpsInits())
+          fills.push_back(fillReaching(generic, init));
+        // Two outputs filled by the same fill (one buffer) cannot both
+        // absorb it.
+        for (unsigned i = 0; i < fills.size(); ++i)
+          for (unsigned j = 0; j < i; ++j)
+            if (fills[i] && fills[i] == fills[j])
+              fills[i] = fills[j] = nullptr;
+        if (succeeded(bptt::lowerToWarpReduction(rewriter, generic, fills)))
           continue;
+      }
       parallelLoopsOutermost(rewriter, op);
     }
   }

@@ -39,17 +39,18 @@ struct Combiner {
   Value contribution;
 };
 
-std::optional<Combiner> matchCombiner(linalg::GenericOp op) {
+/// The combiner of output `k`.
+std::optional<Combiner> matchCombiner(linalg::GenericOp op, unsigned k) {
   Block &body = op.getRegion().front();
   auto yield = cast<linalg::YieldOp>(body.getTerminator());
-  if (yield.getNumOperands() != 1)
+  if (yield.getNumOperands() != op.getNumDpsInits())
     return std::nullopt;
-  Operation *combiner = yield.getOperand(0).getDefiningOp();
+  Operation *combiner = yield.getOperand(k).getDefiningOp();
   if (!combiner || combiner->getBlock() != &body ||
       combiner->getNumOperands() != 2 || combiner->getNumResults() != 1 ||
       !combiner->getResult(0).hasOneUse())
     return std::nullopt;
-  BlockArgument out = body.getArgument(op.getNumDpsInputs());
+  BlockArgument out = body.getArgument(op.getNumDpsInputs() + k);
   if (!out.hasOneUse() || out.getUses().begin()->getOwner() != combiner)
     return std::nullopt;
   // Only operations with a neutral element are associative and commutative
@@ -102,20 +103,26 @@ Value combine(OpBuilder &b, const Combiner &c, Value running,
 
 } // namespace
 
-LogicalResult bptt::lowerToWarpReduction(RewriterBase &rewriter,
-                                         linalg::GenericOp op,
-                                         linalg::FillOp initialFill) {
-  if (!op.hasPureBufferSemantics() || op.getNumDpsInits() != 1 ||
-      op.getNumDpsInputs() == 0)
+LogicalResult
+bptt::lowerToWarpReduction(RewriterBase &rewriter, linalg::GenericOp op,
+                           ArrayRef<linalg::FillOp> initialFills) {
+  unsigned numInits = op.getNumDpsInits();
+  if (!op.hasPureBufferSemantics() || numInits == 0 ||
+      op.getNumDpsInputs() == 0 ||
+      (!initialFills.empty() && initialFills.size() != numInits))
     return failure();
-  OpOperand *init = op.getDpsInitOperand(0);
-  Type element = cast<MemRefType>(init->get().getType()).getElementType();
-  // Shuffles move 32-bit values.
-  if (!element.isF32() && !element.isInteger(32))
-    return failure();
-  std::optional<Combiner> combiner = matchCombiner(op);
-  if (!combiner)
-    return failure();
+  SmallVector<Combiner> combiners;
+  for (unsigned k = 0; k < numInits; ++k) {
+    Type element = cast<MemRefType>(op.getDpsInits()[k].getType())
+                       .getElementType();
+    // Shuffles move 32-bit values.
+    if (!element.isF32() && !element.isInteger(32))
+      return failure();
+    std::optional<Combiner> combiner = matchCombiner(op, k);
+    if (!combiner)
+      return failure();
+    combiners.push_back(*combiner);
+  }
 
   SmallVector<int64_t> ranges = op.getStaticLoopRanges();
   if (llvm::any_of(ranges, ShapedType::isDynamic))
@@ -124,11 +131,14 @@ LogicalResult bptt::lowerToWarpReduction(RewriterBase &rewriter,
   for (auto [d, type] : llvm::enumerate(op.getIteratorTypesArray()))
     (type == utils::IteratorType::reduction ? reducedDims : parallelDims)
         .push_back(d);
-  AffineMap outMap = op.getMatchingIndexingMap(init);
-  if (reducedDims.empty() ||
-      llvm::any_of(reducedDims,
-                   [&](unsigned d) { return outMap.isFunctionOfDim(d); }))
+  if (reducedDims.empty())
     return failure();
+  for (OpOperand &init : op.getDpsInitsMutable()) {
+    AffineMap outMap = op.getMatchingIndexingMap(&init);
+    if (llvm::any_of(reducedDims,
+                     [&](unsigned d) { return outMap.isFunctionOfDim(d); }))
+      return failure();
+  }
   int64_t numOutputs = 1, numReduced = 1;
   for (unsigned d : parallelDims)
     numOutputs *= ranges[d];
@@ -184,15 +194,21 @@ LogicalResult bptt::lowerToWarpReduction(RewriterBase &rewriter,
                                         output, index(b, numOutputs));
   Value end = arith::SelectOp::create(b, loc, inRange, index(b, numReduced),
                                       index(b, 0));
-  Value neutral = arith::ConstantOp::create(
-      b, loc, *arith::getNeutralElement(combiner->op));
+  SmallVector<Value> neutrals;
+  for (const Combiner &c : combiners)
+    neutrals.push_back(arith::ConstantOp::create(
+        b, loc, *arith::getNeutralElement(c.op)));
   SmallVector<Value> ivs(ranges.size());
   delinearize(b, loc, output, parallelDims, ranges, ivs);
 
-  // Each thread's partial result over its share of the reduced iterations.
+  // Each thread's partial results over its share of the reduced iterations.
   Block &body = op.getRegion().front();
+  auto isCombiner = [&](Operation *inner) {
+    return llvm::any_of(combiners,
+                        [&](const Combiner &c) { return c.op == inner; });
+  };
   auto loop = scf::ForOp::create(
-      b, loc, lane, end, lanesValue, ValueRange{neutral},
+      b, loc, lane, end, lanesValue, neutrals,
       [&](OpBuilder &nb, Location l, Value r, ValueRange partial) {
         SmallVector<Value> at(ivs);
         delinearize(nb, l, r, reducedDims, ranges, at);
@@ -206,7 +222,7 @@ LogicalResult bptt::lowerToWarpReduction(RewriterBase &rewriter,
           m.map(body.getArgument(input->getOperandNumber()), v);
         }
         for (Operation &inner : body.without_terminator()) {
-          if (&inner == combiner->op)
+          if (isCombiner(&inner))
             continue;
           if (auto idx = dyn_cast<linalg::IndexOp>(&inner)) {
             m.map(idx.getResult(), at[idx.getDim()]);
@@ -214,23 +230,28 @@ LogicalResult bptt::lowerToWarpReduction(RewriterBase &rewriter,
           }
           nb.clone(inner, m);
         }
-        Value contribution = m.lookupOrDefault(combiner->contribution);
-        scf::YieldOp::create(
-            nb, l, combine(nb, *combiner, partial[0], contribution));
+        SmallVector<Value> next;
+        for (auto [c, running] : llvm::zip(combiners, partial))
+          next.push_back(
+              combine(nb, c, running, m.lookupOrDefault(c.contribution)));
+        scf::YieldOp::create(nb, l, next);
       });
 
-  // The group's tree: lanes / 2, ..., 1 apart.
-  Value total = loop.getResult(0);
+  // Each output's tree in the group: lanes / 2, ..., 1 apart.
+  SmallVector<Value> totals(loop.getResults());
   Value width = arith::ConstantIntOp::create(b, loc, b.getI32Type(), kWarp);
   for (int64_t offset = lanes / 2; offset >= 1; offset /= 2) {
     Value distance =
         arith::ConstantIntOp::create(b, loc, b.getI32Type(), offset);
-    auto shuffle = gpu::ShuffleOp::create(b, loc, total, distance, width,
-                                          gpu::ShuffleMode::XOR);
-    total = combine(b, *combiner, total, shuffle.getShuffleResult());
+    for (unsigned k = 0; k < numInits; ++k) {
+      auto shuffle = gpu::ShuffleOp::create(b, loc, totals[k], distance,
+                                            width, gpu::ShuffleMode::XOR);
+      totals[k] = combine(b, combiners[k], totals[k],
+                          shuffle.getShuffleResult());
+    }
   }
 
-  // The group's first thread folds the total into the output, or into the
+  // The group's first thread folds each total into its output, or into the
   // value the output was just filled with.
   Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane,
                                       index(b, 0));
@@ -239,17 +260,22 @@ LogicalResult bptt::lowerToWarpReduction(RewriterBase &rewriter,
     SmallVector<Value> at(ivs);
     for (unsigned d : reducedDims)
       at[d] = arith::ConstantIndexOp::create(nb, l, 0);
-    SmallVector<Value> indices = indicesAt(nb, l, outMap, at);
-    Value old = initialFill
-                    ? initialFill.getInputs()[0]
-                    : memref::LoadOp::create(nb, l, init->get(), indices);
-    memref::StoreOp::create(nb, l, combine(nb, *combiner, old, total),
-                            init->get(), indices);
+    for (auto [k, c] : llvm::enumerate(combiners)) {
+      OpOperand *init = op.getDpsInitOperand(k);
+      linalg::FillOp fill = initialFills.empty() ? nullptr : initialFills[k];
+      SmallVector<Value> indices =
+          indicesAt(nb, l, op.getMatchingIndexingMap(init), at);
+      Value old = fill ? fill.getInputs()[0]
+                       : memref::LoadOp::create(nb, l, init->get(), indices);
+      memref::StoreOp::create(nb, l, combine(nb, c, old, totals[k]),
+                              init->get(), indices);
+    }
     scf::YieldOp::create(nb, l);
   });
   gpu::TerminatorOp::create(b, loc);
   rewriter.eraseOp(op);
-  if (initialFill)
-    rewriter.eraseOp(initialFill);
+  for (linalg::FillOp fill : initialFills)
+    if (fill)
+      rewriter.eraseOp(fill);
   return success();
 }

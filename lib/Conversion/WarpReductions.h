@@ -12,25 +12,28 @@
 
 namespace bptt {
 
-/// Replaces a reduction `op` (buffers, static sizes, one output of a 32-bit
-/// type combined by one commutative operation with a neutral element: a sum,
-/// product, max or min) by a gpu.launch in which several threads of one warp
-/// reduce each output: each strides through the reduced iterations, then
-/// the threads combine their partial results with shuffles. Fails, leaving
-/// `op` as it is, for anything else or when one thread per output would do
-/// as well (few reduced iterations).
+/// Replaces a reduction `op` (buffers, static sizes, outputs of a 32-bit
+/// type, each combined by one commutative operation with a neutral element:
+/// a sum, product, max or min) by a gpu.launch in which several threads of
+/// one warp reduce each output position: each strides through the reduced
+/// iterations, then the threads combine their partial results with shuffles.
+/// Several outputs (sibling reductions over the same iterations merged into
+/// one op, KernelPreparation) are reduced side by side in the same threads.
+/// Fails, leaving `op` as it is, for anything else or when one thread per
+/// output would do as well (few reduced iterations).
 ///
 /// The reduction order changes (partial results, then a tree), so results
 /// may differ from a sequential sum in the last bits; the order is fixed, so
 /// repeated runs agree bit for bit.
 ///
-/// `initialFill`, if given, is a linalg.fill that writes the output's whole
-/// initial value and that nothing reads before `op`: the kernel then stores
-/// combine(fill value, total) without reading the output, and the fill is
-/// erased with `op`.
+/// `initialFills`, one per output (or empty), hold for each output either
+/// null or a linalg.fill that writes the output's whole initial value and
+/// that nothing reads before `op`: the kernel then stores combine(fill
+/// value, total) without reading the output, and the fill is erased with
+/// `op`.
 mlir::LogicalResult
 lowerToWarpReduction(mlir::RewriterBase &rewriter, mlir::linalg::GenericOp op,
-                     mlir::linalg::FillOp initialFill = nullptr);
+                     llvm::ArrayRef<mlir::linalg::FillOp> initialFills = {});
 
 } // namespace bptt
 

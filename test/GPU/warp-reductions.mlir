@@ -154,3 +154,46 @@ func.func @absorbed_fills(%x: memref<64x128xf32>, %out: memref<64xf32>, %out2: m
   memref.copy %buf, %out2 : memref<64xf32> to memref<64xf32>
   return
 }
+
+// -----
+
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+
+// Two outputs over the same iterations (sibling reductions that
+// KernelPreparation merged: a row's maximum and a dot product with the
+// target) are reduced side by side in one kernel: each thread carries two
+// partial results, each meets its group in five shuffles, and the first
+// thread stores both totals, the first onto its absorbed -inf fill.
+// CHECK-LABEL: func.func @two_outputs(
+// CHECK-SAME:    %[[X:[^:]*]]: memref<64x128xf32>, %[[Y:[^:]*]]: memref<64x128xf32>, %[[MAX:[^:]*]]: memref<64xf32>, %[[DOT:[^:]*]]: memref<64xf32>)
+// CHECK-NOT:     linalg.fill
+// CHECK:         gpu.launch
+// CHECK-DAG:       %[[NEG_INF:.*]] = arith.constant 0xFF800000 : f32
+// CHECK-DAG:       %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK:           scf.for {{.*}} iter_args(%{{.*}} = %[[NEG_INF]], %{{.*}} = %[[ZERO]]) -> (f32, f32)
+// CHECK:             arith.mulf
+// CHECK:             arith.maximumf
+// CHECK:             arith.addf
+// CHECK-COUNT-10:  gpu.shuffle  xor
+// CHECK:           scf.if
+// CHECK:             memref.store %{{.*}}, %[[MAX]][
+// CHECK:             memref.load %[[DOT]][
+// CHECK:             memref.store %{{.*}}, %[[DOT]][
+// CHECK-NOT:     linalg.generic
+func.func @two_outputs(%x: memref<64x128xf32>, %y: memref<64x128xf32>,
+                       %max: memref<64xf32>, %dot: memref<64xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  linalg.fill ins(%ninf : f32) outs(%max : memref<64xf32>)
+  linalg.generic {indexing_maps = [#rows, #rows, #row, #row],
+                  iterator_types = ["parallel", "reduction"]}
+      ins(%x, %y : memref<64x128xf32>, memref<64x128xf32>)
+      outs(%max, %dot : memref<64xf32>, memref<64xf32>) {
+  ^bb0(%a: f32, %b: f32, %m: f32, %d: f32):
+    %nm = arith.maximumf %m, %a : f32
+    %p = arith.mulf %a, %b : f32
+    %nd = arith.addf %d, %p : f32
+    linalg.yield %nm, %nd : f32, f32
+  }
+  return
+}

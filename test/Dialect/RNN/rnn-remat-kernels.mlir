@@ -50,7 +50,12 @@ func.func @train(%h0: tensor<2x3xf32>, %c0: tensor<2x3xf32>, %xs: tensor<5x2x8xf
 // at the end. The loss's adjoint scaled by 1/B stays a host scalar that the
 // elementwise bodies read (no one-element buffer filled for it, which on the
 // GPU would be a one-thread kernel of its own).
+// The softmax's sum of exponentials and the target's logit, two reductions
+// over the same rows of which neither reads the other, are one op with two
+// outputs (KernelPreparation's sibling reductions: one GPU kernel).
 // CHECK-LABEL: func.func private @lstm_backward_kernel(
+// CHECK:       linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]} ins(%{{[^ ]*}} : memref<2x4xf32>)
+// CHECK:       linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]} ins({{.*}}) outs(%{{[^,]*}}, %{{[^ ]*}} : memref<2xf32>, memref<2xf32>)
 // CHECK:       %[[SEED:.*]] = arith.mulf %arg14, %{{.*}} : f32
 // CHECK:       linalg.generic
 // CHECK-NEXT:  ^bb0
@@ -65,6 +70,10 @@ func.func @train(%h0: tensor<2x3xf32>, %c0: tensor<2x3xf32>, %xs: tensor<5x2x8xf
 // CHECK-DAG:   %[[D2:.*]] = memref.subview %[[DGATES]][0, 6] [2, 3]
 // CHECK:       linalg.generic {{.*}} outs(%[[D3]], %arg{{[0-9]+}}, %[[D0]], %[[D1]], %[[D2]], %arg{{[0-9]+}} :
 // CHECK-NOT:   linalg.fill {{.*}} memref<2x12xf32>
+// CHECK-NOT:   memref.copy
+// The two bias gradients, both the column sums of the gates' gradient, are
+// one reduction reading it once and accumulating into both.
+// CHECK:       linalg.generic {{.*}}iterator_types = ["reduction", "parallel"]} ins(%[[DGATES]] : memref<2x12xf32>) outs(%arg{{[0-9]+}}, %arg{{[0-9]+}} :
 // CHECK-NOT:   memref.copy
 // CHECK:       return
 

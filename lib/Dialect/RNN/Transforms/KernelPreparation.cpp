@@ -24,6 +24,7 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
+#include "mlir/Transforms/RegionUtils.h"
 
 using namespace mlir;
 using namespace bptt::rnn;
@@ -346,6 +347,187 @@ struct FuseSharedProducers
   }
 };
 
+/// Whether `v` is available at `point`, hoisting the pure, region-free ops
+/// that define it (and, up to `depth` levels, their operands) above `point`
+/// when they are in its block below it.
+static bool availableAt(Value v, Operation *point, unsigned depth = 3) {
+  Operation *def = v.getDefiningOp();
+  Block *block = point->getBlock();
+  if (!def) {
+    // A block argument: of the point's block or an enclosing one.
+    Block *owner = cast<BlockArgument>(v).getOwner();
+    for (Operation *p = point; p; p = p->getParentOp())
+      if (p->getBlock() == owner)
+        return true;
+    return false;
+  }
+  if (def->getBlock() != block) {
+    // Defined in an enclosing block, before the op that holds the point.
+    Operation *holder = def->getBlock()->findAncestorOpInBlock(*point);
+    return holder && def->isBeforeInBlock(holder);
+  }
+  if (def->isBeforeInBlock(point))
+    return true;
+  if (depth == 0 || !isMemoryEffectFree(def) || def->getNumRegions() != 0)
+    return false;
+  for (Value operand : def->getOperands())
+    if (!availableAt(operand, point, depth - 1))
+      return false;
+  def->moveBefore(point);
+  return true;
+}
+
+static bool isStaticReduction(linalg::GenericOp g) {
+  return g.hasPureTensorSemantics() && g.getNumReductionLoops() > 0 &&
+         !llvm::any_of(g.getStaticLoopRanges(), ShapedType::isDynamic);
+}
+
+/// Whether `later` depends on `earlier` through the ops of their block.
+static bool dependsOn(Operation *later, Operation *earlier) {
+  SmallVector<Operation *> pending{later};
+  DenseSet<Operation *> seen;
+  while (!pending.empty()) {
+    Operation *op = pending.pop_back_val();
+    if (!seen.insert(op).second)
+      continue;
+    SetVector<Value> used;
+    getUsedValuesDefinedAbove(op->getRegions(), used);
+    used.insert(op->operand_begin(), op->operand_end());
+    for (Value v : used) {
+      Operation *def = v.getDefiningOp();
+      if (!def || def->getBlock() != earlier->getBlock())
+        continue;
+      if (def == earlier)
+        return true;
+      if (earlier->isBeforeInBlock(def))
+        pending.push_back(def);
+    }
+  }
+  return false;
+}
+
+/// One reduction computing both `first`'s and `second`'s outputs, at
+/// `point` (one of them).
+static linalg::GenericOp mergeReductions(linalg::GenericOp first,
+                                         linalg::GenericOp second,
+                                         Operation *point) {
+  OpBuilder b(point);
+  // Inputs: the first's, then those of the second that the first does not
+  // read through the same map (two bias gradients sum the same tensor).
+  SmallVector<Value> inputs(first.getDpsInputs()), inits(first.getDpsInits());
+  SmallVector<AffineMap> maps;
+  for (OpOperand *in : first.getDpsInputOperands())
+    maps.push_back(first.getMatchingIndexingMap(in));
+  SmallVector<unsigned> secondInput;
+  for (OpOperand *in : second.getDpsInputOperands()) {
+    AffineMap map = second.getMatchingIndexingMap(in);
+    unsigned at = 0;
+    while (at < inputs.size() &&
+           !(inputs[at] == in->get() && maps[at] == map))
+      ++at;
+    if (at == inputs.size()) {
+      inputs.push_back(in->get());
+      maps.push_back(map);
+    }
+    secondInput.push_back(at);
+  }
+  llvm::append_range(inits, second.getDpsInits());
+  for (linalg::GenericOp g : {first, second})
+    for (OpOperand &out : g.getDpsInitsMutable())
+      maps.push_back(g.getMatchingIndexingMap(&out));
+  SmallVector<Type> types(first->getResultTypes());
+  llvm::append_range(types, second->getResultTypes());
+  auto merged = linalg::GenericOp::create(
+      b, first.getLoc(), types, inputs, inits, maps,
+      first.getIteratorTypesArray());
+  Block *body = b.createBlock(&merged.getRegion());
+  for (Value v : inputs)
+    body->addArgument(getElementTypeOrSelf(v.getType()), v.getLoc());
+  for (Value v : inits)
+    body->addArgument(getElementTypeOrSelf(v.getType()), v.getLoc());
+  SmallVector<unsigned> firstInput =
+      llvm::to_vector(llvm::seq<unsigned>(0, first.getNumDpsInputs()));
+  unsigned outs = inputs.size();
+  SmallVector<Value> yields;
+  auto cloneBody = [&](linalg::GenericOp g, ArrayRef<unsigned> inputAt,
+                       unsigned outAt) {
+    Block &old = g.getRegion().front();
+    IRMapping m;
+    for (unsigned i = 0; i < g.getNumDpsInputs(); ++i)
+      m.map(old.getArgument(i), body->getArgument(inputAt[i]));
+    for (unsigned i = 0; i < g.getNumDpsInits(); ++i)
+      m.map(old.getArgument(g.getNumDpsInputs() + i),
+            body->getArgument(outAt + i));
+    for (Operation &op : old.without_terminator())
+      b.clone(op, m);
+    for (Value y : old.getTerminator()->getOperands())
+      yields.push_back(m.lookupOrDefault(y));
+  };
+  cloneBody(first, firstInput, outs);
+  cloneBody(second, secondInput, outs + first.getNumDpsInits());
+  linalg::YieldOp::create(b, first.getLoc(), yields);
+  return merged;
+}
+
+/// Sibling reductions: two reductions over the same loops, neither reading
+/// the other's result, become one op with the outputs of both (a softmax
+/// row's maximum and the target's logit; an LSTM's two bias gradients, the
+/// same sums), which the GPU pipeline reduces in one warp-cooperative kernel
+/// (WarpReductions.cpp) instead of two.
+struct MergeSiblingReductions
+    : PassWrapper<MergeSiblingReductions, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(MergeSiblingReductions)
+  void runOnOperation() override {
+    bool merged = true;
+    while (merged) {
+      merged = false;
+      getOperation().walk([&](Block *block) {
+        if (merged)
+          return;
+        SmallVector<linalg::GenericOp> reductions;
+        for (auto g : block->getOps<linalg::GenericOp>())
+          if (isStaticReduction(g))
+            reductions.push_back(g);
+        for (unsigned i = 0; i < reductions.size() && !merged; ++i)
+          for (unsigned j = i + 1; j < reductions.size() && !merged; ++j)
+            merged = tryMerge(reductions[i], reductions[j]);
+      });
+    }
+  }
+
+  static bool tryMerge(linalg::GenericOp first, linalg::GenericOp second) {
+    if (first.getStaticLoopRanges() != second.getStaticLoopRanges() ||
+        first.getIteratorTypesArray() != second.getIteratorTypesArray() ||
+        dependsOn(second, first))
+      return false;
+    // At the second op, if the first's results are used only after it;
+    // else at the first, if the second's operands can be made available
+    // there.
+    Operation *point = nullptr;
+    if (llvm::all_of(first->getUsers(), [&](Operation *user) {
+          return user->getBlock() == second->getBlock() &&
+                 second->isBeforeInBlock(user);
+        })) {
+      point = second;
+    } else {
+      SetVector<Value> used;
+      getUsedValuesDefinedAbove(second->getRegions(), used);
+      used.insert(second->operand_begin(), second->operand_end());
+      if (!llvm::all_of(used,
+                        [&](Value v) { return availableAt(v, first); }))
+        return false;
+      point = first;
+    }
+    linalg::GenericOp merged = mergeReductions(first, second, point);
+    unsigned n = first->getNumResults();
+    first->replaceAllUsesWith(merged->getResults().take_front(n));
+    second->replaceAllUsesWith(merged->getResults().drop_front(n));
+    first->erase();
+    second->erase();
+    return true;
+  }
+};
+
 /// The pre-bufferization steps that are not upstream passes.
 struct PrepareSlices
     : PassWrapper<PrepareSlices, OperationPass<func::FuncOp>> {
@@ -372,6 +554,8 @@ void bptt::rnn::addKernelFusionPasses(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(std::make_unique<FuseSharedProducers>());
   pm.addNestedPass<func::FuncOp>(createCanonicalizerPass());
   pm.addNestedPass<func::FuncOp>(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(std::make_unique<MergeSiblingReductions>());
+  pm.addNestedPass<func::FuncOp>(createCanonicalizerPass());
   pm.addNestedPass<func::FuncOp>(std::make_unique<PrepareSlices>());
   pm.addPass(bufferization::createEmptyTensorEliminationPass());
 }
