@@ -27,20 +27,22 @@ func.func @train(%h0: tensor<2x3xf32>, %c0: tensor<2x3xf32>, %xs: tensor<5x2x8xf
 // accumulate there; the four gate slices are views of it, not copies. c' and
 // h' = o * tanh(c') are one op with two results, though c' is also a new
 // state (KernelPreparation's shared-producer fusion). The output layer and
-// the loss are not here (the backward step recomputes them). The only copies
-// left are the incoming state, which the backward step needs.
+// the loss are not here (the backward step recomputes them). The incoming
+// state, which the backward step needs, is saved by the same op: it passes
+// c_{t-1} (which it reads for c') and h_{t-1} through to the slot, no copies.
 // CHECK-LABEL: func.func private @lstm_forward_kernel(
 // CHECK:       linalg.generic {{.*}} ins(%arg5, %arg6 : {{.*}}) outs(%[[GATES:arg[0-9]+]] : memref<2x12xf32
 // CHECK:       linalg.matmul ins(%{{.*}}, %arg3 : {{.*}}) outs(%[[GATES]] :
 // CHECK-NEXT:  linalg.matmul ins(%arg0, %arg4 : {{.*}}) outs(%[[GATES]] :
 // CHECK-NOT:   memref.copy %{{.*}}, %[[GATES]]
 // CHECK-NOT:   linalg.broadcast
-// CHECK:       linalg.generic {{.*}} outs(%{{[^:]*}}, %{{[^:]*}} : memref<2x3xf32, {{.*}}>, memref<2x3xf32, {{.*}}>)
+// CHECK:       linalg.generic {{.*}} ins({{.*}}, %arg1, %arg0 : {{.*}}) outs(%{{[^,]*}}, %{{[^,]*}}, %arg{{[0-9]+}}, %arg{{[0-9]+}} : memref<2x3xf32, {{.*}}>, memref<2x3xf32, {{.*}}>, memref<2x3xf32, {{.*}}>, memref<2x3xf32, {{.*}}>)
+// CHECK-NEXT:  ^bb0(%{{[^:]*}}: f32, %{{[^:]*}}: f32, %{{[^:]*}}: f32, %{{[^:]*}}: f32, %[[C:[^:]*]]: f32, %[[H:[^:]*]]: f32,
+// CHECK:         linalg.yield %{{.*}}, %{{.*}}, %[[C]], %[[H]] : f32, f32, f32, f32
 // CHECK-NOT:   linalg.generic
 // CHECK-NOT:   linalg.matmul
-// CHECK:       memref.copy %arg1, %arg
-// CHECK-NEXT:  memref.copy %arg0, %arg
-// CHECK-NEXT:  return
+// CHECK-NOT:   memref.copy
+// CHECK:       return
 
 // Backward: the gradient of the gates is assembled slice by slice with no
 // zero fill under it, each slice computed in place (one op computes all four

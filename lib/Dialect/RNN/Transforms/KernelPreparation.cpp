@@ -623,6 +623,87 @@ static Value viewedBuffer(Value v) {
   return v;
 }
 
+/// Whether every use of `arg` reads it: an input of a linalg op, or the
+/// source of a copy.
+static bool onlyRead(BlockArgument arg) {
+  return llvm::all_of(arg.getUses(), [](OpOperand &use) {
+    Operation *user = use.getOwner();
+    if (auto copy = dyn_cast<memref::CopyOp>(user))
+      return use.get() == copy.getSource() && use.get() != copy.getTarget();
+    auto linalgOp = dyn_cast<linalg::LinalgOp>(user);
+    return linalgOp && linalgOp.isDpsInput(&use);
+  });
+}
+
+void bptt::rnn::foldCopiesIntoElementwise(func::FuncOp fn) {
+  if (fn.isExternal())
+    return;
+  Block &body = fn.getBody().front();
+  SmallVector<memref::CopyOp> copies(body.getOps<memref::CopyOp>());
+  for (memref::CopyOp copy : copies) {
+    auto in = dyn_cast<BlockArgument>(copy.getSource());
+    auto out = dyn_cast<BlockArgument>(copy.getTarget());
+    auto type = dyn_cast<MemRefType>(copy.getSource().getType());
+    if (!in || !out || in.getOwner() != &body || out.getOwner() != &body ||
+        !out.hasOneUse() || !onlyRead(in) || !type || !type.hasStaticShape())
+      continue;
+    // The last elementwise op over exactly the copy's shape before it, else
+    // the first after it: the copy may move, nothing else touching either
+    // buffer.
+    linalg::GenericOp host;
+    for (auto g : body.getOps<linalg::GenericOp>()) {
+      if (!g.hasPureBufferSemantics() ||
+          g.getNumLoops() != g.getNumParallelLoops() ||
+          g.getStaticLoopRanges() != SmallVector<int64_t>(type.getShape()))
+        continue;
+      if (!host || g->isBeforeInBlock(copy))
+        host = g;
+      if (!g->isBeforeInBlock(copy))
+        break;
+    }
+    if (!host)
+      continue;
+    OpBuilder b(host);
+    SmallVector<Value> inputs(host.getDpsInputs()), inits(host.getDpsInits());
+    SmallVector<AffineMap> maps;
+    for (OpOperand *input : host.getDpsInputOperands())
+      maps.push_back(host.getMatchingIndexingMap(input));
+    AffineMap identity = b.getMultiDimIdentityMap(type.getRank());
+    // An input the op already reads the same way (c_{t-1}, which c' reads)
+    // passes through from there.
+    std::optional<unsigned> reused;
+    for (OpOperand *input : host.getDpsInputOperands())
+      if (input->get() == in && host.getMatchingIndexingMap(input) == identity)
+        reused = input->getOperandNumber();
+    if (!reused) {
+      inputs.push_back(in);
+      maps.push_back(identity);
+    }
+    for (OpOperand &init : host.getDpsInitsMutable())
+      maps.push_back(host.getMatchingIndexingMap(&init));
+    inits.push_back(out);
+    maps.push_back(identity);
+    auto folded = linalg::GenericOp::create(b, host.getLoc(), TypeRange(),
+                                            inputs, inits, maps,
+                                            host.getIteratorTypesArray());
+    Region &region = folded.getRegion();
+    region.takeBody(host.getRegion());
+    Block &inner = region.front();
+    Type element = type.getElementType();
+    BlockArgument value =
+        reused ? inner.getArgument(*reused)
+               : inner.insertArgument(host.getNumDpsInputs(), element,
+                                      copy.getLoc());
+    inner.addArgument(element, copy.getLoc());
+    Operation *yield = inner.getTerminator();
+    SmallVector<Value> yielded(yield->getOperands());
+    yielded.push_back(value);
+    yield->setOperands(yielded);
+    host.erase();
+    copy.erase();
+  }
+}
+
 void bptt::rnn::writeSlicesInPlace(func::FuncOp fn) {
   if (fn.isExternal())
     return;

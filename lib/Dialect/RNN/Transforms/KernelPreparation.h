@@ -36,6 +36,13 @@ void writeResultsInPlace(mlir::func::FuncOp fn,
 /// empty-tensor elimination leaves to copies: an LSTM's gate gradients.)
 void writeSlicesInPlace(mlir::func::FuncOp fn);
 
+/// After bufferization: `memref.copy %in, %out` of an argument the function
+/// only reads into an out-parameter nothing else in it touches becomes one
+/// more input and output of an elementwise op of the same shape, which
+/// passes the value through (an LSTM forward step saving h_{t-1} and c_{t-1}
+/// in its slot: with c' and h', one kernel instead of three).
+void foldCopiesIntoElementwise(mlir::func::FuncOp fn);
+
 /// Drops `memref.copy %arg[in], %arg[out]` for each (in, out) pair whose
 /// out-parameter is only that copy: the caller passes the same buffer for
 /// both, the accumulator was updated in place, and the copy is a no-op.

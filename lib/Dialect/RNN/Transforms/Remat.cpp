@@ -271,6 +271,9 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
     for (func::FuncOp fn : {projected, single, batched})
       if (fn)
         writeSlicesInPlace(fn);
+    for (func::FuncOp fn : {f, projected})
+      if (fn)
+        foldCopiesIntoElementwise(fn);
   }
   OpBuilder into(cell);
   into.setInsertionPointAfter(bwd);
