@@ -72,14 +72,20 @@ func.func @train_all(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<
 // The cell and its tensor-level functions are gone; the bufferized kernels
 // write their results into out-parameters. The forward kernel computes the
 // step proper, without the loss: the backward kernel recomputes the loss part
-// from the new state and returns the step's loss.
+// from the new state and adds the step's loss to the running total (its last
+// argument) where it computes it.
 // CHECK-NOT:   rnn.cell
 // CHECK-LABEL: func.func private @elman_forward_kernel(
 // CHECK-SAME:    memref<2x3xf64, strided<[?, ?], offset: ?>>) {
 // CHECK-NOT:     arith.mulf
 // CHECK:         return{{$}}
 // CHECK-LABEL: func.func private @elman_backward_kernel(
-// CHECK-SAME:    -> f64
+// CHECK-SAME:    %[[TOTAL:[^:]*]]: memref<f64>) {
+// CHECK:         %[[STEP:.*]] = arith.mulf %{{.*}}, %cst{{.*}} : f64
+// CHECK-NEXT:    %[[OLD:.*]] = memref.load %[[TOTAL]][] : memref<f64>
+// CHECK-NEXT:    %[[NEW:.*]] = arith.addf %[[OLD]], %[[STEP]] : f64
+// CHECK-NEXT:    memref.store %[[NEW]], %[[TOTAL]][] : memref<f64>
+// CHECK:         return{{$}}
 
 // The request becomes a call on buffers of its tensors.
 // CHECK-LABEL: func.func @train(
@@ -88,18 +94,18 @@ func.func @train_all(%h0: tensor<2x3xf64>, %xs: tensor<16x2x4xf64>, %wx: tensor<
 // CHECK:         memref.load
 
 // Each step of a schedule is one call of a wrapper that slices x_t and calls
-// the kernel; a forward step is counted, a backward step adds its loss.
+// the kernel; a forward step is counted, a backward step passes the loss
+// total to the kernel.
 // CHECK-LABEL: func.func private @train_bptt_forward_step(
 // CHECK:         memref.subview
 // CHECK:         call @elman_forward_kernel(
 // CHECK-NOT:     arith.addf
 // CHECK:         return
 // CHECK-LABEL: func.func private @train_bptt_backward_step(
-// CHECK-SAME:    %[[STEPLOSS:[^:]*]]: memref<f64>, %{{[^:]*}}: index,
-// CHECK:         %[[L:.*]] = call @elman_backward_kernel(
-// CHECK:         %[[SUM:.*]] = memref.load %[[STEPLOSS]][]
-// CHECK:         %[[NEW:.*]] = arith.addf %[[SUM]], %[[L]] : f64
-// CHECK:         memref.store %[[NEW]], %[[STEPLOSS]][]
+// CHECK-SAME:    %[[LOSS:[^:]*]]: memref<f64>, %{{[^:]*}}: index,
+// CHECK:         call @elman_backward_kernel({{.*}}, %[[LOSS]]) :
+// CHECK-NOT:     arith.addf
+// CHECK:         return
 
 // CHECK-LABEL: func.func @train_bptt(
 // CHECK-SAME:    %[[H0:[^:]*]]: memref<2x3xf64>, %[[XS:[^:]*]]: memref<4x2x4xf64>,

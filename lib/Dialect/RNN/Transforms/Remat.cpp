@@ -92,6 +92,31 @@ struct Kernels {
   int64_t projectionRows = 0;
 };
 
+/// The backward kernel's one result after bufferization, the step's loss,
+/// becomes `total += loss` on a new last argument, right where the loss is
+/// computed: the sum is the same as the caller's would be, and on the GPU it
+/// joins the one-thread kernel that computes the loss instead of being one
+/// more kernel per step.
+static void addLossToTotal(func::FuncOp g) {
+  Block &entry = g.getBody().front();
+  auto ret = cast<func::ReturnOp>(entry.getTerminator());
+  Value stepLoss = ret.getOperand(ret.getNumOperands() - 1);
+  BlockArgument total = entry.addArgument(
+      MemRefType::get({}, stepLoss.getType()), g.getLoc());
+  OpBuilder b(ret);
+  if (Operation *def = stepLoss.getDefiningOp();
+      def && def->getBlock() == &entry)
+    b.setInsertionPointAfter(def);
+  else
+    b.setInsertionPointToStart(&entry);
+  Value sum = arith::AddFOp::create(
+      b, g.getLoc(), memref::LoadOp::create(b, g.getLoc(), total), stepLoss);
+  memref::StoreOp::create(b, g.getLoc(), sum, total);
+  ret->eraseOperand(ret.getNumOperands() - 1);
+  g.setFunctionType(FunctionType::get(g.getContext(), entry.getArgumentTypes(),
+                                      ret.getOperandTypes()));
+}
+
 /// Bufferizes @c_forward and @c_backward into @c_forward_kernel and
 /// @c_backward_kernel. Only the backward step's incoming state gradient and
 /// parameter-gradient accumulators may be updated in place. With `chunk` >= 1
@@ -111,6 +136,16 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
                             << cell.getSymName() << " is missing";
   Kernels k;
   unsigned numStates = cell.getNumStates(), numParams = cell.getNumParams();
+  // rnn-differentiate's signature: (d states, d x, d params, loss).
+  unsigned expected = numStates + 1 + numParams + 1;
+  if (bwd.isExternal() || bwd.getNumResults() != expected ||
+      !isa<FloatType>(bwd.getResultTypes().back()))
+    return cell.emitError()
+           << "rnn-remat: the backward function @" << bwd.getSymName()
+           << " of cell @" << cell.getSymName() << " returns "
+           << bwd.getNumResults() << " value(s); expected " << expected
+           << ": the state gradients, the input's, the parameters' and the "
+              "step's loss last (rnn-differentiate's signature)";
   llvm::append_range(k.stateTypes, cell.getStateTypes());
   for (Type t : fwd.getResultTypes().drop_front(numStates + 1))
     k.savedTypes.push_back(t);
@@ -274,6 +309,7 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
     for (func::FuncOp fn : {f, projected})
       if (fn)
         foldCopiesIntoElementwise(fn);
+    addLossToTotal(g);
   }
   OpBuilder into(cell);
   into.setInsertionPointAfter(bwd);
@@ -1039,13 +1075,9 @@ void ScheduleEmitter::backwardBody(Value step, ValueRange states,
     args.push_back(castTo(inputAt(step, dxs), type.getInput(a++)));
   for (Value v : dparams)
     args.push_back(castTo(v, type.getInput(a++)));
-  // The one result left after bufferization: the step's loss.
-  Value stepLoss = func::CallOp::create(b, loc, k.backward, args).getResult(0);
-  memref::StoreOp::create(
-      b, loc,
-      arith::AddFOp::create(b, loc, memref::LoadOp::create(b, loc, loss),
-                            stepLoss),
-      loss);
+  // The running loss, to which the step adds its own (addLossToTotal).
+  args.push_back(castTo(loss, type.getInput(a++)));
+  func::CallOp::create(b, loc, k.backward, args);
 }
 
 
