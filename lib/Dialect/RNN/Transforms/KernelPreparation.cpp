@@ -224,6 +224,16 @@ struct AccumulateProducts
   }
 };
 
+/// Whether every user of `producer` other than `consumer` comes after
+/// `consumer` in its block: a fused op put in the consumer's place may then
+/// take over the producer's results.
+static bool usersFollow(Operation *producer, Operation *consumer) {
+  return llvm::all_of(producer->getUsers(), [&](Operation *user) {
+    return user == consumer || (user->getBlock() == consumer->getBlock() &&
+                                consumer->isBeforeInBlock(user));
+  });
+}
+
 /// Elementwise fusion where the producer has other uses too (an LSTM's c',
 /// a new state that h' = o * tanh(c') reads): the fused op also yields the
 /// producer's results and takes over all their uses, so the chain is one
@@ -247,11 +257,7 @@ struct FuseSharedProducer : OpRewritePattern<linalg::GenericOp> {
         continue;
       // The fused op takes the consumer's place, so the producer's other
       // users must come after it.
-      if (!llvm::all_of(producer->getUsers(), [&](Operation *user) {
-            return user == consumer ||
-                   (user->getBlock() == consumer->getBlock() &&
-                    consumer->isBeforeInBlock(user));
-          }))
+      if (!usersFollow(producer, consumer))
         continue;
       FailureOr<linalg::ElementwiseOpFusionResult> fused =
           linalg::fuseElementwiseOps(rewriter, &operand);
@@ -297,11 +303,7 @@ struct InitIntoInput : OpRewritePattern<linalg::GenericOp> {
           !producer.getIndexingMapMatchingResult(
                        cast<OpResult>(init.get())).isPermutation())
         continue;
-      if (!llvm::all_of(producer->getUsers(), [&](Operation *user) {
-            return user == consumer ||
-                   (user->getBlock() == consumer->getBlock() &&
-                    consumer->isBeforeInBlock(user));
-          }))
+      if (!usersFollow(producer, consumer))
         continue;
       if (llvm::any_of(consumer->getOpOperands(), [&](OpOperand &other) {
             return &other != &init && other.get().getDefiningOp() == producer;
