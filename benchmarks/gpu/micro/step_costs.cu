@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -213,6 +214,46 @@ int main() {
     cublasLtMatrixLayoutDestroy(lb);
     cublasLtMatrixLayoutDestroy(lc);
     cublasLtMatmulDescDestroy(desc);
+  }
+  // Direct launches (no graph), as bptt-gpu-run runs T = 100,000: the host
+  // time each call takes to enqueue, and the GPU time of the batch, for a
+  // small kernel and for two of the products.
+  auto direct = [&](const char *what, auto call) {
+    const int calls = 2000;
+    for (int i = 0; i < 50; ++i)
+      call();
+    CHECK(cudaStreamSynchronize(s));
+    cudaEvent_t a, b;
+    CHECK(cudaEventCreate(&a));
+    CHECK(cudaEventCreate(&b));
+    CHECK(cudaEventRecord(a, s));
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < calls; ++i)
+      call();
+    double host = std::chrono::duration<double, std::micro>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+    CHECK(cudaEventRecord(b, s));
+    CHECK(cudaEventSynchronize(b));
+    float gpu;
+    CHECK(cudaEventElapsedTime(&gpu, a, b));
+    std::printf("direct %s: host %.2f us per call, batch %.2f us per call\n",
+                what, host / calls, gpu * 1000 / calls);
+  };
+  direct("kernel n=131072", [&] { launchStep(false, p, q, 131072, s); });
+  for (const Gemm &g : {Gemm{2048, 64, 512, false, false},
+                        Gemm{512, 64, 2048, true, false},
+                        Gemm{2048, 64, 128, false, false}}) {
+    int lda = g.ta ? g.k : g.m, ldb = g.tb ? g.n : g.k;
+    char what[64];
+    std::snprintf(what, sizeof(what), "gemm m=%d n=%d k=%d", g.m, g.n, g.k);
+    direct(what, [&] {
+      CHECK_BLAS(cublasGemmEx(blas, g.ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                              g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, g.m, g.n, g.k,
+                              &one, p, CUDA_R_32F, lda, q, CUDA_R_32F, ldb,
+                              &one, r, CUDA_R_32F, g.m, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+    });
   }
   std::printf("done\n");
   return 0;
