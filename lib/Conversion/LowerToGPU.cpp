@@ -34,6 +34,8 @@
 #include "PipelineSteps.h"
 #include "WarpReductions.h"
 
+#include "mlir/Transforms/RegionUtils.h"
+
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -649,6 +651,90 @@ struct HostIslandsPass
       if (failed(isolate(*block, placement)))
         return signalPassFailure();
     }
+    SmallVector<gpu::LaunchOp> islands;
+    module.walk([&](gpu::LaunchOp l) {
+      if (l->hasAttr(kIslandAttr))
+        islands.push_back(l);
+    });
+    for (gpu::LaunchOp island : islands)
+      appendToOneWriter(island);
+    // The markers have served.
+    module.walk([&](gpu::LaunchOp l) {
+      l->removeAttr(kIslandAttr);
+      l->removeAttr(bptt::kOneWriterAttr);
+    });
+  }
+
+  static constexpr char kIslandAttr[] = "bptt.island";
+
+  /// The memrefs `op` loads from, stores to or otherwise reads (`written`
+  /// gets those it may write).
+  static void accessedMemrefs(Operation *op, DenseSet<Value> &accessed,
+                              DenseSet<Value> &written) {
+    op->walk([&](Operation *inner) {
+      for (Value v : inner->getOperands())
+        if (isa<MemRefType>(v.getType())) {
+          accessed.insert(v);
+          if (!isa<memref::LoadOp>(inner))
+            written.insert(v);
+        }
+    });
+  }
+
+  /// A one-thread kernel right after a reduction whose single writing
+  /// thread ends it (a loss summed over the batch, then scaled and added to
+  /// the running total) runs in that thread instead, after its stores: one
+  /// kernel less. Only when the island reads nothing the reduction's other
+  /// threads write and touches nothing the reduction reads.
+  static void appendToOneWriter(gpu::LaunchOp island) {
+    Operation *prev = island->getPrevNode();
+    SmallVector<Operation *> between;
+    while (prev && !isa<gpu::LaunchOp>(prev) && isMemoryEffectFree(prev) &&
+           prev->getNumRegions() == 0) {
+      between.push_back(prev);
+      prev = prev->getPrevNode();
+    }
+    auto writer = dyn_cast_or_null<gpu::LaunchOp>(prev);
+    if (!writer || !writer->hasAttr(bptt::kOneWriterAttr))
+      return;
+    Block &writerBody = writer.getBody().front();
+    auto last = dyn_cast_or_null<scf::IfOp>(
+        writerBody.getTerminator()->getPrevNode());
+    if (!last || !last.getElseRegion().empty())
+      return;
+    Block &islandBody = island.getBody().front();
+    if (llvm::any_of(islandBody.getArguments(),
+                     [](BlockArgument a) { return !a.use_empty(); }))
+      return;
+    DenseSet<Value> writerAccessed, writerWritten, islandAccessed,
+        islandWritten, results;
+    accessedMemrefs(writer, writerAccessed, writerWritten);
+    accessedMemrefs(island, islandAccessed, islandWritten);
+    DenseSet<Value> dummy;
+    accessedMemrefs(last, results, dummy);
+    for (Value v : islandAccessed) {
+      if (!writerAccessed.contains(v))
+        continue;
+      // Shared: only what the writing thread itself stores, read back.
+      if (islandWritten.contains(v) || !results.contains(v))
+        return;
+    }
+    // Values the island uses from outside must be there before the writer.
+    SetVector<Value> used;
+    getUsedValuesDefinedAbove(island.getBody(), used);
+    for (Value v : used) {
+      Operation *def = v.getDefiningOp();
+      if (def && def->getBlock() == island->getBlock() &&
+          writer->isBeforeInBlock(def) && !llvm::is_contained(between, def))
+        return;
+    }
+    for (Operation *op : llvm::reverse(between))
+      op->moveBefore(writer);
+    Operation *yield = last.getThenRegion().front().getTerminator();
+    for (Operation &op : llvm::make_early_inc_range(islandBody))
+      if (!isa<gpu::TerminatorOp>(op))
+        op.moveBefore(yield);
+    island->erase();
   }
 
   /// Whether `op` reads or writes device memory from the host.
@@ -772,6 +858,7 @@ struct HostIslandsPass
     }
     Value one = arith::ConstantIndexOp::create(b, loc, 1);
     auto launch = gpu::LaunchOp::create(b, loc, one, one, one, one, one, one);
+    launch->setAttr(kIslandAttr, b.getUnitAttr());
     Block &body = launch.getBody().front();
     OpBuilder inner = OpBuilder::atBlockEnd(&body);
     auto terminator = gpu::TerminatorOp::create(inner, loc);

@@ -178,6 +178,10 @@ bptt::lowerToWarpReduction(RewriterBase &rewriter, linalg::GenericOp op,
       rewriter, loc, index(rewriter, blocks), index(rewriter, 1),
       index(rewriter, 1), index(rewriter, threads), index(rewriter, 1),
       index(rewriter, 1));
+  // One output position: one thread, in one block, writes everything, last
+  // (bptt-gpu-host-islands may append a one-thread kernel's work there).
+  if (numOutputs == 1)
+    launch->setAttr(kOneWriterAttr, rewriter.getUnitAttr());
   Block &kernel = launch.getBody().front();
   rewriter.setInsertionPointToEnd(&kernel);
   OpBuilder &b = rewriter;

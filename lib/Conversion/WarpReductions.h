@@ -31,6 +31,10 @@ namespace bptt {
 /// that nothing reads before `op`: the kernel then stores combine(fill
 /// value, total) without reading the output, and the fill is erased with
 /// `op`.
+/// The unit attribute of a reduction's gpu.launch in which a single thread
+/// writes the results, in the scf.if that ends the kernel body.
+inline constexpr char kOneWriterAttr[] = "bptt.one_writer";
+
 mlir::LogicalResult
 lowerToWarpReduction(mlir::RewriterBase &rewriter, mlir::linalg::GenericOp op,
                      llvm::ArrayRef<mlir::linalg::FillOp> initialFills = {});
