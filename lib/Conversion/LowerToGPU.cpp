@@ -667,16 +667,16 @@ struct HostIslandsPass
 
   static constexpr char kIslandAttr[] = "bptt.island";
 
-  /// The memrefs `op` loads from, stores to or otherwise reads (`written`
-  /// gets those it may write).
+  /// The memrefs `op` loads from, stores to or otherwise uses (`written`,
+  /// if given, gets those it may write: all but loads').
   static void accessedMemrefs(Operation *op, DenseSet<Value> &accessed,
-                              DenseSet<Value> &written) {
+                              DenseSet<Value> *written = nullptr) {
     op->walk([&](Operation *inner) {
       for (Value v : inner->getOperands())
         if (isa<MemRefType>(v.getType())) {
           accessed.insert(v);
-          if (!isa<memref::LoadOp>(inner))
-            written.insert(v);
+          if (written && !isa<memref::LoadOp>(inner))
+            written->insert(v);
         }
     });
   }
@@ -706,12 +706,10 @@ struct HostIslandsPass
     if (llvm::any_of(islandBody.getArguments(),
                      [](BlockArgument a) { return !a.use_empty(); }))
       return;
-    DenseSet<Value> writerAccessed, writerWritten, islandAccessed,
-        islandWritten, results;
-    accessedMemrefs(writer, writerAccessed, writerWritten);
-    accessedMemrefs(island, islandAccessed, islandWritten);
-    DenseSet<Value> dummy;
-    accessedMemrefs(last, results, dummy);
+    DenseSet<Value> writerAccessed, islandAccessed, islandWritten, results;
+    accessedMemrefs(writer, writerAccessed);
+    accessedMemrefs(island, islandAccessed, &islandWritten);
+    accessedMemrefs(last, results);
     for (Value v : islandAccessed) {
       if (!writerAccessed.contains(v))
         continue;

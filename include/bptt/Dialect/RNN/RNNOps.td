@@ -90,6 +90,11 @@ def RNN_CellOp : RNN_Op<"cell", [
 
     /// Bytes of one copy of the hidden state (all state tensors together).
     int64_t getStateBytes();
+
+    /// Clones the body's ops (not the terminator) at `b`'s insertion point,
+    /// through `mapping` (which must map the block arguments), as plain code:
+    /// an rnn.stop_gradient is not cloned, its result maps to its operand.
+    void cloneBodyInto(::mlir::OpBuilder &b, ::mlir::IRMapping &mapping);
   }];
 
   let hasCustomAssemblyFormat = 1;

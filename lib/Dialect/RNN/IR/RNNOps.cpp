@@ -3,6 +3,7 @@
 #include "bptt/Dialect/RNN/RNNOps.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/OpImplementation.h"
 #include "mlir/Interfaces/FunctionImplementation.h"
 #include "llvm/ADT/STLExtras.h"
@@ -88,6 +89,15 @@ int64_t CellOp::getStateBytes() {
   for (Type t : getStateTypes())
     bytes += *storageBytes(t); // the verifier requires static tensors
   return bytes;
+}
+
+void CellOp::cloneBodyInto(OpBuilder &b, IRMapping &mapping) {
+  for (Operation &op : getBody().front().without_terminator()) {
+    if (auto stop = dyn_cast<StopGradientOp>(op))
+      mapping.map(stop.getResult(), mapping.lookupOrDefault(stop.getInput()));
+    else
+      b.clone(op, mapping);
+  }
 }
 
 ParseResult CellOp::parse(OpAsmParser &parser, OperationState &result) {

@@ -1057,12 +1057,7 @@ LogicalResult CellDifferentiator::run(SymbolTable &symbols) {
   IRMapping mapping;
   mapping.map(body.getArguments(), forwardEntry->getArguments());
   OpBuilder fb = OpBuilder::atBlockEnd(forwardEntry);
-  for (Operation &op : body.without_terminator()) {
-    if (auto stop = dyn_cast<StopGradientOp>(op))
-      mapping.map(stop.getResult(), mapping.lookup(stop.getInput()));
-    else
-      fb.clone(op, mapping);
-  }
+  cell.cloneBodyInto(fb, mapping);
   SmallVector<Value> returned;
   for (Value v : yield.getOperands())
     returned.push_back(mapping.lookup(v));

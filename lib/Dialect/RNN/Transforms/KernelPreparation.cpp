@@ -505,11 +505,9 @@ struct MergeSiblingReductions
     // At the second op, if the first's results are used only after it;
     // else at the first, if the second's operands can be made available
     // there.
+    // (The second does not use the first: dependsOn.)
     Operation *point = nullptr;
-    if (llvm::all_of(first->getUsers(), [&](Operation *user) {
-          return user->getBlock() == second->getBlock() &&
-                 second->isBeforeInBlock(user);
-        })) {
+    if (usersFollow(first, second)) {
       point = second;
     } else {
       SetVector<Value> used;

@@ -92,6 +92,16 @@ struct Kernels {
   int64_t projectionRows = 0;
 };
 
+/// `fn` (one block) no longer returns its result `index`; its type follows
+/// the entry block (whose arguments the caller may have extended).
+static void eraseReturned(func::FuncOp fn, unsigned index) {
+  Block &entry = fn.getBody().front();
+  Operation *ret = entry.getTerminator();
+  ret->eraseOperand(index);
+  fn.setFunctionType(FunctionType::get(
+      fn.getContext(), entry.getArgumentTypes(), ret->getOperandTypes()));
+}
+
 /// The backward kernel's one result after bufferization, the step's loss,
 /// becomes `total += loss` on a new last argument, right where the loss is
 /// computed: the sum is the same as the caller's would be, and on the GPU it
@@ -112,9 +122,7 @@ static void addLossToTotal(func::FuncOp g) {
   Value sum = arith::AddFOp::create(
       b, g.getLoc(), memref::LoadOp::create(b, g.getLoc(), total), stepLoss);
   memref::StoreOp::create(b, g.getLoc(), sum, total);
-  ret->eraseOperand(ret.getNumOperands() - 1);
-  g.setFunctionType(FunctionType::get(g.getContext(), entry.getArgumentTypes(),
-                                      ret.getOperandTypes()));
+  eraseReturned(g, ret.getNumOperands() - 1);
 }
 
 /// Bufferizes @c_forward and @c_backward into @c_forward_kernel and
@@ -158,23 +166,14 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
   f.setSymName((cell.getSymName() + "_forward_kernel").str());
   // A forward step computes the step proper: the loss comes from the
   // backward step (rnn-differentiate), so the loss part goes with it.
-  {
-    Operation *ret = f.getBody().front().getTerminator();
-    ret->eraseOperand(numStates);
-    f.setFunctionType(FunctionType::get(ctx, f.getArgumentTypes(),
-                                        ret->getOperandTypes()));
-  }
+  eraseReturned(f, numStates);
   g.setSymName((cell.getSymName() + "_backward_kernel").str());
   // dx is the result after the state gradients; unreturned, what computes
   // it (an LSTM's dgates·W_ih, a product per step) is dead code that the
   // fusion passes' canonicalization removes.
   k.inputGradient = inputGradient;
-  if (!inputGradient) {
-    Operation *ret = g.getBody().front().getTerminator();
-    ret->eraseOperand(numStates);
-    g.setFunctionType(FunctionType::get(ctx, g.getArgumentTypes(),
-                                        ret->getOperandTypes()));
-  }
+  if (!inputGradient)
+    eraseReturned(g, numStates);
   unsigned numDx = inputGradient ? 1 : 0;
   auto readOnly = b.getNamedAttr("bufferization.writable", b.getBoolAttr(false));
   auto inputsReadOnly = [&](func::FuncOp fn) {
@@ -1520,12 +1519,7 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
                    body.getArguments().drop_front(numStates + 1),
                    op.getParams()))
             m.map(arg, param);
-          for (Operation &inner : body.without_terminator()) {
-            if (auto stop = dyn_cast<StopGradientOp>(inner))
-              m.map(stop.getResult(), m.lookupOrDefault(stop.getInput()));
-            else
-              nb.clone(inner, m);
-          }
+          cell.cloneBodyInto(nb, m);
           auto yield = cast<YieldOp>(body.getTerminator());
           SmallVector<Value> next;
           for (unsigned s = 0; s < numStates; ++s)
