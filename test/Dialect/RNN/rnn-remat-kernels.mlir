@@ -63,8 +63,12 @@ func.func @train(%h0: tensor<2x3xf32>, %c0: tensor<2x3xf32>, %xs: tensor<5x2x8xf
 // CHECK-NEXT:  ^bb0
 // CHECK-NEXT:    arith.negf %[[SEED]]
 // The softmax's row maximum is stopped (rnn.stop_gradient): nothing routes a
-// gradient back to the arg-max.
+// gradient back to the arg-max. The logits' gradient (the target part, onto
+// which the softmax part accumulates, and the per-row scale before both) is
+// that one op: the next op is the product that takes it back to h'.
 // CHECK-NOT:   arith.cmpf
+// CHECK-NOT:   linalg.generic
+// CHECK:       linalg.matmul
 // CHECK:       %[[DGATES:.*]] = memref.alloc() {{.*}} : memref<2x12xf32>
 // CHECK-DAG:   %[[D3:.*]] = memref.subview %[[DGATES]][0, 9] [2, 3]
 // CHECK-DAG:   %[[D0:.*]] = memref.subview %[[DGATES]][0, 0] [2, 3]
