@@ -5,7 +5,9 @@
 // percentage of store-all. Counters: forward steps of the plan (its cost)
 // and per step, whether it is exact, the planner's own tables in MiB, the
 // number of actions and the most slots live at once; the label names the
-// method ("levels", "revolve", "dp"). Run with benchmarks/run-planner-benchmark.sh.
+// method ("levels", "hulls", "revolve", "dp"). The deep grids give the budget
+// in basis points (0.01%) of store-all: there steps run three times or more.
+// Run with benchmarks/run-planner-benchmark.sh.
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,9 +20,9 @@
 using namespace bptt::planner;
 
 static void planChain(benchmark::State &state, Strategy strategy,
-                      bool fastPath) {
+                      bool fastPath, double perUnit = 100.0) {
   int64_t T = state.range(0);
-  double fraction = state.range(1) / 100.0;
+  double fraction = state.range(1) / perUnit;
   Chain chain = Chain::uniform(T, 2 * 64 * 512 * 4, 8 * 64 * 512 * 4);
   int64_t budget = static_cast<int64_t>(fraction * chain.storeAllBytes());
   PlannerOptions options;
@@ -109,6 +111,13 @@ static void planISM(benchmark::State &state) {
 static void planHSM(benchmark::State &state) {
   planChain(state, Strategy::HSM, true);
 }
+/// Budgets in basis points of store-all.
+static void planMSMDeep(benchmark::State &state) {
+  planChain(state, Strategy::MSM, true, 10000.0);
+}
+static void planISMDeep(benchmark::State &state) {
+  planChain(state, Strategy::ISM, true, 10000.0);
+}
 /// The plain dynamic program, for comparison where it is affordable.
 static void planMSMPlainDP(benchmark::State &state) {
   planChain(state, Strategy::MSM, false);
@@ -126,6 +135,19 @@ static void planMSMPlainDP(benchmark::State &state) {
 PLANNER_GRID(planMSM);
 PLANNER_GRID(planISM);
 PLANNER_GRID(planHSM);
+// Small budgets for the chain length: from the working set plus a few
+// states (T = 10,000 at 0.05%: 5 MiB, 12 hidden states) to where two
+// sweeps suffice again (0.25% at T = 100,000, 0.7% at T = 10,000).
+#define DEEP_GRID(fn)                                                          \
+  BENCHMARK(fn)                                                                \
+      ->ArgNames({"T", "bp"})                                                  \
+      ->ArgsProduct({{10000}, {5, 10, 20, 30, 50, 60, 70}})                    \
+      ->ArgsProduct({{100000}, {1, 3, 5, 10, 15, 20, 25}})                     \
+      ->Unit(benchmark::kMillisecond)                                          \
+      ->Iterations(1)
+
+DEEP_GRID(planMSMDeep);
+DEEP_GRID(planISMDeep);
 BENCHMARK(planMSMPlainDP)
     ->ArgNames({"T", "pct"})
     ->ArgsProduct({{1000}, {1, 5, 10, 25, 50}})

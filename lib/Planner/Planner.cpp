@@ -614,6 +614,47 @@ private:
 // Uniform chains, MSM and ISM: level sets of the excess over the lower bound
 //===----------------------------------------------------------------------===//
 
+/// The uniform recurrence's parameters, in memory units, shared by the two
+/// exact fast methods below: T steps, M units free, |h| = h and |s| = s
+/// units, and which moves the strategy allows.
+struct UniformRecurrence {
+  UniformRecurrence(const Chain &chain, Strategy strategy, int64_t unit,
+                    int64_t capacity)
+      : T(chain.steps), M(capacity),
+        h(llvm::divideCeil(chain.hidden(1), unit)),
+        s(llvm::divideCeil(chain.internal(1), unit)),
+        allowHidden(strategy != Strategy::ISM),
+        allowInternal(strategy != Strategy::HSM), needD(allowHidden) {
+    // As SegmentSolver: a C segment with no room for any state runs direct.
+    smallestItem = std::numeric_limits<int64_t>::max();
+    if (T > 1) {
+      if (allowHidden)
+        smallestItem = std::min(smallestItem, h);
+      if (allowInternal)
+        smallestItem = std::min(smallestItem, s);
+    }
+  }
+
+  /// Internal states that fit with m units free, the start's slot included
+  /// when the segment may free it (D).
+  int64_t K(bool freeable, int64_t m) const {
+    if (!allowInternal)
+      return 0;
+    return (freeable ? m + h : m) / s;
+  }
+  /// No schedule of L steps costs less (docs/planner.md).
+  int64_t lowerBound(bool freeable, int64_t L, int64_t m) const {
+    return std::max(L, 2 * L - K(freeable, m) - 1);
+  }
+
+  int64_t T, M, h, s;
+  bool allowHidden, allowInternal;
+  /// D (a freeable start) is reached through hidden moves only: ISM needs
+  /// C alone, and C's internal move alone.
+  bool needD;
+  int64_t smallestItem;
+};
+
 /// Exact C and D of a uniform chain without tabulating them over (L, m).
 ///
 /// With K internal states fitting in a segment's free memory (K = m / s for
@@ -649,24 +690,11 @@ private:
 /// Cost: sum over levels j of O(j * M) (the max-plus convolution over j1;
 /// the inner maximum over j2 is precomputed per level as G), memory
 /// 6 x (J+1) x (M+1) cells of 4 bytes, J the excess of the whole chain.
-class UniformLevels {
+class UniformLevels : UniformRecurrence {
 public:
   UniformLevels(const Chain &chain, Strategy strategy, int64_t unit,
                 int64_t capacity)
-      : T(chain.steps), M(capacity),
-        h(llvm::divideCeil(chain.hidden(1), unit)),
-        s(llvm::divideCeil(chain.internal(1), unit)),
-        allowHidden(strategy != Strategy::ISM),
-        allowInternal(strategy != Strategy::HSM), needD(allowHidden) {
-    // As SegmentSolver: a C segment with no room for any state runs direct.
-    smallestItem = std::numeric_limits<int64_t>::max();
-    if (T > 1) {
-      if (allowHidden)
-        smallestItem = std::min(smallestItem, h);
-      if (allowInternal)
-        smallestItem = std::min(smallestItem, s);
-    }
-  }
+      : UniformRecurrence(chain, strategy, unit, capacity) {}
 
   /// Builds levels until the whole chain is covered. False if that would
   /// take more than `maxWork` inner-loop steps or `maxCells` cells per array.
@@ -760,14 +788,6 @@ private:
     return std::min(a + b, kInfinite);
   }
 
-  int64_t K(bool freeable, int64_t m) const {
-    if (!allowInternal)
-      return 0;
-    return (freeable ? m + h : m) / s;
-  }
-  int64_t lowerBound(bool freeable, int64_t L, int64_t m) const {
-    return std::max(L, 2 * L - K(freeable, m) - 1);
-  }
   /// The least level j with L <= N_j(m) (N grows with j), or kInfinite.
   int64_t excessOf(bool freeable, int64_t L, int64_t m) const {
     const Table &N = freeable ? ND : NC;
@@ -892,16 +912,375 @@ private:
     }
   }
 
-  int64_t T, M, h, s;
-  bool allowHidden, allowInternal;
-  /// D (a freeable start) is reached through hidden moves only: ISM needs
-  /// C alone, and C's internal move alone.
-  bool needD;
-  int64_t smallestItem;
   int64_t levels = 0, stride = 0;
   /// N_j(m) of C and D, and the left-part reaches G of the internal and
   /// hidden moves of C and D; [j][m], capped at T.
   Table NC, ND, GIC, GHC, GID, GHD;
+};
+
+//===----------------------------------------------------------------------===//
+// Uniform chains, MSM and ISM: dense tables, split scans cut by convex hulls
+//===----------------------------------------------------------------------===//
+
+/// Exact C and D of a uniform chain where the level sets would take too long
+/// (the chain's excess is large: steps run three times or more). It fills the
+/// plain recurrence's tables, C(L, m) and D(L, m) for every length and memory
+/// level, but instead of scanning every split y it scans only the few that a
+/// convex lower bound cannot rule out.
+///
+/// A split at y costs f(y) = y + X(y') + R(L - y), X the segment's own table
+/// at y' = y (hidden) or y - 1 (internal) and R the right part's (D at m - h
+/// or C at m - s). X and R are not convex in the length (their increments
+/// alternate where hidden and internal states mix), but their lower convex
+/// hulls X^ and R^ bound them from below, and g(y) = y + X^(y') + R^(L - y)
+/// is convex in y. So once a split of cost c is known, every split that can
+/// do better lies in the interval {y : g(y) <= c - 1}: walk to g's minimum
+/// (it moves little from one length to the next), try it, then scan outwards
+/// while g allows, tightening c as cheaper splits are found. Nothing is
+/// assumed about the tables; the hulls are computed from them (the current
+/// row's incrementally, as its lengths are filled), and every comparison is
+/// in exact integer arithmetic, so the tables equal the plain program's.
+/// Measured on the benchmark's LSTM chain: a few splits per cell instead of
+/// up to L.
+///
+/// Memory: (M + 1) x (T + 1) cells of 4 bytes per table (costs saturate at
+/// 2^31 - 1, which only segments no optimal schedule uses reach), plus the
+/// hull vertices of every row.
+class UniformHulls : UniformRecurrence {
+public:
+  UniformHulls(const Chain &chain, Strategy strategy, int64_t unit,
+               int64_t capacity)
+      : UniformRecurrence(chain, strategy, unit, capacity) {}
+
+  /// Cells of the tables (4 bytes each).
+  static double cells(int64_t T, int64_t M, Strategy strategy) {
+    return double(T + 1) * double(M + 1) *
+           (strategy == Strategy::ISM ? 1.0 : 2.0);
+  }
+
+  /// Fills the tables. False if they would exceed `maxCells` or the whole
+  /// chain's cost does not fit the cells' 31 bits.
+  bool solve(int64_t maxCells) {
+    if (T < 1 || T >= kCap ||
+        cells(T, M, allowHidden ? Strategy::MSM : Strategy::ISM) >
+            double(maxCells))
+      return false;
+    size_t rowCells = static_cast<size_t>(T + 1);
+    C.assign(rowCells * static_cast<size_t>(M + 1), 0);
+    if (needD)
+      D.assign(rowCells * static_cast<size_t>(M + 1), 0);
+    hullC.reserve(static_cast<size_t>(M + 1));
+    if (needD)
+      hullD.reserve(static_cast<size_t>(M + 1));
+    for (int64_t m = 0; m <= M; ++m)
+      fillRow(m);
+    return get(false, T, M) < kCap;
+  }
+
+  int64_t tableBytes() const {
+    size_t vertices = 0;
+    for (const auto &rows : {&hullC, &hullD})
+      for (const auto &hull : *rows)
+        vertices += hull.size();
+    return static_cast<int64_t>((C.size() + D.size()) * sizeof(int32_t) +
+                                vertices * sizeof(Vertex));
+  }
+
+  int64_t hiddenUnits(int64_t) const { return h; }
+  int64_t internalUnits(int64_t) const { return s; }
+
+  /// The first decision the plain dynamic program takes for segment
+  /// (s0, e0): direct, else last-internal, else the least split y that
+  /// attains the optimum, hidden before internal. Attaining splits satisfy
+  /// g(y) <= cost with the rows' full hulls, an interval around g's minimum,
+  /// so only that interval is scanned.
+  Choice best(int64_t s0, int64_t e0, int64_t m, StartKind kind,
+              int64_t) const {
+    bool freeable = kind == StartKind::Hidden;
+    int64_t L = e0 - s0;
+    int64_t target = get(freeable, L, m);
+    if (L + get(freeable, L - 1, m) == target)
+      return {double(target), ChoiceKind::Direct, e0};
+    if (freeable && allowInternal && L > 1 && m + h - s >= 0 &&
+        1 + get(false, L - 1, m + h - s) == target)
+      return {double(target), ChoiceKind::LastInternal, s0 + 1};
+    if (!freeable && m < smallestItem)
+      return {double(target), ChoiceKind::Direct, e0};
+    int64_t hiddenSplit = kNone, internalSplit = kNone;
+    if (allowHidden && m >= h)
+      hiddenSplit = leastSplit(Split{freeable, true, m, L, hullOf(freeable, m),
+                                     hullOf(true, m - h)},
+                               target);
+    if (allowInternal && m >= s)
+      internalSplit = leastSplit(Split{freeable, false, m, L,
+                                       hullOf(freeable, m),
+                                       hullOf(false, m - s)},
+                                 target);
+    assert((hiddenSplit != kNone || internalSplit != kNone) &&
+           "no split attains the table's optimum");
+    if (hiddenSplit <= internalSplit)
+      return {double(target), ChoiceKind::Hidden, s0 + hiddenSplit};
+    return {double(target), ChoiceKind::Internal, s0 + internalSplit};
+  }
+
+  /// C(L, m) or D(L, m) in forward steps (saturated at 2^31 - 1).
+  int64_t get(bool freeable, int64_t L, int64_t m) const {
+    if (L <= 0)
+      return 0;
+    const std::vector<int32_t> &table = freeable ? D : C;
+    return table[static_cast<size_t>(m * (T + 1) + L)];
+  }
+
+private:
+  static constexpr int64_t kCap = std::numeric_limits<int32_t>::max();
+  static constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
+
+  /// A vertex of a row's lower convex hull: length and cost.
+  struct Vertex {
+    int32_t x, v;
+  };
+  using Hull = std::vector<Vertex>;
+
+  /// Piece of `hull` whose span holds x (and [x, x + 1] when x is not the
+  /// last vertex): the largest i <= n - 2 with hull[i].x <= x, moved from
+  /// `hint` (the cursors below move x by one at a time).
+  static size_t piece(const Hull &hull, int64_t x, size_t hint) {
+    size_t last = hull.size() - 2;
+    size_t i = std::min(hint, last);
+    auto search = [&](size_t lo, size_t hi) { // in [lo, hi]
+      return static_cast<size_t>(
+                 std::upper_bound(hull.begin() + lo, hull.begin() + hi + 1, x,
+                                  [](int64_t v, const Vertex &w) {
+                                    return v < w.x;
+                                  }) -
+                 hull.begin()) -
+             1;
+    };
+    // Near moves step, far ones (a new cell) search.
+    if (hull[i].x > x) {
+      if (i >= 8 && hull[i - 8].x > x)
+        return search(0, i - 8);
+      while (hull[i].x > x)
+        --i;
+      return i;
+    }
+    if (i + 8 <= last && hull[i + 8].x <= x)
+      return search(i + 8, last);
+    while (i < last && hull[i + 1].x <= x)
+      ++i;
+    return i;
+  }
+
+  /// The value of a hull piece at x: whole + frac / den, 0 <= frac < den.
+  /// (Costs are below 2^31 and lengths below 2^31, so every product here
+  /// fits 64 bits.)
+  struct Value {
+    int64_t whole, frac, den;
+  };
+  static Value valueAt(const Hull &hull, size_t i, int64_t x) {
+    const Vertex &a = hull[i], &b = hull[i + 1];
+    int64_t dx = int64_t(b.x) - a.x, rise = (int64_t(b.v) - a.v) * (x - a.x);
+    if (dx == 1 || rise == 0)
+      return {a.v + rise / dx, 0, 1};
+    // Rows never fall with the length, so rise >= 0; floor anyway.
+    int64_t q = rise / dx, r = rise % dx;
+    if (r < 0)
+      --q, r += dx;
+    return {a.v + q, r, dx};
+  }
+
+  /// One split move of one cell: f(y) = y + X(y') + R(L - y) for y in
+  /// [1, L - 1], y' = y (hidden) or y - 1 (internal), with the hulls of the
+  /// left row (X at m) and of the right part's row.
+  struct Split {
+    bool freeable; // X is D (else C)
+    bool hidden;   // R is D at m - h (else C at m - s)
+    int64_t m, L;
+    const Hull *left, *right;
+    size_t leftHint = 0, rightHint = 0;
+  };
+
+  int64_t leftAt(const Split &sp, int64_t y) const {
+    return sp.hidden ? y : y - 1;
+  }
+  /// The split's exact cost f(y).
+  int64_t splitCost(const Split &sp, int64_t y) const {
+    int64_t rightM = sp.hidden ? sp.m - h : sp.m - s;
+    return y + get(sp.freeable, leftAt(sp, y), sp.m) +
+           get(sp.hidden, sp.L - y, rightM);
+  }
+  /// g(y + 1) >= g(y): the bound no longer falls after y.
+  bool boundRisesAfter(Split &sp, int64_t y) const {
+    int64_t xl = leftAt(sp, y), xr = sp.L - y - 1;
+    sp.leftHint = piece(*sp.left, xl, sp.leftHint);
+    sp.rightHint = piece(*sp.right, xr, sp.rightHint);
+    const Vertex &l0 = (*sp.left)[sp.leftHint], &l1 = (*sp.left)[sp.leftHint + 1];
+    const Vertex &r0 = (*sp.right)[sp.rightHint],
+                 &r1 = (*sp.right)[sp.rightHint + 1];
+    // 1 + slope(left) - slope(right) >= 0, denominators cleared.
+    int64_t dxl = int64_t(l1.x) - l0.x, dxr = int64_t(r1.x) - r0.x;
+    return dxl * dxr + (int64_t(l1.v) - l0.v) * dxr -
+               (int64_t(r1.v) - r0.v) * dxl >=
+           0;
+  }
+  /// g(y) > bound: used with bound = (the best cost known) - 1, so no split
+  /// at y costs less (f >= g and costs are whole), nor any beyond y away
+  /// from g's minimum (g is convex).
+  bool boundExceeds(Split &sp, int64_t y, int64_t bound) const {
+    int64_t xl = leftAt(sp, y), xr = sp.L - y;
+    sp.leftHint = piece(*sp.left, xl, sp.leftHint);
+    sp.rightHint = piece(*sp.right, xr, sp.rightHint);
+    Value a = valueAt(*sp.left, sp.leftHint, xl);
+    Value b = valueAt(*sp.right, sp.rightHint, xr);
+    // g = y + a.whole + b.whole + (a.frac / a.den + b.frac / b.den), the
+    // fractions summing to less than 2.
+    int64_t gap = bound - y - a.whole - b.whole;
+    if (gap < 0)
+      return true;
+    if (gap >= 2)
+      return false;
+    if (gap == 0)
+      return a.frac > 0 || b.frac > 0;
+    return a.frac * b.den + b.frac * a.den > a.den * b.den;
+  }
+  /// The least minimiser of g in [1, L - 1], walked from `from`.
+  int64_t minimum(Split &sp, int64_t from) const {
+    int64_t y = std::clamp<int64_t>(from, 1, sp.L - 1);
+    while (y > 1 && boundRisesAfter(sp, y - 1))
+      --y;
+    while (y < sp.L - 1 && !boundRisesAfter(sp, y))
+      ++y;
+    return y;
+  }
+  /// Lowers `best` to the cheapest split that beats it, scanning outwards
+  /// from g's minimum y0 while g(y) <= best - 1.
+  void improve(Split &sp, int64_t y0, int64_t &best, int64_t floor) const {
+    // g's minimum itself leaves no room: the usual case.
+    if (best <= floor || boundExceeds(sp, y0, best - 1))
+      return;
+    for (int64_t y = y0 + 1; y < sp.L && best > floor; ++y) {
+      if (boundExceeds(sp, y, best - 1))
+        break;
+      best = std::min(best, splitCost(sp, y));
+    }
+    for (int64_t y = y0 - 1; y >= 1 && best > floor; --y) {
+      if (boundExceeds(sp, y, best - 1))
+        break;
+      best = std::min(best, splitCost(sp, y));
+    }
+  }
+  /// The least y with f(y) = target, or kNone.
+  int64_t leastSplit(Split sp, int64_t target) const {
+    if (sp.L < 2)
+      return kNone;
+    // g's least minimiser by bisection on the sign of its difference.
+    int64_t lo = 1, hi = sp.L - 1;
+    while (lo < hi) {
+      int64_t mid = (lo + hi) / 2;
+      sp.leftHint = piece(*sp.left, leftAt(sp, mid), sp.left->size());
+      sp.rightHint = piece(*sp.right, sp.L - mid - 1, sp.right->size());
+      if (boundRisesAfter(sp, mid))
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    if (boundExceeds(sp, lo, target))
+      return kNone;
+    int64_t first = lo;
+    while (first > 1 && !boundExceeds(sp, first - 1, target))
+      --first;
+    for (int64_t y = first; y < sp.L; ++y) {
+      if (y > lo && boundExceeds(sp, y, target))
+        break;
+      if (splitCost(sp, y) == target)
+        return y;
+    }
+    return kNone;
+  }
+
+  const Hull *hullOf(bool freeable, int64_t m) const {
+    return &(freeable ? hullD : hullC)[static_cast<size_t>(m)];
+  }
+  static void extend(Hull &hull, int64_t x, int64_t v) {
+    while (hull.size() >= 2) {
+      const Vertex &a = hull[hull.size() - 2], &b = hull.back();
+      // b on or above the line from a to (x, v): not a vertex.
+      if (__int128(int64_t(b.v) - a.v) * (x - a.x) >=
+          __int128(v - a.v) * (int64_t(b.x) - a.x))
+        hull.pop_back();
+      else
+        break;
+    }
+    hull.push_back({static_cast<int32_t>(x), static_cast<int32_t>(v)});
+  }
+
+  /// Row m of C (and D), every length in order: a cell reads shorter cells
+  /// of its own row and whole rows of less memory.
+  void fillRow(int64_t m) {
+    int32_t *rowC = &C[static_cast<size_t>(m * (T + 1))];
+    int32_t *rowD = needD ? &D[static_cast<size_t>(m * (T + 1))] : nullptr;
+    Hull prefixC{{0, 0}}, prefixD{{0, 0}};
+    bool fitsHidden = allowHidden && m >= h;
+    bool fitsInternal = allowInternal && m >= s;
+    // The splits' walks, and their hull cursors, start where the previous
+    // length's minimum was.
+    int64_t from[2][2] = {{1, 1}, {1, 1}};
+    size_t hints[2][2][2] = {};
+    auto cell = [&](bool freeable, int64_t L) -> int64_t {
+      int32_t *row = freeable ? rowD : rowC;
+      if (!freeable && m < smallestItem)
+        return std::min(L * (L + 1) / 2, kCap);
+      if (allowInternal && m >= (L - 1) * s)
+        return L;
+      int64_t best = L + row[L - 1];
+      if (freeable && allowInternal && L > 1 && m + h - s >= 0)
+        best = std::min(best, 1 + get(false, L - 1, m + h - s));
+      int64_t floor = lowerBound(freeable, L, m);
+      if (L < 2 || best <= floor)
+        return std::min(best, kCap);
+      Hull &prefix = freeable ? prefixD : prefixC;
+      Split splits[2];
+      int n = 0;
+      if (fitsHidden)
+        splits[n++] = Split{freeable, true, m, L, &prefix, hullOf(true, m - h)};
+      if (fitsInternal)
+        splits[n++] =
+            Split{freeable, false, m, L, &prefix, hullOf(false, m - s)};
+      int64_t y0[2];
+      for (int i = 0; i < n; ++i) {
+        Split &sp = splits[i];
+        int64_t &start = from[freeable][sp.hidden];
+        sp.leftHint = hints[freeable][sp.hidden][0];
+        sp.rightHint = hints[freeable][sp.hidden][1];
+        y0[i] = start = minimum(sp, start);
+        hints[freeable][sp.hidden][0] = sp.leftHint;
+        hints[freeable][sp.hidden][1] = sp.rightHint;
+        best = std::min(best, splitCost(sp, y0[i]));
+      }
+      for (int i = 0; i < n; ++i)
+        improve(splits[i], y0[i], best, floor);
+      return std::min(best, kCap);
+    };
+    for (int64_t L = 1; L <= T; ++L) {
+      rowC[L] = static_cast<int32_t>(cell(false, L));
+      extend(prefixC, L, rowC[L]);
+      if (needD) {
+        rowD[L] = static_cast<int32_t>(cell(true, L));
+        extend(prefixD, L, rowD[L]);
+      }
+    }
+    prefixC.shrink_to_fit();
+    hullC.push_back(std::move(prefixC));
+    if (needD) {
+      prefixD.shrink_to_fit();
+      hullD.push_back(std::move(prefixD));
+    }
+  }
+
+  /// C(L, m) and D(L, m) at [m * (T + 1) + L].
+  std::vector<int32_t> C, D;
+  /// Lower convex hull of each whole row, by m.
+  std::vector<Hull> hullC, hullD;
 };
 
 //===----------------------------------------------------------------------===//
@@ -1201,31 +1580,46 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
                          : std::gcd(chain.hidden(1), chain.internal(1));
       int64_t capacity = slotBytes / unit;
       UniformLevels levels(chain, strategy, unit, capacity);
-      // The levels' work grows with the square of the chain's excess, which
-      // is large when the budget is small for the chain length; the plain
-      // program's with its cells times its split scans (up to T). Both are
-      // exact: give the levels about the plain program's work (at least 2^20
-      // steps), then fall through to it. Also when the levels would take
-      // more cells than the plain program may (a budget of very many units).
-      // Measured: a level step takes 0.7-1 ns, a plain cell T x 2-4 ns where
-      // the excess is large; in level steps, the plain program's work is
-      // then about 2 T^2 M x 2.
-      int64_t plainCapacity =
-          slotBytes / std::gcd(chain.hidden(1), chain.internal(1));
-      double plainWork =
-          4.0 * double(T + 1) * double(plainCapacity + 1) * double(T);
-      plainWork = std::min(plainWork, 0x1p62);
-      int64_t levelWork = options.maxLevelWork >= 0
-                              ? options.maxLevelWork
-                              : std::max(int64_t(plainWork), int64_t(1) << 20);
+      using Method = PlannerOptions::UniformMethod;
+      // Both exact. The levels' work grows with the square of the chain's
+      // excess, which is large when the budget is small for the chain length
+      // (steps run three times or more); the hull-cut tables' with their
+      // cells, T x M, at a few splits each. Give the levels about the tables'
+      // time, then fill the tables.
+      // Measured: a level step takes 0.7-1 ns, a hull-cut cell 30-100 ns.
+      // The tables' cells take 4 bytes, the plain program's 8. They may take
+      // twice the plain program's memory (1 GiB at the default limit): T =
+      // 100,000 needs that between 0.09% and 0.25% of store-all for the
+      // benchmark's LSTM, where no other exact method finishes in minutes.
+      double maxHullCells = 8.0 * double(options.maxTableCells);
+      double hullCells = UniformHulls::cells(T, capacity, strategy);
+      int64_t levelWork =
+          options.uniformMethod == Method::Levels
+              ? std::numeric_limits<int64_t>::max()
+          : options.maxLevelWork >= 0
+              ? options.maxLevelWork
+              : std::max(int64_t(64.0 * std::min(hullCells, maxHullCells)),
+                         int64_t(1) << 20);
       // The level arrays together may take what the plain program's two
       // tables may.
-      if (levels.solve(levelWork, 2 * options.maxTableCells)) {
+      if (options.uniformMethod != Method::Hulls &&
+          levels.solve(levelWork, 2 * options.maxTableCells)) {
         result.memoryUnit = unit;
         result.tableBytes = levels.tableBytes();
         result.method = "levels";
         emitSegments(chain, levels, em, T, capacity);
         break;
+      }
+      if (options.uniformMethod != Method::Levels &&
+          hullCells <= maxHullCells) {
+        UniformHulls hulls(chain, strategy, unit, capacity);
+        if (hulls.solve(int64_t(maxHullCells))) {
+          result.memoryUnit = unit;
+          result.tableBytes = hulls.tableBytes();
+          result.method = "hulls";
+          emitSegments(chain, hulls, em, T, capacity);
+          break;
+        }
       }
       // State sizes with a small common divisor make very many memory
       // levels (|h| = 1 MiB and |s| = 4,260,864 B: a 1 KiB unit, 400,000
@@ -1241,6 +1635,25 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
           result.memoryUnit = coarseUnit;
           result.tableBytes = coarse.tableBytes();
           result.method = "levels (coarse units)";
+          result.exact = false;
+          emitSegments(chain, coarse, em, T, coarseCapacity);
+          break;
+        }
+      }
+      // A long chain at a small budget: the exact tables would exceed the
+      // cell limit. Fill them on a multiple of the unit, sizes rounded up
+      // (within the budget, optimal for the rounded sizes, `exact` false).
+      if (options.uniformMethod != Method::Levels &&
+          hullCells > maxHullCells) {
+        double rowCells = hullCells / double(capacity + 1);
+        int64_t rows = std::max<int64_t>(int64_t(maxHullCells / rowCells), 2);
+        int64_t coarseUnit = unit * llvm::divideCeil(capacity + 1, rows);
+        int64_t coarseCapacity = slotBytes / coarseUnit;
+        UniformHulls coarse(chain, strategy, coarseUnit, coarseCapacity);
+        if (coarse.solve(int64_t(maxHullCells))) {
+          result.memoryUnit = coarseUnit;
+          result.tableBytes = coarse.tableBytes();
+          result.method = "hulls (coarse units)";
           result.exact = false;
           emitSegments(chain, coarse, em, T, coarseCapacity);
           break;

@@ -81,6 +81,11 @@ static cl::opt<bool> doSweep(
     cl::desc("Trade-off of every strategy over budgets from 1% to 100% of "
              "store-all"),
     cl::cat(category));
+static cl::opt<std::string> methodName(
+    "method",
+    cl::desc("Uniform chains, msm and ism: auto (default), levels, hulls or "
+             "dp (the plain dynamic program); all exact, see docs/planner.md"),
+    cl::init("auto"), cl::cat(category));
 static cl::opt<std::string> svgPath("svg",
                                     cl::desc("With --sweep: the SVG plot path"),
                                     cl::init("bptt-sweep.svg"),
@@ -287,6 +292,7 @@ static void printPlanJson(const Chain &chain, int64_t budget, const Plan &p,
     j.attribute("max_live_slots", p.predicted.maxLiveSlots);
     j.attribute("exact", p.exact);
     j.attribute("memory_unit_bytes", p.memoryUnit);
+    j.attribute("method", p.method);
     j.attribute("planning_seconds", seconds);
     j.attributeObject("forward_runs_histogram", [&] {
       for (auto [runs, count] : forwardRuns(chain, p.actions))
@@ -326,15 +332,24 @@ static void printPlanText(const Chain &chain, int64_t budget, const Plan &p,
        << " (backward cost " << format("%g", p.predicted.backwardCost)
        << ")\n";
   os << "forward runs:   ";
-  for (auto [runs, count] : forwardRuns(chain, p.actions))
-    os << ' ' << count << " step(s) x" << runs;
+  std::map<int64_t, int64_t> runs = forwardRuns(chain, p.actions);
+  // Tiny budgets run steps up to T times: show the ends of the histogram.
+  size_t shown = 0;
+  for (auto [times, count] : runs) {
+    if (runs.size() > 12 && shown == 6)
+      os << " ... (" << runs.size() - 12 << " more)";
+    if (runs.size() <= 12 || shown < 6 || shown >= runs.size() - 6)
+      os << ' ' << count << " step(s) x" << times;
+    ++shown;
+  }
   os << '\n';
   os << "slots at once:   " << p.predicted.maxLiveSlots << '\n';
   os << "optimality:      "
      << (p.exact ? "exact" : "at a coarser memory unit of " +
                                  formatBytes(p.memoryUnit))
      << '\n';
-  os << "planned in:      " << format("%.3f s", seconds) << '\n';
+  os << "planned in:      " << format("%.3f s", seconds) << " (" << p.method
+     << ")\n";
   os << "policy:          "
      << compactPolicy(p.actions, listActions ? SIZE_MAX : 60) << '\n';
   os << "                 (R restore, F forward, K keep s_t, H store h_t, W "
@@ -387,7 +402,17 @@ int main(int argc, char **argv) {
          strategyName + "'");
   int64_t budget = budgetBytes(chain);
   auto start = std::chrono::steady_clock::now();
-  Expected<Plan> p = plan(chain, budget, *strategy);
+  PlannerOptions options;
+  if (methodName == "levels")
+    options.uniformMethod = PlannerOptions::UniformMethod::Levels;
+  else if (methodName == "hulls")
+    options.uniformMethod = PlannerOptions::UniformMethod::Hulls;
+  else if (methodName == "dp")
+    options.uniformFastPath = false;
+  else if (methodName != "auto")
+    fail("--method must be one of auto, levels, hulls, dp; got '" +
+         methodName + "'");
+  Expected<Plan> p = plan(chain, budget, *strategy, options);
   double seconds = std::chrono::duration<double>(
                        std::chrono::steady_clock::now() - start)
                        .count();

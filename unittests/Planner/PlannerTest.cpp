@@ -397,43 +397,49 @@ TEST(PlannerCoarse, UniformFastPathStaysExactUnderTheCellLimit) {
             planOrDie(c, budget, Strategy::MSM, plain).predicted.forwardSteps);
 }
 
-/// The uniform fast path (Revolve's closed form for HSM, the excess level
-/// sets for MSM and ISM) against the plain dynamic program, which the
-/// exhaustive search validates for T <= 12: the same optimal cost and the
-/// same schedule at every budget tried, and every plan valid (plan()
-/// simulates it) and within budget.
+/// The uniform fast paths (Revolve's closed form for HSM; for MSM and ISM
+/// the excess level sets and the hull-cut tables) against the plain dynamic
+/// program, which the exhaustive search validates for T <= 12: the same
+/// optimal cost and the same schedule at every budget tried, and every plan
+/// valid (plan() simulates it) and within budget.
 void crossCheckFastPath(const Chain &c, int64_t budgetStep,
                         const std::string &what) {
   PlannerOptions plain;
   plain.uniformFastPath = false;
-  // The level sets however long they take (by default the plain program
+  // Each fast method however long it takes (by default the plain program
   // plans small problems whose levels would take longer).
-  PlannerOptions levels;
-  levels.maxLevelWork = std::numeric_limits<int64_t>::max();
+  PlannerOptions levels, hulls;
+  levels.uniformMethod = PlannerOptions::UniformMethod::Levels;
+  hulls.uniformMethod = PlannerOptions::UniformMethod::Hulls;
   int64_t lo = c.workingSetBytes(), hi = c.storeAllBytes();
   for (int64_t budget = lo; budget <= hi + 1;
        budget += budget < lo + 12 ? 1 : budgetStep)
     for (Strategy strategy : {Strategy::MSM, Strategy::ISM, Strategy::HSM}) {
-      Plan fast = planOrDie(c, budget, strategy, levels);
       Plan slow = planOrDie(c, budget, strategy, plain);
-      if (c.steps > 0 && budget < hi) {
-        EXPECT_EQ(fast.method,
-                  strategy == Strategy::HSM ? "revolve" : "levels");
-      }
       EXPECT_EQ(slow.method, budget >= hi && strategy != Strategy::HSM
                                  ? "store-all"
                                  : "dp");
-      std::string where = what + " " + stringify(strategy).str() +
-                          " budget " + std::to_string(budget);
-      ASSERT_TRUE(fast.exact && slow.exact) << where;
-      ASSERT_EQ(fast.predicted.forwardSteps, slow.predicted.forwardSteps)
-          << where;
-      EXPECT_DOUBLE_EQ(fast.predicted.forwardCost, slow.predicted.forwardCost)
-          << where;
-      EXPECT_LE(fast.predicted.peakBytes, budget) << where;
-      // Both take the first optimal move in the same order, so the
-      // schedules agree too, not only their cost.
-      EXPECT_EQ(fast.actions, slow.actions) << where;
+      for (const PlannerOptions *options : {&levels, &hulls}) {
+        Plan fast = planOrDie(c, budget, strategy, *options);
+        if (c.steps > 0 && budget < hi) {
+          EXPECT_EQ(fast.method, strategy == Strategy::HSM ? "revolve"
+                                 : options == &levels      ? "levels"
+                                                           : "hulls");
+        }
+        std::string where = what + " " + stringify(strategy).str() +
+                            " budget " + std::to_string(budget) + " " +
+                            fast.method;
+        ASSERT_TRUE(fast.exact && slow.exact) << where;
+        ASSERT_EQ(fast.predicted.forwardSteps, slow.predicted.forwardSteps)
+            << where;
+        EXPECT_DOUBLE_EQ(fast.predicted.forwardCost,
+                         slow.predicted.forwardCost)
+            << where;
+        EXPECT_LE(fast.predicted.peakBytes, budget) << where;
+        // All take the first optimal move in the same order, so the
+        // schedules agree too, not only their cost.
+        EXPECT_EQ(fast.actions, slow.actions) << where;
+      }
     }
 }
 
@@ -471,20 +477,51 @@ TEST(PlannerFastPath, EqualsPlainDynamicProgramDeepRegime) {
   // T = 1000 at 1-3% of store-all on the benchmark's alpha = 4: steps run up
   // to four times, the chain's excess over the two-sweep bound is in the
   // hundreds (856 levels at 1%).
-  PlannerOptions plain, levels;
+  PlannerOptions plain, levels, hulls;
   plain.uniformFastPath = false;
-  levels.maxLevelWork = std::numeric_limits<int64_t>::max();
+  levels.uniformMethod = PlannerOptions::UniformMethod::Levels;
+  hulls.uniformMethod = PlannerOptions::UniformMethod::Hulls;
   Chain c = Chain::uniform(1000, 1, 4);
   for (int percent : {1, 2, 3})
     for (Strategy strategy : {Strategy::MSM, Strategy::ISM}) {
       int64_t budget = c.storeAllBytes() * percent / 100;
-      Plan fast = planOrDie(c, budget, strategy, levels);
       Plan slow = planOrDie(c, budget, strategy, plain);
-      EXPECT_EQ(fast.method, "levels");
-      EXPECT_EQ(fast.predicted.forwardSteps, slow.predicted.forwardSteps)
-          << percent << "% " << stringify(strategy).str();
-      EXPECT_EQ(fast.actions, slow.actions)
-          << percent << "% " << stringify(strategy).str();
+      for (const PlannerOptions *options : {&levels, &hulls}) {
+        Plan fast = planOrDie(c, budget, strategy, *options);
+        EXPECT_EQ(fast.method, options == &levels ? "levels" : "hulls");
+        EXPECT_EQ(fast.predicted.forwardSteps, slow.predicted.forwardSteps)
+            << percent << "% " << stringify(strategy).str() << " "
+            << fast.method;
+        EXPECT_EQ(fast.actions, slow.actions)
+            << percent << "% " << stringify(strategy).str() << " "
+            << fast.method;
+      }
+    }
+}
+
+TEST(PlannerFastPath, HullsWhereStepsRunManyTimes) {
+  // T = 3000 at 0.2% and 0.3% of store-all: steps run 3.5 to 8.3 times on
+  // average, where the level sets' work (the square of the excess) is
+  // largest (0.5-1.5 s each, the hull-cut tables 3-30 ms). The two exact
+  // fast methods agree, schedule for schedule, and by default the hull-cut
+  // tables plan.
+  PlannerOptions levels;
+  levels.uniformMethod = PlannerOptions::UniformMethod::Levels;
+  Chain c = Chain::uniform(3000, 1, 4);
+  for (double percent : {0.2, 0.3})
+    for (Strategy strategy : {Strategy::MSM, Strategy::ISM}) {
+      int64_t budget =
+          static_cast<int64_t>(double(c.storeAllBytes()) * percent / 100);
+      Plan byDefault = planOrDie(c, budget, strategy);
+      Plan byLevels = planOrDie(c, budget, strategy, levels);
+      std::string where =
+          std::to_string(percent) + "% " + stringify(strategy).str();
+      EXPECT_EQ(byDefault.method, "hulls") << where;
+      EXPECT_GT(byDefault.predicted.forwardSteps, 3 * 3000) << where;
+      EXPECT_EQ(byDefault.predicted.forwardSteps,
+                byLevels.predicted.forwardSteps)
+          << where;
+      EXPECT_EQ(byDefault.actions, byLevels.actions) << where;
     }
 }
 

@@ -54,8 +54,8 @@ struct Plan {
   /// methods, or where the bound on the program's work left no room for it.
   int64_t handback = 0;
   /// How the plan was made: "store-all", "chen", "revolve" (closed form),
-  /// "levels" (uniform MSM/ISM level sets) or "dp" (the plain dynamic
-  /// program).
+  /// "levels" (uniform MSM/ISM level sets), "hulls" (uniform MSM/ISM tables
+  /// with hull-cut split scans) or "dp" (the plain dynamic program).
   std::string method;
 };
 
@@ -79,6 +79,12 @@ struct PlannerOptions {
   /// -1 (the default): the plain program's estimated work (4 T^2 M in
   /// level steps), so that the faster of the two exact methods plans.
   int64_t maxLevelWork = -1;
+  /// Uniform chains, MSM and ISM: which exact method plans. Auto tries the
+  /// level sets within `maxLevelWork` (by default about what the hull-cut
+  /// tables would take), then the hull-cut tables, then the plain program;
+  /// the others force one method (tests cross-check them).
+  enum class UniformMethod { Auto, Levels, Hulls };
+  UniformMethod uniformMethod = UniformMethod::Auto;
   /// Uniform chains: when the level sets on the exact memory unit (the gcd
   /// of the state sizes) would exceed the limits, they are tried on this
   /// many memory levels (a coarser unit, sizes rounded up; `Plan::exact`
