@@ -1593,12 +1593,16 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
       // benchmark's LSTM, where no other exact method finishes in minutes.
       double maxHullCells = 8.0 * double(options.maxTableCells);
       double hullCells = UniformHulls::cells(T, capacity, strategy);
+      // When the exact tables do not fit, the levels are tried twice (exact
+      // and on coarse units) before coarse tables: a quarter each.
+      double levelStepsPerCell = hullCells <= maxHullCells ? 64.0 : 16.0;
       int64_t levelWork =
           options.uniformMethod == Method::Levels
               ? std::numeric_limits<int64_t>::max()
           : options.maxLevelWork >= 0
               ? options.maxLevelWork
-              : std::max(int64_t(64.0 * std::min(hullCells, maxHullCells)),
+              : std::max(int64_t(levelStepsPerCell *
+                                 std::min(hullCells, maxHullCells)),
                          int64_t(1) << 20);
       // The level arrays together may take what the plain program's two
       // tables may.
