@@ -1579,6 +1579,16 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
                          ? chain.internal(1)
                          : std::gcd(chain.hidden(1), chain.internal(1));
       int64_t capacity = slotBytes / unit;
+      // Records which solver planned, on what unit, and emits its schedule.
+      auto emitWith = [&](const auto &solver, const char *method,
+                          int64_t solverUnit, int64_t solverCapacity,
+                          bool exact) {
+        result.memoryUnit = solverUnit;
+        result.tableBytes = solver.tableBytes();
+        result.method = method;
+        result.exact = exact;
+        emitSegments(chain, solver, em, T, solverCapacity);
+      };
       UniformLevels levels(chain, strategy, unit, capacity);
       using Method = PlannerOptions::UniformMethod;
       // Both exact. The levels' work grows with the square of the chain's
@@ -1608,20 +1618,14 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
       // tables may.
       if (options.uniformMethod != Method::Hulls &&
           levels.solve(levelWork, 2 * options.maxTableCells)) {
-        result.memoryUnit = unit;
-        result.tableBytes = levels.tableBytes();
-        result.method = "levels";
-        emitSegments(chain, levels, em, T, capacity);
+        emitWith(levels, "levels", unit, capacity, true);
         break;
       }
       if (options.uniformMethod != Method::Levels &&
           hullCells <= maxHullCells) {
         UniformHulls hulls(chain, strategy, unit, capacity);
         if (hulls.solve(int64_t(maxHullCells))) {
-          result.memoryUnit = unit;
-          result.tableBytes = hulls.tableBytes();
-          result.method = "hulls";
-          emitSegments(chain, hulls, em, T, capacity);
+          emitWith(hulls, "hulls", unit, capacity, true);
           break;
         }
       }
@@ -1636,11 +1640,8 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
         int64_t coarseCapacity = slotBytes / coarseUnit;
         UniformLevels coarse(chain, strategy, coarseUnit, coarseCapacity);
         if (coarse.solve(levelWork, 2 * options.maxTableCells)) {
-          result.memoryUnit = coarseUnit;
-          result.tableBytes = coarse.tableBytes();
-          result.method = "levels (coarse units)";
-          result.exact = false;
-          emitSegments(chain, coarse, em, T, coarseCapacity);
+          emitWith(coarse, "levels (coarse units)", coarseUnit,
+                   coarseCapacity, false);
           break;
         }
       }
@@ -1655,11 +1656,8 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
         int64_t coarseCapacity = slotBytes / coarseUnit;
         UniformHulls coarse(chain, strategy, coarseUnit, coarseCapacity);
         if (coarse.solve(int64_t(maxHullCells))) {
-          result.memoryUnit = coarseUnit;
-          result.tableBytes = coarse.tableBytes();
-          result.method = "hulls (coarse units)";
-          result.exact = false;
-          emitSegments(chain, coarse, em, T, coarseCapacity);
+          emitWith(coarse, "hulls (coarse units)", coarseUnit, coarseCapacity,
+                   false);
           break;
         }
       }
