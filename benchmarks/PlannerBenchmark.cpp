@@ -142,7 +142,7 @@ PLANNER_GRID(planHSM);
   BENCHMARK(fn)                                                                \
       ->ArgNames({"T", "bp"})                                                  \
       ->ArgsProduct({{10000}, {5, 10, 20, 30, 50, 60, 70}})                    \
-      ->ArgsProduct({{100000}, {1, 3, 5, 10, 15, 20, 25}})                     \
+      ->ArgsProduct({{100000}, {1, 3, 5, 10, 15, 20, 22, 25}})                 \
       ->Unit(benchmark::kMillisecond)                                          \
       ->Iterations(1)
 

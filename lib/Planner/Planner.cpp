@@ -696,23 +696,77 @@ public:
                 int64_t capacity)
       : UniformRecurrence(chain, strategy, unit, capacity) {}
 
-  /// Builds levels until the whole chain is covered. False if that would
-  /// take more than `maxWork` inner-loop steps or `maxCells` cells per array.
-  bool solve(int64_t maxWork, int64_t maxCells) {
+  /// Builds levels until the whole chain is covered (true), or until going
+  /// on would not pay (false). Going on pays while the levels are foreseen
+  /// to cover the chain within `maxWork` inner-loop steps, or, when the
+  /// levels built are to settle the low-excess cells of the hull-cut tables
+  /// (`settledWorth` > 0, the level steps one settled cell saves there),
+  /// while the last level settled cells worth the next one's work. Never
+  /// more than `maxWork` steps, `maxCells` cells per array, `maxLevels`
+  /// levels.
+  ///
+  /// The foresight: N_j(M) is concave in j (measured: the reach per level
+  /// falls from hundreds of steps to one once steps run three times), so the
+  /// recent reach per level, extrapolated to T, undercounts the levels left
+  /// and the work they take. A deep budget stops after a few levels instead
+  /// of after the whole allowance.
+  bool solve(int64_t maxWork, int64_t maxCells, double settledWorth = 0,
+             int64_t maxLevels = std::numeric_limits<int64_t>::max()) {
     if (T > std::numeric_limits<int32_t>::max())
       return false;
+    int64_t moves = needD ? 2 * ((allowHidden ? 1 : 0) +
+                                 (allowInternal ? 1 : 0) + 1)
+                          : 2;
     int64_t work = 0;
+    double settledByLast = 0;
     while (levels == 0 || at(NC, levels - 1, M) < T) {
-      int64_t moves = needD ? 2 * ((allowHidden ? 1 : 0) +
-                                   (allowInternal ? 1 : 0) + 1)
-                            : 2;
-      work += (levels + 1) * (M + 1) * moves;
+      int64_t j = levels; // the level to build
+      int64_t next = (j + 1) * (M + 1) * moves;
+      bool covers = true;
+      if (j >= 8 && maxWork < std::numeric_limits<int64_t>::max()) {
+        int64_t back = j / 4, reach = at(NC, j - 1, M);
+        double perLevel = double(reach - at(NC, j - 1 - back, M)) / back;
+        double left = perLevel > 0 ? double(T - reach) / perLevel : 1e300;
+        double last = double(j) + left;
+        double forecast = 0.5 * (last * last - double(j) * double(j)) *
+                          double(M + 1) * double(moves);
+        covers = double(work) + forecast <= double(maxWork);
+      }
+      bool settles = j == 0 || settledByLast * settledWorth >= double(next);
+      if (!covers && !settles)
+        return false;
+      work += next;
       int64_t cells = arrays() * std::max(stride, 2 * levels) * (M + 1);
-      if (work > maxWork || (levels + 1 > stride && cells > maxCells))
+      if (work > maxWork || j >= maxLevels ||
+          (levels + 1 > stride && cells > maxCells))
         return false;
       addLevel();
+      settledByLast = 0;
+      for (int64_t m = 0; m <= M; ++m)
+        for (const Table *N : {&NC, &ND}) {
+          if (N == &ND && !needD)
+            continue;
+          settledByLast += at(*N, j, m) - (j > 0 ? at(*N, j - 1, m) : 0);
+        }
     }
     return true;
+  }
+
+  /// The longest segment of memory m whose cost the levels built settle
+  /// (C, or D when freeable): every L up to it, with settledCost().
+  int64_t settledReach(bool freeable, int64_t m) const {
+    return levels == 0 ? 0 : at(freeable ? ND : NC, levels - 1, m);
+  }
+  /// The levels built: an unsettled segment's excess is at least this.
+  int64_t levelsBuilt() const { return levels; }
+  /// cost(freeable, L, m) for L <= settledReach, with L increasing over
+  /// the calls sharing `level` (a cursor over the levels, from 0).
+  int64_t settledCost(bool freeable, int64_t L, int64_t m,
+                      int64_t &level) const {
+    const Table &N = freeable ? ND : NC;
+    while (at(N, level, m) < L)
+      ++level;
+    return lowerBound(freeable, L, m) + level;
   }
 
   int64_t tableBytes() const {
@@ -941,16 +995,30 @@ private:
 /// row's incrementally, as its lengths are filled), and every comparison is
 /// in exact integer arithmetic, so the tables equal the plain program's.
 /// Measured on the benchmark's LSTM chain: a few splits per cell instead of
-/// up to L.
+/// up to L (per split: two slope tests to confirm the walk's minimum, one
+/// bound test, one cost; the walk's hull cursors move with it).
+///
+/// Cells of low excess come from the level sets instead (UniformLevels,
+/// built for a few hundred levels where they cannot finish: while a level
+/// settles cells worth its work): C(L, m) = LB + the least j with
+/// L <= N_j(m) for every L up to N_J(m), and beyond that the excess is at
+/// least J, a higher floor for the splits. At T = 100,000 and 0.2% of
+/// store-all that is a quarter of the cells.
 ///
 /// Memory: (M + 1) x (T + 1) cells of 4 bytes per table (costs saturate at
 /// 2^31 - 1, which only segments no optimal schedule uses reach), plus the
 /// hull vertices of every row.
 class UniformHulls : UniformRecurrence {
 public:
+  /// `settled`, levels built on the same unit and capacity (however few),
+  /// fill the cells within their reach: a low-excess cell costs a lookup
+  /// instead of split scans, and the others start from a higher floor.
   UniformHulls(const Chain &chain, Strategy strategy, int64_t unit,
-               int64_t capacity)
-      : UniformRecurrence(chain, strategy, unit, capacity) {}
+               int64_t capacity, const UniformLevels *settled = nullptr)
+      : UniformRecurrence(chain, strategy, unit, capacity), settled(settled) {
+    if (settled && settled->levelsBuilt() == 0)
+      this->settled = nullptr;
+  }
 
   /// Cells of the tables (4 bytes each).
   static double cells(int64_t T, int64_t M, Strategy strategy) {
@@ -983,7 +1051,8 @@ public:
       for (const auto &hull : *rows)
         vertices += hull.size();
     return static_cast<int64_t>((C.size() + D.size()) * sizeof(int32_t) +
-                                vertices * sizeof(Vertex));
+                                vertices * sizeof(Vertex)) +
+           (settled ? settled->tableBytes() : 0);
   }
 
   int64_t hiddenUnits(int64_t) const { return h; }
@@ -1008,14 +1077,13 @@ public:
       return {double(target), ChoiceKind::Direct, e0};
     int64_t hiddenSplit = kNone, internalSplit = kNone;
     if (allowHidden && m >= h)
-      hiddenSplit = leastSplit(Split{freeable, true, m, L, hullOf(freeable, m),
-                                     hullOf(true, m - h)},
-                               target);
+      hiddenSplit =
+          leastSplit(makeSplit(freeable, true, m, L, hullOf(freeable, m)),
+                     target);
     if (allowInternal && m >= s)
-      internalSplit = leastSplit(Split{freeable, false, m, L,
-                                       hullOf(freeable, m),
-                                       hullOf(false, m - s)},
-                                 target);
+      internalSplit =
+          leastSplit(makeSplit(freeable, false, m, L, hullOf(freeable, m)),
+                     target);
     assert((hiddenSplit != kNone || internalSplit != kNone) &&
            "no split attains the table's optimum");
     if (hiddenSplit <= internalSplit)
@@ -1071,24 +1139,6 @@ private:
     return i;
   }
 
-  /// The value of a hull piece at x: whole + frac / den, 0 <= frac < den.
-  /// (Costs are below 2^31 and lengths below 2^31, so every product here
-  /// fits 64 bits.)
-  struct Value {
-    int64_t whole, frac, den;
-  };
-  static Value valueAt(const Hull &hull, size_t i, int64_t x) {
-    const Vertex &a = hull[i], &b = hull[i + 1];
-    int64_t dx = int64_t(b.x) - a.x, rise = (int64_t(b.v) - a.v) * (x - a.x);
-    if (dx == 1 || rise == 0)
-      return {a.v + rise / dx, 0, 1};
-    // Rows never fall with the length, so rise >= 0; floor anyway.
-    int64_t q = rise / dx, r = rise % dx;
-    if (r < 0)
-      --q, r += dx;
-    return {a.v + q, r, dx};
-  }
-
   /// One split move of one cell: f(y) = y + X(y') + R(L - y) for y in
   /// [1, L - 1], y' = y (hidden) or y - 1 (internal), with the hulls of the
   /// left row (X at m) and of the right part's row.
@@ -1097,66 +1147,136 @@ private:
     bool hidden;   // R is D at m - h (else C at m - s)
     int64_t m, L;
     const Hull *left, *right;
+    /// The rows of X and R, by length.
+    const int32_t *leftRow, *rightRow;
     size_t leftHint = 0, rightHint = 0;
+    /// Where the walk to g's minimum starts (0: search).
+    int64_t from = 0;
   };
+  /// The split of cell (L, m) of C (D when freeable), hidden or internal,
+  /// with the left part's hull `left` (the row's, or its prefix's while the
+  /// row is filled).
+  Split makeSplit(bool freeable, bool hidden, int64_t m, int64_t L,
+                  const Hull *left) const {
+    int64_t rightM = hidden ? m - h : m - s;
+    return Split{freeable,        hidden,
+                 m,               L,
+                 left,            hullOf(hidden, rightM),
+                 rowOf(freeable, m), rowOf(hidden, rightM)};
+  }
+  const int32_t *rowOf(bool freeable, int64_t m) const {
+    return &(freeable ? D : C)[static_cast<size_t>(m * (T + 1))];
+  }
 
   int64_t leftAt(const Split &sp, int64_t y) const {
     return sp.hidden ? y : y - 1;
   }
   /// The split's exact cost f(y).
   int64_t splitCost(const Split &sp, int64_t y) const {
-    int64_t rightM = sp.hidden ? sp.m - h : sp.m - s;
-    return y + get(sp.freeable, leftAt(sp, y), sp.m) +
-           get(sp.hidden, sp.L - y, rightM);
+    // (Length 0 of every row holds 0.)
+    return y + sp.leftRow[leftAt(sp, y)] + sp.rightRow[sp.L - y];
   }
-  /// g(y + 1) >= g(y): the bound no longer falls after y.
-  bool boundRisesAfter(Split &sp, int64_t y) const {
-    int64_t xl = leftAt(sp, y), xr = sp.L - y - 1;
-    sp.leftHint = piece(*sp.left, xl, sp.leftHint);
-    sp.rightHint = piece(*sp.right, xr, sp.rightHint);
-    const Vertex &l0 = (*sp.left)[sp.leftHint], &l1 = (*sp.left)[sp.leftHint + 1];
-    const Vertex &r0 = (*sp.right)[sp.rightHint],
-                 &r1 = (*sp.right)[sp.rightHint + 1];
-    // 1 + slope(left) - slope(right) >= 0, denominators cleared.
+  /// 1 + slope(left piece il) - slope(right piece ir) >= 0, denominators
+  /// cleared: g(y + 1) >= g(y) where those pieces hold [y', y' + 1] and
+  /// [L - y - 1, L - y]. (Rises and widths are below 2^31: no overflow.)
+  static bool rises(const Hull &left, size_t il, const Hull &right,
+                    size_t ir) {
+    const Vertex &l0 = left[il], &l1 = left[il + 1];
+    const Vertex &r0 = right[ir], &r1 = right[ir + 1];
     int64_t dxl = int64_t(l1.x) - l0.x, dxr = int64_t(r1.x) - r0.x;
     return dxl * dxr + (int64_t(l1.v) - l0.v) * dxr -
                (int64_t(r1.v) - r0.v) * dxl >=
            0;
   }
+  /// g(y + 1) >= g(y): the bound no longer falls after y.
+  bool boundRisesAfter(Split &sp, int64_t y) const {
+    sp.leftHint = piece(*sp.left, leftAt(sp, y), sp.leftHint);
+    sp.rightHint = piece(*sp.right, sp.L - y - 1, sp.rightHint);
+    return rises(*sp.left, sp.leftHint, *sp.right, sp.rightHint);
+  }
   /// g(y) > bound: used with bound = (the best cost known) - 1, so no split
   /// at y costs less (f >= g and costs are whole), nor any beyond y away
   /// from g's minimum (g is convex).
   bool boundExceeds(Split &sp, int64_t y, int64_t bound) const {
+    sp.leftHint = piece(*sp.left, leftAt(sp, y), sp.leftHint);
+    sp.rightHint = piece(*sp.right, sp.L - y, sp.rightHint);
+    return exceedsAtHints(sp, y, bound);
+  }
+  /// boundExceeds where the hints already hold the pieces at y' and L - y.
+  bool exceedsAtHints(const Split &sp, int64_t y, int64_t bound) const {
     int64_t xl = leftAt(sp, y), xr = sp.L - y;
-    sp.leftHint = piece(*sp.left, xl, sp.leftHint);
-    sp.rightHint = piece(*sp.right, xr, sp.rightHint);
-    Value a = valueAt(*sp.left, sp.leftHint, xl);
-    Value b = valueAt(*sp.right, sp.rightHint, xr);
-    // g = y + a.whole + b.whole + (a.frac / a.den + b.frac / b.den), the
-    // fractions summing to less than 2.
-    int64_t gap = bound - y - a.whole - b.whole;
+    const Vertex &l0 = (*sp.left)[sp.leftHint], &l1 = (*sp.left)[sp.leftHint + 1];
+    const Vertex &r0 = (*sp.right)[sp.rightHint],
+                 &r1 = (*sp.right)[sp.rightHint + 1];
+    // g(y) = y + l0.v + rl / dxl + r0.v + rr / dxr with the rises rl, rr
+    // over the pieces' widths dxl, dxr: compare with denominators cleared.
+    int64_t gap = bound - y - l0.v - r0.v;
     if (gap < 0)
       return true;
-    if (gap >= 2)
-      return false;
-    if (gap == 0)
-      return a.frac > 0 || b.frac > 0;
-    return a.frac * b.den + b.frac * a.den > a.den * b.den;
+    int64_t dxl = int64_t(l1.x) - l0.x, dxr = int64_t(r1.x) - r0.x;
+    int64_t rl = (int64_t(l1.v) - l0.v) * (xl - l0.x);
+    int64_t rr = (int64_t(r1.v) - r0.v) * (xr - r0.x);
+    return __int128(rl) * dxr + __int128(rr) * dxl >
+           __int128(gap) * dxl * dxr;
   }
-  /// The least minimiser of g in [1, L - 1], walked from `from`.
+  /// The least minimiser of g in [1, L - 1], by bisection on the sign of
+  /// its difference (for a walk with no previous minimum to start from).
+  int64_t leastMinimiser(Split &sp) const {
+    int64_t lo = 1, hi = sp.L - 1;
+    while (lo < hi) {
+      int64_t mid = (lo + hi) / 2;
+      sp.leftHint = piece(*sp.left, leftAt(sp, mid), sp.left->size());
+      sp.rightHint = piece(*sp.right, sp.L - mid - 1, sp.right->size());
+      if (boundRisesAfter(sp, mid))
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    sp.leftHint = piece(*sp.left, leftAt(sp, lo), sp.left->size());
+    sp.rightHint = piece(*sp.right, sp.L - lo, sp.right->size());
+    return lo;
+  }
+  /// The least minimiser of g in [1, L - 1], walked from `from`. The hints
+  /// follow the walk: they hold the pieces at y' and at L - y (so that the
+  /// pieces of both differences around y are they or their predecessors),
+  /// and end at the minimum's, where boundExceeds looks next.
   int64_t minimum(Split &sp, int64_t from) const {
+    const Hull &left = *sp.left, &right = *sp.right;
+    size_t lastLeft = left.size() - 2, lastRight = right.size() - 2;
     int64_t y = std::clamp<int64_t>(from, 1, sp.L - 1);
-    while (y > 1 && boundRisesAfter(sp, y - 1))
-      --y;
-    while (y < sp.L - 1 && !boundRisesAfter(sp, y))
-      ++y;
+    int64_t xl = leftAt(sp, y), xr = sp.L - y;
+    size_t il = piece(left, xl, sp.leftHint);
+    size_t ir = piece(right, xr, sp.rightHint);
+    // The pieces of the steps that end at xl and that start at xr - 1.
+    auto before = [](const Hull &hull, size_t i, int64_t x) {
+      return hull[i].x <= x - 1 ? i : i - 1;
+    };
+    // g(y) >= g(y - 1): walk down (x' falls, L - y grows).
+    while (y > 1 && rises(left, before(left, il, xl), right, ir)) {
+      --y, --xl, ++xr;
+      if (left[il].x > xl)
+        --il;
+      if (ir < lastRight && right[ir + 1].x <= xr)
+        ++ir;
+    }
+    // g(y + 1) < g(y): walk up.
+    while (y < sp.L - 1 && !rises(left, il, right, before(right, ir, xr))) {
+      ++y, ++xl, --xr;
+      if (il < lastLeft && left[il + 1].x <= xl)
+        ++il;
+      if (right[ir].x > xr)
+        --ir;
+    }
+    sp.leftHint = il;
+    sp.rightHint = ir;
     return y;
   }
   /// Lowers `best` to the cheapest split that beats it, scanning outwards
-  /// from g's minimum y0 while g(y) <= best - 1.
+  /// from g's minimum y0 while g(y) <= best - 1. The hints hold y0's pieces
+  /// (as minimum() and leastMinimiser() leave them).
   void improve(Split &sp, int64_t y0, int64_t &best, int64_t floor) const {
     // g's minimum itself leaves no room: the usual case.
-    if (best <= floor || boundExceeds(sp, y0, best - 1))
+    if (best <= floor || exceedsAtHints(sp, y0, best - 1))
       return;
     for (int64_t y = y0 + 1; y < sp.L && best > floor; ++y) {
       if (boundExceeds(sp, y, best - 1))
@@ -1173,17 +1293,7 @@ private:
   int64_t leastSplit(Split sp, int64_t target) const {
     if (sp.L < 2)
       return kNone;
-    // g's least minimiser by bisection on the sign of its difference.
-    int64_t lo = 1, hi = sp.L - 1;
-    while (lo < hi) {
-      int64_t mid = (lo + hi) / 2;
-      sp.leftHint = piece(*sp.left, leftAt(sp, mid), sp.left->size());
-      sp.rightHint = piece(*sp.right, sp.L - mid - 1, sp.right->size());
-      if (boundRisesAfter(sp, mid))
-        hi = mid;
-      else
-        lo = mid + 1;
-    }
+    int64_t lo = leastMinimiser(sp);
     if (boundExceeds(sp, lo, target))
       return kNone;
     int64_t first = lo;
@@ -1204,9 +1314,9 @@ private:
   static void extend(Hull &hull, int64_t x, int64_t v) {
     while (hull.size() >= 2) {
       const Vertex &a = hull[hull.size() - 2], &b = hull.back();
-      // b on or above the line from a to (x, v): not a vertex.
-      if (__int128(int64_t(b.v) - a.v) * (x - a.x) >=
-          __int128(v - a.v) * (int64_t(b.x) - a.x))
+      // b on or above the line from a to (x, v): not a vertex. (Rises and
+      // widths are below 2^31: the products fit.)
+      if ((int64_t(b.v) - a.v) * (x - a.x) >= (v - a.v) * (int64_t(b.x) - a.x))
         hull.pop_back();
       else
         break;
@@ -1222,11 +1332,36 @@ private:
     Hull prefixC{{0, 0}}, prefixD{{0, 0}};
     bool fitsHidden = allowHidden && m >= h;
     bool fitsInternal = allowInternal && m >= s;
-    // The splits' walks, and their hull cursors, start where the previous
-    // length's minimum was.
-    int64_t from[2][2] = {{1, 1}, {1, 1}};
-    size_t hints[2][2][2] = {};
+    // The splits of each table, hidden then internal. Their walks, and
+    // their hull cursors, start where the previous length's minimum was
+    // (0: search, the previous length was settled or there was none).
+    Split splits[2][2];
+    int n = 0;
+    for (bool freeable : {false, true}) {
+      if (freeable && !needD)
+        break;
+      n = 0;
+      const Hull *prefix = freeable ? &prefixD : &prefixC;
+      if (fitsHidden)
+        splits[freeable][n++] = makeSplit(freeable, true, m, 0, prefix);
+      if (fitsInternal)
+        splits[freeable][n++] = makeSplit(freeable, false, m, 0, prefix);
+      if (!settled)
+        for (int i = 0; i < n; ++i)
+          splits[freeable][i].from = 1;
+    }
+    // Cells the levels settle: every length up to their reach; beyond it the
+    // excess is at least the levels built.
+    int64_t reach[2] = {0, 0}, level[2] = {0, 0}, floorExcess = 0;
+    if (settled) {
+      reach[0] = settled->settledReach(false, m);
+      reach[1] = needD ? settled->settledReach(true, m) : 0;
+      floorExcess = settled->levelsBuilt();
+    }
     auto cell = [&](bool freeable, int64_t L) -> int64_t {
+      if (L <= reach[freeable])
+        return std::min(settled->settledCost(freeable, L, m, level[freeable]),
+                        kCap);
       int32_t *row = freeable ? rowD : rowC;
       if (!freeable && m < smallestItem)
         return std::min(L * (L + 1) / 2, kCap);
@@ -1235,30 +1370,19 @@ private:
       int64_t best = L + row[L - 1];
       if (freeable && allowInternal && L > 1 && m + h - s >= 0)
         best = std::min(best, 1 + get(false, L - 1, m + h - s));
-      int64_t floor = lowerBound(freeable, L, m);
+      int64_t floor = lowerBound(freeable, L, m) + floorExcess;
       if (L < 2 || best <= floor)
         return std::min(best, kCap);
-      Hull &prefix = freeable ? prefixD : prefixC;
-      Split splits[2];
-      int n = 0;
-      if (fitsHidden)
-        splits[n++] = Split{freeable, true, m, L, &prefix, hullOf(true, m - h)};
-      if (fitsInternal)
-        splits[n++] =
-            Split{freeable, false, m, L, &prefix, hullOf(false, m - s)};
       int64_t y0[2];
       for (int i = 0; i < n; ++i) {
-        Split &sp = splits[i];
-        int64_t &start = from[freeable][sp.hidden];
-        sp.leftHint = hints[freeable][sp.hidden][0];
-        sp.rightHint = hints[freeable][sp.hidden][1];
-        y0[i] = start = minimum(sp, start);
-        hints[freeable][sp.hidden][0] = sp.leftHint;
-        hints[freeable][sp.hidden][1] = sp.rightHint;
+        Split &sp = splits[freeable][i];
+        sp.L = L;
+        y0[i] = sp.from =
+            sp.from == 0 ? leastMinimiser(sp) : minimum(sp, sp.from);
         best = std::min(best, splitCost(sp, y0[i]));
       }
       for (int i = 0; i < n; ++i)
-        improve(splits[i], y0[i], best, floor);
+        improve(splits[freeable][i], y0[i], best, floor);
       return std::min(best, kCap);
     };
     for (int64_t L = 1; L <= T; ++L) {
@@ -1277,6 +1401,7 @@ private:
     }
   }
 
+  const UniformLevels *settled;
   /// C(L, m) and D(L, m) at [m * (T + 1) + L].
   std::vector<int32_t> C, D;
   /// Lower convex hull of each whole row, by m.
@@ -1595,8 +1720,9 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
       // excess, which is large when the budget is small for the chain length
       // (steps run three times or more); the hull-cut tables' with their
       // cells, T x M, at a few splits each. Give the levels about the tables'
-      // time, then fill the tables.
-      // Measured: a level step takes 0.7-1 ns, a hull-cut cell 30-100 ns.
+      // time (they give up early when they foresee needing more), then fill
+      // the tables.
+      // Measured: a level step takes 0.7-1 ns, a hull-cut cell 20-60 ns.
       // The tables' cells take 4 bytes, the plain program's 8. They may take
       // twice the plain program's memory (1 GiB at the default limit): T =
       // 100,000 needs that between 0.09% and 0.25% of store-all for the
@@ -1615,15 +1741,31 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
                                  std::min(hullCells, maxHullCells)),
                          int64_t(1) << 20);
       // The level arrays together may take what the plain program's two
-      // tables may.
-      if (options.uniformMethod != Method::Hulls &&
-          levels.solve(levelWork, 2 * options.maxTableCells)) {
+      // tables may. Where the exact tables are next, the levels built
+      // settle their low-excess cells (a lookup instead of the splits),
+      // and are built on while each level settles cells worth its work
+      // (a cell's splits take about 64 level steps).
+      bool tablesNext = options.uniformMethod != Method::Levels &&
+                        hullCells <= maxHullCells;
+      double settledWorth = tablesNext && options.hullSettleLevels != 0
+                                ? 256.0
+                                : 0.0;
+      int64_t maxLevels = options.hullSettleLevels >= 0 &&
+                                  options.uniformMethod == Method::Hulls
+                              ? options.hullSettleLevels
+                              : std::numeric_limits<int64_t>::max();
+      bool levelsCover =
+          options.uniformMethod != Method::Hulls || settledWorth > 0
+              ? levels.solve(levelWork, 2 * options.maxTableCells,
+                             settledWorth, maxLevels)
+              : false;
+      if (levelsCover && options.uniformMethod != Method::Hulls) {
         emitWith(levels, "levels", unit, capacity, true);
         break;
       }
-      if (options.uniformMethod != Method::Levels &&
-          hullCells <= maxHullCells) {
-        UniformHulls hulls(chain, strategy, unit, capacity);
+      if (tablesNext) {
+        UniformHulls hulls(chain, strategy, unit, capacity,
+                           settledWorth > 0 ? &levels : nullptr);
         if (hulls.solve(int64_t(maxHullCells))) {
           emitWith(hulls, "hulls", unit, capacity, true);
           break;

@@ -407,10 +407,16 @@ void crossCheckFastPath(const Chain &c, int64_t budgetStep,
   PlannerOptions plain;
   plain.uniformFastPath = false;
   // Each fast method however long it takes (by default the plain program
-  // plans small problems whose levels would take longer).
-  PlannerOptions levels, hulls;
+  // plans small problems whose levels would take longer). The hull-cut
+  // tables three ways: their low-excess cells settled by as many levels as
+  // pay (which on these short chains is often all of them), by one level,
+  // and by none, every cell from split scans.
+  PlannerOptions levels, hulls, hullsOneLevel, hullsAlone;
   levels.uniformMethod = PlannerOptions::UniformMethod::Levels;
   hulls.uniformMethod = PlannerOptions::UniformMethod::Hulls;
+  hullsOneLevel = hullsAlone = hulls;
+  hullsOneLevel.hullSettleLevels = 1;
+  hullsAlone.hullSettleLevels = 0;
   int64_t lo = c.workingSetBytes(), hi = c.storeAllBytes();
   for (int64_t budget = lo; budget <= hi + 1;
        budget += budget < lo + 12 ? 1 : budgetStep)
@@ -419,7 +425,8 @@ void crossCheckFastPath(const Chain &c, int64_t budgetStep,
       EXPECT_EQ(slow.method, budget >= hi && strategy != Strategy::HSM
                                  ? "store-all"
                                  : "dp");
-      for (const PlannerOptions *options : {&levels, &hulls}) {
+      for (const PlannerOptions *options :
+           {&levels, &hulls, &hullsOneLevel, &hullsAlone}) {
         Plan fast = planOrDie(c, budget, strategy, *options);
         if (c.steps > 0 && budget < hi) {
           EXPECT_EQ(fast.method, strategy == Strategy::HSM ? "revolve"
@@ -477,16 +484,18 @@ TEST(PlannerFastPath, EqualsPlainDynamicProgramDeepRegime) {
   // T = 1000 at 1-3% of store-all on the benchmark's alpha = 4: steps run up
   // to four times, the chain's excess over the two-sweep bound is in the
   // hundreds (856 levels at 1%).
-  PlannerOptions plain, levels, hulls;
+  PlannerOptions plain, levels, hulls, hullsAlone;
   plain.uniformFastPath = false;
   levels.uniformMethod = PlannerOptions::UniformMethod::Levels;
   hulls.uniformMethod = PlannerOptions::UniformMethod::Hulls;
+  hullsAlone = hulls;
+  hullsAlone.hullSettleLevels = 0;
   Chain c = Chain::uniform(1000, 1, 4);
   for (int percent : {1, 2, 3})
     for (Strategy strategy : {Strategy::MSM, Strategy::ISM}) {
       int64_t budget = c.storeAllBytes() * percent / 100;
       Plan slow = planOrDie(c, budget, strategy, plain);
-      for (const PlannerOptions *options : {&levels, &hulls}) {
+      for (const PlannerOptions *options : {&levels, &hulls, &hullsAlone}) {
         Plan fast = planOrDie(c, budget, strategy, *options);
         EXPECT_EQ(fast.method, options == &levels ? "levels" : "hulls");
         EXPECT_EQ(fast.predicted.forwardSteps, slow.predicted.forwardSteps)
@@ -500,28 +509,34 @@ TEST(PlannerFastPath, EqualsPlainDynamicProgramDeepRegime) {
 }
 
 TEST(PlannerFastPath, HullsWhereStepsRunManyTimes) {
-  // T = 3000 at 0.2% and 0.3% of store-all: steps run 3.5 to 8.3 times on
+  // T = 3000 at 0.2% to 1.2% of store-all: steps run 2.2 to 8.3 times on
   // average, where the level sets' work (the square of the excess) is
-  // largest (0.5-1.5 s each, the hull-cut tables 3-30 ms). The two exact
-  // fast methods agree, schedule for schedule, and by default the hull-cut
-  // tables plan.
-  PlannerOptions levels;
+  // largest (0.5-1.5 s each, the hull-cut tables 3-50 ms). The exact fast
+  // methods agree, schedule for schedule: the levels, and the hull-cut
+  // tables, which plan by default with their low-excess cells settled by
+  // the levels (2% to 30% of them here) and, forced, with none settled.
+  PlannerOptions levels, hullsAlone;
   levels.uniformMethod = PlannerOptions::UniformMethod::Levels;
+  hullsAlone.uniformMethod = PlannerOptions::UniformMethod::Hulls;
+  hullsAlone.hullSettleLevels = 0;
   Chain c = Chain::uniform(3000, 1, 4);
-  for (double percent : {0.2, 0.3})
+  for (double percent : {0.2, 0.3, 0.9, 1.2})
     for (Strategy strategy : {Strategy::MSM, Strategy::ISM}) {
       int64_t budget =
           static_cast<int64_t>(double(c.storeAllBytes()) * percent / 100);
       Plan byDefault = planOrDie(c, budget, strategy);
       Plan byLevels = planOrDie(c, budget, strategy, levels);
+      Plan byHullsAlone = planOrDie(c, budget, strategy, hullsAlone);
       std::string where =
           std::to_string(percent) + "% " + stringify(strategy).str();
       EXPECT_EQ(byDefault.method, "hulls") << where;
-      EXPECT_GT(byDefault.predicted.forwardSteps, 3 * 3000) << where;
+      EXPECT_EQ(byHullsAlone.method, "hulls") << where;
+      EXPECT_GT(byDefault.predicted.forwardSteps, 2 * 3000) << where;
       EXPECT_EQ(byDefault.predicted.forwardSteps,
                 byLevels.predicted.forwardSteps)
           << where;
       EXPECT_EQ(byDefault.actions, byLevels.actions) << where;
+      EXPECT_EQ(byHullsAlone.actions, byLevels.actions) << where;
     }
 }
 

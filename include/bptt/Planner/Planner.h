@@ -85,6 +85,11 @@ struct PlannerOptions {
   /// the others force one method (tests cross-check them).
   enum class UniformMethod { Auto, Levels, Hulls };
   UniformMethod uniformMethod = UniformMethod::Auto;
+  /// The hull-cut tables take the cells of low excess from the level sets
+  /// (a lookup instead of split scans), built while each level settles
+  /// cells worth its work: -1 (the default). With `uniformMethod` Hulls, a
+  /// number caps the levels built (0: none; tests cross-check them).
+  int64_t hullSettleLevels = -1;
   /// Uniform chains: when the level sets on the exact memory unit (the gcd
   /// of the state sizes) would exceed the limits, they are tried on this
   /// many memory levels (a coarser unit, sizes rounded up; `Plan::exact`
