@@ -70,10 +70,14 @@ std::optional<Strategy> bptt::planner::parseStrategy(llvm::StringRef name) {
 namespace {
 
 /// Appends actions while tracking the cursor, so that redundant restores are
-/// not emitted.
+/// not emitted. Stops adding forward steps once the list holds `maxActions`
+/// (overflowed(): the plan is then refused, not truncated).
 class Emitter {
 public:
-  explicit Emitter(std::vector<Action> &out) : out(out) {}
+  Emitter(std::vector<Action> &out, int64_t maxActions)
+      : out(out), maxActions(maxActions) {}
+
+  bool overflowed() const { return overflow; }
 
   /// Makes the cursor hold h_s, read from `source` (-1: the caller's h_0).
   void restore(int64_t s, int64_t source) {
@@ -83,8 +87,11 @@ public:
   }
   /// Forward steps from the cursor up to and including `to`.
   void forwardTo(int64_t to) {
-    for (int64_t t = cursor + 1; t <= to; ++t)
-      out.push_back({ActionKind::Forward, t, -1});
+    if (int64_t(out.size()) + (to - cursor) > maxActions)
+      overflow = true;
+    if (!overflow)
+      for (int64_t t = cursor + 1; t <= to; ++t)
+        out.push_back({ActionKind::Forward, t, -1});
     cursor = to;
   }
   void forwardKeep(int64_t t, int64_t offset) {
@@ -109,6 +116,8 @@ public:
 
 private:
   std::vector<Action> &out;
+  int64_t maxActions;
+  bool overflow = false;
   int64_t cursor = -1;
 };
 
@@ -225,6 +234,8 @@ void emitSegments(const Chain &chain, const Solver &solver, Emitter &em,
       childFreedStart = false;
       continue;
     }
+    if (em.overflowed())
+      return;
     Choice c = solver.best(f.s, f.e, f.m, f.kind, f.stop);
     em.restore(f.s, f.source);
     Frame child{};
@@ -1508,7 +1519,7 @@ int64_t chooseHandback(const Chain &chain, Strategy strategy, int64_t capacity,
 //===----------------------------------------------------------------------===//
 
 void emitStoreAll(const Chain &chain, std::vector<Action> &out) {
-  Emitter em(out);
+  Emitter em(out, std::numeric_limits<int64_t>::max());
   int64_t T = chain.steps;
   if (T == 0)
     return;
@@ -1536,7 +1547,7 @@ int64_t chenSegmentLength(int64_t T) {
 /// earlier segment is re-run from its boundary, keeping its internal states,
 /// and differentiated.
 void emitChen(const Chain &chain, std::vector<Action> &out) {
-  Emitter em(out);
+  Emitter em(out, std::numeric_limits<int64_t>::max());
   int64_t T = chain.steps;
   if (T == 0)
     return;
@@ -1659,6 +1670,9 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
   int64_t T = chain.steps;
   int64_t slotBytes = budgetBytes - chain.workingSetBytes();
   bool storeAllFits = budgetBytes >= chain.storeAllBytes();
+  // The planned strategies' schedules (store-all's and Chen's are linear in
+  // T).
+  Emitter em(result.actions, options.maxActions);
 
   switch (strategy) {
   case Strategy::All:
@@ -1671,7 +1685,6 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
     break;
   case Strategy::Revolve: {
     result.method = "revolve";
-    Emitter em(result.actions);
     emitSegments(chain, RevolveSplits(chain.hidden(1)), em, T, slotBytes);
     break;
   }
@@ -1686,7 +1699,6 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
     }
     [[fallthrough]];
   case Strategy::HSM: {
-    Emitter em(result.actions);
     bool fast = options.uniformFastPath && chain.isUniform() && T > 0;
     if (fast && strategy == Strategy::HSM) {
       RevolveSplits splits(chain.hidden(1));
@@ -1817,6 +1829,16 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
   }
   }
 
+  if (em.overflowed())
+    return llvm::createStringError(llvm::formatv(
+        "the {0} schedule of {1} steps within {2} bytes has more than {3} "
+        "actions (PlannerOptions::maxActions, {4} bytes of actions): this "
+        "close to the working set alone the stored states are few and steps "
+        "run that many more times; raise the budget (store-all needs {5} "
+        "bytes) or plan a shorter sequence",
+        stringify(strategy), T, budgetBytes, options.maxActions,
+        options.maxActions * int64_t(sizeof(Action)), chain.storeAllBytes())
+        .str());
   llvm::Expected<Execution> exec = simulate(chain, result.actions);
   if (!exec)
     return llvm::createStringError(

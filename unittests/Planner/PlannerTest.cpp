@@ -540,6 +540,27 @@ TEST(PlannerFastPath, HullsWhereStepsRunManyTimes) {
     }
 }
 
+TEST(Planner, ScheduleTooLongIsAnError) {
+  // At the working set alone the schedule is T(T+1)/2 forward steps; past
+  // PlannerOptions::maxActions plan() says so instead of exhausting memory
+  // (T = 100,000 would be 5 x 10^9 steps). Within the limit it plans.
+  Chain c = Chain::uniform(100, 1, 4);
+  PlannerOptions small;
+  small.maxActions = 1000;
+  for (Strategy strategy : {Strategy::MSM, Strategy::HSM, Strategy::ISM}) {
+    int64_t budget = minimumBudget(c, strategy);
+    llvm::Expected<Plan> p = plan(c, budget, strategy, small);
+    ASSERT_FALSE(bool(p)) << stringify(strategy).str();
+    std::string message = llvm::toString(p.takeError());
+    EXPECT_NE(message.find("more than 1000 actions"), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("raise the budget"), std::string::npos) << message;
+    Plan fits = planOrDie(c, budget, strategy);
+    EXPECT_EQ(fits.predicted.forwardSteps, 100 * 101 / 2)
+        << stringify(strategy).str();
+  }
+}
+
 TEST(PlannerFastPath, LongChainPlansStayValid) {
   // Nesting tens of thousands deep (the emitter keeps an explicit stack);
   // T = 20000 at 50%: level 0 covers it, cost 2T - (K + 1).

@@ -106,6 +106,13 @@ struct PlannerOptions {
   /// 2 x maxTableCells too. Handing back is never cut below 0 (the program
   /// without it), whatever its work.
   int64_t maxHandbackWork = int64_t(1) << 30;
+  /// The most actions a schedule may have. Near the working set alone a
+  /// step runs about T / (stored states + 1) times, so the schedule grows
+  /// like T^2 (T = 100,000 with no slot: 5 x 10^9 forward steps, 120 GB of
+  /// actions); beyond this many, plan() fails with an error that says so
+  /// instead of exhausting memory. The default, 2^27 actions (3 GiB), holds
+  /// T = 10,000 at the working set alone (50 million).
+  int64_t maxActions = int64_t(1) << 27;
 };
 
 /// The smallest budget for which `strategy` has a schedule.
