@@ -147,6 +147,9 @@ class Bench:
         if T > a.graph_max_steps:
             cmd.append("--no-graph")
             notes.append(f"no CUDA graph (T > {a.graph_max_steps})")
+        # Each product shape's cuBLASLt algorithm: the fastest candidate,
+        # timed in the warm-up (docs/gpu-abi.md, BPTT_GEMM_TUNE).
+        env = dict(os.environ, BPTT_GEMM_TUNE="1" if a.tune_gemms else "0")
         timeout = left if est_ms is None else min(
             left, max(60.0, 3 * (warmup + iters) * est_ms / 1e3 + 2 * a.startup_s))
         # A started program may finish after its phase, not after the hard deadline.
@@ -159,7 +162,7 @@ class Bench:
         t0 = time.time()
         try:
             r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, timeout=max(timeout, 1))
+                               text=True, timeout=max(timeout, 1), env=env)
             out, rc = r.stdout, r.returncode
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -679,6 +682,9 @@ def main(argv=None):
     ap.add_argument("--peers-share", type=float, default=0.4,
                     help="share of the time before the long configurations for the peers")
     ap.add_argument("--vocab", type=int, default=128)
+    ap.add_argument("--tune-gemms", type=int, default=1,
+                    help="1: BPTT_GEMM_TUNE=1 for the programs (the fastest "
+                         "cuBLASLt algorithm per product shape); 0: cuBLASLt's first")
     ap.add_argument("--only", help="regular expression on program names")
     ap.add_argument("--skip-peers", action="store_true")
     args = ap.parse_args(argv)

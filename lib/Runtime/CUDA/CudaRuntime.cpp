@@ -23,6 +23,7 @@
 #include "bptt/Runtime/GemmLayout.h"
 #include "bptt/Runtime/PoolAllocator.h"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda.h>
 
@@ -36,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 using bptt::runtime::GemmCall;
@@ -234,6 +236,33 @@ SPIN:
 }
 )";
 
+/// What a product's cuBLASLt plan depends on: the planned call (sizes,
+/// transposes, leading dimensions), the precision, and the operands'
+/// alignment (log2 of the largest power of two up to 256 dividing each
+/// address: cuBLASLt's algorithms may assume it).
+struct GemmKey {
+  int64_t m, n, k, ldx, ldy, ldc;
+  int opX, opY, tf32, alignX, alignY, alignC;
+  auto tied() const {
+    return std::tie(m, n, k, ldx, ldy, ldc, opX, opY, tf32, alignX, alignY,
+                    alignC);
+  }
+  bool operator<(const GemmKey &o) const { return tied() < o.tied(); }
+};
+
+/// One product shape's cuBLASLt descriptors and algorithm, made once: a
+/// call then costs the launch, not cublasGemmEx's heuristic query on every
+/// call (about 11 us of host time each, which bounds runs without a graph).
+struct LtPlan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t x = nullptr, y = nullptr, c = nullptr;
+  /// cuBLASLt's candidates, best first by its heuristic; `chosen` indexes
+  /// them. Empty: no algorithm fits, cublasGemmEx runs the product.
+  std::vector<cublasLtMatmulHeuristicResult_t> candidates;
+  size_t chosen = 0;
+  bool tuned = false;
+};
+
 struct Runtime {
   int ordinal = 0;
   CUdevice device = 0;
@@ -254,6 +283,13 @@ struct Runtime {
   cublasHandle_t blas = nullptr;
   void *blasWorkspace = nullptr;
   uint64_t blasWorkspaceBytes = 0;
+  /// Products run through cuBLASLt with one plan per shape (below); the
+  /// plans share the cuBLAS workspace (calls are serial on the stream).
+  cublasLtHandle_t lt = nullptr;
+  std::map<GemmKey, LtPlan> ltPlans;
+  /// BPTT_GEMM_TUNE=1: each shape's algorithm is the fastest of cuBLASLt's
+  /// candidates, timed at its first call outside a graph capture.
+  bool tuneGemms = false;
 
   /// Set when BPTT_PROFILE names a file.
   std::unique_ptr<Profiler> profiler;
@@ -412,6 +448,8 @@ void initialiseBlas(Runtime &r) {
       poolAllocate(r, r.blasWorkspaceBytes, "the cuBLAS workspace allocation");
   BPTT_CUBLAS(cublasSetWorkspace(r.blas, r.blasWorkspace,
                                  static_cast<size_t>(r.blasWorkspaceBytes)));
+  BPTT_CUBLAS(cublasLtCreate(&r.lt));
+  r.tuneGemms = envUnsigned("BPTT_GEMM_TUNE", 0, 1) == 1;
 }
 
 void initialise() {
@@ -778,6 +816,159 @@ void mgpuSetDefaultDevice(int32_t device) {
 
 //===--- Matrix products --------------------------------------------------===//
 
+namespace {
+
+int alignmentLog2(uintptr_t address) {
+  int log = 0;
+  while (log < 8 && (address >> log & 1) == 0)
+    ++log;
+  return log;
+}
+
+std::string describeGemm(const GemmCall &call, bool tf32, bool overwrite) {
+  return "m=" + std::to_string(call.m) + " n=" + std::to_string(call.n) +
+         " k=" + std::to_string(call.k) +
+         " opA=" + (call.opX == bptt::runtime::BlasOp::N ? "N" : "T") +
+         " opB=" + (call.opY == bptt::runtime::BlasOp::N ? "N" : "T") +
+         " lda=" + std::to_string(call.ldx) +
+         " ldb=" + std::to_string(call.ldy) +
+         " ldc=" + std::to_string(call.ldc) + (tf32 ? " tf32" : " fp32") +
+         (overwrite ? " beta=0" : "");
+}
+
+/// The cuBLASLt plan of a product, made at its shape's first call: the
+/// descriptors and cuBLASLt's candidate algorithms for them (host work only,
+/// so it may happen during a graph capture). Candidates are asked for with
+/// the operands' actual alignment and at most the shared workspace.
+LtPlan &ltPlanFor(Runtime &r, const GemmCall &call, bool tf32, uintptr_t x,
+                  uintptr_t y, uintptr_t c) {
+  GemmKey key{call.m,
+              call.n,
+              call.k,
+              call.ldx,
+              call.ldy,
+              call.ldc,
+              int(call.opX),
+              int(call.opY),
+              int(tf32),
+              alignmentLog2(x),
+              alignmentLog2(y),
+              alignmentLog2(c)};
+  auto [it, fresh] = r.ltPlans.try_emplace(key);
+  LtPlan &plan = it->second;
+  if (!fresh)
+    return plan;
+  std::string what = describeGemm(call, tf32, false);
+  BPTT_CUBLAS_CTX(cublasLtMatmulDescCreate(&plan.desc,
+                                           tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                : CUBLAS_COMPUTE_32F,
+                                           CUDA_R_32F),
+                  what);
+  cublasOperation_t opX = blasOp(call.opX), opY = blasOp(call.opY);
+  BPTT_CUBLAS_CTX(cublasLtMatmulDescSetAttribute(
+                      plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opX,
+                      sizeof(opX)),
+                  what);
+  BPTT_CUBLAS_CTX(cublasLtMatmulDescSetAttribute(
+                      plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opY,
+                      sizeof(opY)),
+                  what);
+  bool nx = call.opX == bptt::runtime::BlasOp::N,
+       ny = call.opY == bptt::runtime::BlasOp::N;
+  BPTT_CUBLAS_CTX(cublasLtMatrixLayoutCreate(&plan.x, CUDA_R_32F,
+                                             nx ? call.m : call.k,
+                                             nx ? call.k : call.m, call.ldx),
+                  what);
+  BPTT_CUBLAS_CTX(cublasLtMatrixLayoutCreate(&plan.y, CUDA_R_32F,
+                                             ny ? call.k : call.n,
+                                             ny ? call.n : call.k, call.ldy),
+                  what);
+  BPTT_CUBLAS_CTX(cublasLtMatrixLayoutCreate(&plan.c, CUDA_R_32F, call.m,
+                                             call.n, call.ldc),
+                  what);
+  cublasLtMatmulPreference_t preference = nullptr;
+  BPTT_CUBLAS_CTX(cublasLtMatmulPreferenceCreate(&preference), what);
+  uint64_t workspace = r.blasWorkspaceBytes;
+  BPTT_CUBLAS_CTX(cublasLtMatmulPreferenceSetAttribute(
+                      preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                      &workspace, sizeof(workspace)),
+                  what);
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, int> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.alignX},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.alignY},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.alignC},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.alignC}};
+  for (auto [attribute, log2] : alignments) {
+    uint32_t bytes = uint32_t(1) << log2;
+    BPTT_CUBLAS_CTX(cublasLtMatmulPreferenceSetAttribute(
+                        preference, attribute, &bytes, sizeof(bytes)),
+                    what);
+  }
+  cublasLtMatmulHeuristicResult_t results[8] = {};
+  int found = 0;
+  cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
+      r.lt, plan.desc, plan.x, plan.y, plan.c, plan.c, preference, 8, results,
+      &found);
+  cublasLtMatmulPreferenceDestroy(preference);
+  // No algorithm for these operands is not an error: cublasGemmEx runs it.
+  if (status != CUBLAS_STATUS_NOT_SUPPORTED)
+    BPTT_CUBLAS_CTX(status, "cublasLtMatmulAlgoGetHeuristic " + what);
+  for (int i = 0; i < found; ++i)
+    if (results[i].state == CUBLAS_STATUS_SUCCESS)
+      plan.candidates.push_back(results[i]);
+  return plan;
+}
+
+/// BPTT_GEMM_TUNE: times every candidate (one warm-up and ten calls each,
+/// into a scratch output from the pool, so no operand changes) and keeps the
+/// fastest; a later candidate must beat the best so far by 3%, so that
+/// near-ties keep the heuristic's order and the choice stays stable from run
+/// to run. Only outside a capture (it synchronises): in the runner's warm-up,
+/// whose peak the timed phase does not report.
+void tuneLtPlan(Runtime &r, LtPlan &plan, const GemmCall &call,
+                const void *x, const void *y, bool tf32) {
+  plan.tuned = true;
+  if (plan.candidates.size() < 2)
+    return;
+  std::string what = describeGemm(call, tf32, true);
+  uint64_t bytes =
+      uint64_t(call.ldc * (call.n - 1) + call.m) * sizeof(float);
+  void *out = poolAllocate(
+      r, bytes, "the scratch output that BPTT_GEMM_TUNE times products into");
+  CUevent start = nullptr, stop = nullptr;
+  BPTT_CU(cuEventCreate(&start, CU_EVENT_DEFAULT));
+  BPTT_CU(cuEventCreate(&stop, CU_EVENT_DEFAULT));
+  const float one = 1.0f, zero = 0.0f;
+  float bestMs = 0;
+  for (size_t i = 0; i < plan.candidates.size(); ++i) {
+    const cublasLtMatmulHeuristicResult_t &candidate = plan.candidates[i];
+    auto launch = [&] {
+      return cublasLtMatmul(r.lt, plan.desc, &one, x, plan.x, y, plan.y,
+                            &zero, out, plan.c, out, plan.c, &candidate.algo,
+                            r.blasWorkspace, candidate.workspaceSize,
+                            r.stream);
+    };
+    if (launch() != CUBLAS_STATUS_SUCCESS)
+      continue; // a candidate that does not run is not chosen
+    BPTT_CU(cuEventRecord(start, r.stream));
+    for (int rep = 0; rep < 10; ++rep)
+      BPTT_CUBLAS_CTX(launch(), "timing a candidate of " + what);
+    BPTT_CU(cuEventRecord(stop, r.stream));
+    BPTT_CU(cuEventSynchronize(stop));
+    float ms = 0;
+    BPTT_CU(cuEventElapsedTime(&ms, start, stop));
+    if (i == 0 || ms < 0.97f * bestMs) {
+      bestMs = ms;
+      plan.chosen = i;
+    }
+  }
+  BPTT_CU(cuEventDestroy(start));
+  BPTT_CU(cuEventDestroy(stop));
+  poolFree(r, out, "the BPTT_GEMM_TUNE scratch output");
+}
+
+} // namespace
+
 void _mlir_ciface_bpttMatmulF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
                                 BpttMemRef2DF32 *C, int32_t mode) {
   if (!A || !B || !C)
@@ -809,19 +1000,27 @@ void _mlir_ciface_bpttMatmulF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
            (overwrite ? " beta=0" : "");
   });
   std::lock_guard<std::mutex> lock(r.blasMutex);
+  LtPlan &plan = ltPlanFor(r, call, tf32, reinterpret_cast<uintptr_t>(x),
+                           reinterpret_cast<uintptr_t>(y), c);
+  if (!plan.candidates.empty()) {
+    if (r.tuneGemms && !plan.tuned && !streamIsCapturing(r))
+      tuneLtPlan(r, plan, call, x, y, tf32);
+    const cublasLtMatmulHeuristicResult_t &chosen =
+        plan.candidates[plan.chosen];
+    BPTT_CUBLAS_CTX(cublasLtMatmul(r.lt, plan.desc, &one, x, plan.x, y,
+                                   plan.y, overwrite ? &zero : &one, out,
+                                   plan.c, out, plan.c, &chosen.algo,
+                                   r.blasWorkspace, chosen.workspaceSize,
+                                   r.stream),
+                    "cublasLtMatmul " + describeGemm(call, tf32, overwrite));
+    return;
+  }
   BPTT_CUBLAS_CTX(
       cublasGemmEx_64(r.blas, blasOp(call.opX), blasOp(call.opY), call.m,
                       call.n, call.k, &one, x, CUDA_R_32F, call.ldx, y,
-                      CUDA_R_32F, call.ldy, overwrite ? &zero : &one, out, CUDA_R_32F, call.ldc,
-                      compute, CUBLAS_GEMM_DEFAULT),
-      "m=" + std::to_string(call.m) + " n=" + std::to_string(call.n) +
-          " k=" + std::to_string(call.k) +
-          " opA=" + (call.opX == bptt::runtime::BlasOp::N ? "N" : "T") +
-          " opB=" + (call.opY == bptt::runtime::BlasOp::N ? "N" : "T") +
-          " lda=" + std::to_string(call.ldx) +
-          " ldb=" + std::to_string(call.ldy) +
-          " ldc=" + std::to_string(call.ldc) +
-          (tf32 ? " tf32" : " fp32") + (overwrite ? " beta=0" : ""));
+                      CUDA_R_32F, call.ldy, overwrite ? &zero : &one, out,
+                      CUDA_R_32F, call.ldc, compute, CUBLAS_GEMM_DEFAULT),
+      describeGemm(call, tf32, overwrite));
 }
 
 //===--- The memory pool --------------------------------------------------===//

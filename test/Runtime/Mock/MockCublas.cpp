@@ -22,19 +22,6 @@ struct cublasContext {
   cublasPointerMode_t pointerMode = CUBLAS_POINTER_MODE_HOST;
 };
 
-namespace {
-
-/// Whether the column-major matrix of `rows` x `cols` at `p` with leading
-/// dimension `ld` lies in device memory.
-bool inDevice(const void *p, int64_t rows, int64_t cols, int64_t ld) {
-  if (rows == 0 || cols == 0)
-    return true;
-  uint64_t elements = uint64_t((cols - 1) * ld + rows);
-  return mockcuda::isDevice(p, elements * sizeof(float));
-}
-
-} // namespace
-
 extern "C" {
 
 const char *CUBLASWINAPI cublasGetStatusName(cublasStatus_t status) {
@@ -132,28 +119,15 @@ cublasStatus_t CUBLASWINAPI cublasGemmEx_64(
     return CUBLAS_STATUS_INVALID_VALUE;
   if (m == 0 || n == 0)
     return CUBLAS_STATUS_SUCCESS;
-  if (!inDevice(C, m, n, ldc) || !inDevice(A, nA ? m : k, nA ? k : m, lda) ||
-      !inDevice(B, nB ? k : n, nB ? n : k, ldb))
+  if (!mockcuda::matrixInDevice(C, m, n, ldc) || !mockcuda::matrixInDevice(A, nA ? m : k, nA ? k : m, lda) ||
+      !mockcuda::matrixInDevice(B, nB ? k : n, nB ? n : k, ldb))
     return CUBLAS_STATUS_EXECUTION_FAILED; // an illegal address, really
   if (mockcuda::isCapturing(handle->stream) && !handle->userWorkspace)
     return CUBLAS_STATUS_NOT_SUPPORTED; // would allocate during capture
-  double a = *static_cast<const float *>(alpha);
-  double b = *static_cast<const float *>(beta);
-  const float *pa = static_cast<const float *>(A);
-  const float *pb = static_cast<const float *>(B);
-  float *pc = static_cast<float *>(C);
-  CUresult r = mockcuda::enqueue(handle->stream, [=] {
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t i = 0; i < m; ++i) {
-        double sum = 0;
-        for (int64_t p = 0; p < k; ++p)
-          sum += double(nA ? pa[i + p * lda] : pa[p + i * lda]) *
-                 double(nB ? pb[p + j * ldb] : pb[j + p * ldb]);
-        float &c = pc[i + j * ldc];
-        // As cuBLAS: with beta = 0, C is not read (it may hold anything).
-        c = b == 0 ? float(a * sum) : float(a * sum + b * double(c));
-      }
-  });
+  CUresult r = mockcuda::enqueueGemm(
+      handle->stream, !nA, !nB, m, n, k, *static_cast<const float *>(alpha),
+      static_cast<const float *>(A), lda, static_cast<const float *>(B), ldb,
+      *static_cast<const float *>(beta), static_cast<float *>(C), ldc);
   return r == CUDA_SUCCESS ? CUBLAS_STATUS_SUCCESS
                            : CUBLAS_STATUS_EXECUTION_FAILED;
 }

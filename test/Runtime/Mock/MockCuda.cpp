@@ -161,6 +161,31 @@ bool isDevice(const void *p, size_t bytes) {
   return true;
 }
 
+bool matrixInDevice(const void *p, int64_t rows, int64_t cols, int64_t ld) {
+  if (rows == 0 || cols == 0)
+    return true;
+  uint64_t elements = uint64_t((cols - 1) * ld + rows);
+  return isDevice(p, elements * sizeof(float));
+}
+
+CUresult enqueueGemm(CUstream stream, bool transA, bool transB, int64_t m,
+                     int64_t n, int64_t k, float alpha, const float *A,
+                     int64_t lda, const float *B, int64_t ldb, float beta,
+                     float *C, int64_t ldc) {
+  double a = alpha, b = beta;
+  return enqueue(stream, [=] {
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < m; ++i) {
+        double sum = 0;
+        for (int64_t p = 0; p < k; ++p)
+          sum += double(transA ? A[p + i * lda] : A[i + p * lda]) *
+                 double(transB ? B[j + p * ldb] : B[p + j * ldb]);
+        float &c = C[i + j * ldc];
+        c = b == 0 ? float(a * sum) : float(a * sum + b * double(c));
+      }
+  });
+}
+
 bool hasContext() { return tCurrent != nullptr; }
 
 bool isCapturing(CUstream stream) { return stream && stream->capturing; }

@@ -22,6 +22,7 @@
 #include <cuda.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 
 namespace mockcuda {
@@ -35,6 +36,16 @@ bool isDevice(const void *p, size_t bytes);
 bool hasContext();
 /// Whether `stream` is being captured.
 bool isCapturing(CUstream stream);
+
+/// What the mock cuBLAS and cuBLASLt share: whether the column-major matrix
+/// of `rows` x `cols` at `p` with leading dimension `ld` lies in device
+/// memory, and C = alpha op(A) op(B) + beta C on `stream`, column-major, in
+/// double precision (C not read when beta = 0, as cuBLAS).
+bool matrixInDevice(const void *p, int64_t rows, int64_t cols, int64_t ld);
+CUresult enqueueGemm(CUstream stream, bool transA, bool transB, int64_t m,
+                     int64_t n, int64_t k, float alpha, const float *A,
+                     int64_t lda, const float *B, int64_t ldb, float beta,
+                     float *C, int64_t ldc);
 
 } // namespace mockcuda
 
