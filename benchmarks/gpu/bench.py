@@ -144,7 +144,7 @@ class Bench:
         os.close(fd)
         cmd = [a.runner, so, "--warmup", str(warmup), "--iters", str(iters),
                "--seed", "1", "--json", jpath]
-        if T > a.graph_max_steps:
+        if a.graph_max_steps and T > a.graph_max_steps:
             cmd.append("--no-graph")
             notes.append(f"no CUDA graph (T > {a.graph_max_steps})")
         # Each product shape's cuBLASLt algorithm: the fastest candidate,
@@ -673,8 +673,10 @@ def main(argv=None):
     ap.add_argument("--max-iters", type=int, default=20)
     ap.add_argument("--startup-s", type=float, default=5.0,
                     help="assumed runner start-up (CUDA context, module load, capture)")
-    ap.add_argument("--graph-max-steps", type=int, default=10000,
-                    help="programs over this many steps run with --no-graph")
+    ap.add_argument("--graph-max-steps", type=int, default=0,
+                    help="programs over this many steps run with --no-graph "
+                         "(default 0: every program replays a CUDA graph, "
+                         "captured in pieces by the runtime)")
     ap.add_argument("--long-steps", type=int, default=10000,
                     help="configurations over this many steps run last")
     ap.add_argument("--long-reserve-s", type=float, default=150,

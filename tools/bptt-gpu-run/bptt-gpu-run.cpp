@@ -508,10 +508,12 @@ int main(int argc, char **argv) {
     CHECK_CU(cuEventCreate(&stops[i], CU_EVENT_DEFAULT));
   }
   void *graph = nullptr;
+  uint64_t graphPieces = 0;
   if (opt.graph) {
     bpttGraphBeginCapture();
     entry(descriptors.data());
     graph = bpttGraphEndCapture();
+    graphPieces = bpttGraphPieces(graph);
   }
   auto wallStart = std::chrono::steady_clock::now();
   for (size_t i = 0; i < starts.size(); ++i) {
@@ -598,10 +600,15 @@ int main(int argc, char **argv) {
               "\n",
               m.strategy.c_str(), m.steps, m.budget, m.plannedPeak,
               m.forwardSteps);
+  std::string how = "direct calls";
+  if (opt.graph)
+    how = "CUDA graph replays" +
+          (graphPieces > 1
+               ? " (captured in " + std::to_string(graphPieces) + " graphs)"
+               : std::string());
   std::printf("run            %" PRId64 " warm-up, %" PRId64
               " iterations, %s\n",
-              opt.warmup, opt.iters,
-              opt.graph ? "CUDA graph replays" : "direct calls");
+              opt.warmup, opt.iters, how.c_str());
   std::printf("time           median %.4f ms, min %.4f ms, max %.4f ms per "
               "iteration (%.4f ms wall)\n",
               med, lo, hi, wallMs / double(opt.iters));
@@ -642,6 +649,7 @@ int main(int argc, char **argv) {
     field("warmup", std::to_string(opt.warmup));
     field("iterations", std::to_string(opt.iters));
     field("graph", opt.graph ? "true" : "false");
+    field("graph_pieces", u64(graphPieces));
     field("seed", u64(opt.seed));
     field("scale", jsonNumber(opt.scale));
     field("inputs_from",

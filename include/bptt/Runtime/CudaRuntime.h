@@ -130,12 +130,15 @@ BPTT_RUNTIME_EXPORT void bpttDeviceFree(void *ptr);
 
 /* Starts capturing the program stream (thread-local capture mode). */
 BPTT_RUNTIME_EXPORT void bpttGraphBeginCapture(void);
-/* Ends the capture and returns the instantiated, uploaded graph (a
- * CUgraphExec). */
+/* Ends the capture and returns the captured work, instantiated and uploaded:
+ * an opaque handle to CUDA graphs of at most BPTT_GRAPH_PIECE_OPS (default
+ * 65536) operations each, which bpttGraphLaunch launches in order. */
 BPTT_RUNTIME_EXPORT void *bpttGraphEndCapture(void);
-/* Launches the graph on the program stream. */
-BPTT_RUNTIME_EXPORT void bpttGraphLaunch(void *graphExec);
-BPTT_RUNTIME_EXPORT void bpttGraphDestroy(void *graphExec);
+/* How many CUDA graphs the capture was cut into. */
+BPTT_RUNTIME_EXPORT uint64_t bpttGraphPieces(void *graph);
+/* Launches the captured work on the program stream. */
+BPTT_RUNTIME_EXPORT void bpttGraphLaunch(void *graph);
+BPTT_RUNTIME_EXPORT void bpttGraphDestroy(void *graph);
 
 /*===--- Miscellaneous ---------------------------------------------------===*/
 

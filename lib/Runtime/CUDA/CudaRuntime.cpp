@@ -293,6 +293,22 @@ struct Runtime {
 
   /// Set when BPTT_PROFILE names a file.
   std::unique_ptr<Profiler> profiler;
+
+  /// A capture is cut into graphs of at most `graphPieceOps` operations
+  /// (BPTT_GRAPH_PIECE_OPS): the driver fails on one graph of a few million
+  /// nodes (T = 100,000), and pieces launched in order on the one program
+  /// stream run exactly as one graph would.
+  uint64_t graphPieceOps = 0;
+  bool capturing = false;
+  uint64_t capturedOps = 0; // in the piece being captured
+  std::vector<CUgraphExec> capturedPieces;
+  /// Which piece each event was last recorded in (while capturing).
+  std::map<CUevent, uint64_t> eventPiece;
+};
+
+/// What bpttGraphEndCapture returns: the pieces of one capture, in order.
+struct CapturedGraph {
+  std::vector<CUgraphExec> pieces;
 };
 
 std::once_flag gInitOnce;
@@ -307,6 +323,32 @@ bool streamIsCapturing(const Runtime &r) {
   CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
   BPTT_CU(cuStreamIsCapturing(r.stream, &status));
   return status != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+/// Ends the capture of the current piece, instantiates it and keeps it.
+void endCapturedPiece(Runtime &r) {
+  CUgraph graph = nullptr;
+  BPTT_CU_CTX(cuStreamEndCapture(r.stream, &graph),
+              "an operation that a capture does not allow (a "
+              "synchronisation, an allocation, a copy from pageable host "
+              "memory, work on another stream) invalidates the capture");
+  CUgraphExec exec = nullptr;
+  BPTT_CU_CTX(cuGraphInstantiate(&exec, graph, 0),
+              "piece " + std::to_string(r.capturedPieces.size()) + " of " +
+                  std::to_string(r.capturedOps) + " operations");
+  BPTT_CU(cuGraphDestroy(graph));
+  BPTT_CU(cuGraphUpload(exec, r.stream));
+  r.capturedPieces.push_back(exec);
+  r.capturedOps = 0;
+}
+
+/// Called after each operation enqueued on the program stream: while
+/// capturing, a full piece is closed and the next one begun.
+void noteEnqueued(Runtime &r) {
+  if (!r.capturing || ++r.capturedOps < r.graphPieceOps)
+    return;
+  endCapturedPiece(r);
+  BPTT_CU(cuStreamBeginCapture(r.stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
 }
 
 /// Maps `bytes` of new physical memory at `offset` of the arena. Returns
@@ -473,6 +515,11 @@ void initialise() {
   BPTT_CU(cuStreamCreate(&r->stream, CU_STREAM_NON_BLOCKING));
   initialisePool(*r);
   initialiseBlas(*r);
+  r->graphPieceOps =
+      envUnsigned("BPTT_GRAPH_PIECE_OPS", 65536, uint64_t(1) << 40);
+  if (r->graphPieceOps == 0)
+    fatal("BPTT_GRAPH_PIECE_OPS must be at least 1 (operations per captured "
+          "graph piece)");
   if (const char *path = std::getenv("BPTT_PROFILE"); path && *path) {
     r->profiler = std::make_unique<Profiler>();
     r->profiler->path = path;
@@ -698,6 +745,7 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                   ", block " + std::to_string(bx) + "x" + std::to_string(by) +
                   "x" + std::to_string(bz) + ", " + std::to_string(smem) +
                   " bytes of shared memory");
+  noteEnqueued(r);
 }
 
 void *mgpuStreamCreate(void) { return runtime().stream; }
@@ -719,7 +767,16 @@ void mgpuStreamSynchronize(void *stream) {
 void mgpuStreamWaitEvent(void *stream, void *event) {
   Runtime &r = runtime();
   CUstream s = programStream(r, stream, "mgpuStreamWaitEvent");
-  BPTT_CU(cuStreamWaitEvent(s, static_cast<CUevent>(event), 0));
+  CUevent e = static_cast<CUevent>(event);
+  if (r.capturing) {
+    // Events are recorded on the program stream only, so one recorded in
+    // an earlier piece has happened when this piece runs; the capture
+    // could not wait on it anyway.
+    auto it = r.eventPiece.find(e);
+    if (it != r.eventPiece.end() && it->second < r.capturedPieces.size())
+      return;
+  }
+  BPTT_CU(cuStreamWaitEvent(s, e, 0));
 }
 
 void *mgpuEventCreate(void) {
@@ -746,6 +803,9 @@ void mgpuEventRecord(void *event, void *stream) {
   Runtime &r = runtime();
   CUstream s = programStream(r, stream, "mgpuEventRecord");
   BPTT_CU(cuEventRecord(static_cast<CUevent>(event), s));
+  if (r.capturing)
+    r.eventPiece[static_cast<CUevent>(event)] = r.capturedPieces.size();
+  noteEnqueued(r);
 }
 
 void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared) {
@@ -774,6 +834,7 @@ void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream) {
                             reinterpret_cast<CUdeviceptr>(src), sizeBytes, s),
               std::to_string(sizeBytes) + " bytes from " + hex(src) + " to " +
                   hex(dst));
+  noteEnqueued(r);
 }
 
 void mgpuMemset32(void *dst, unsigned int value, size_t count, void *stream) {
@@ -784,6 +845,7 @@ void mgpuMemset32(void *dst, unsigned int value, size_t count, void *stream) {
   BPTT_CU_CTX(
       cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(dst), value, count, s),
       std::to_string(count) + " words at " + hex(dst));
+  noteEnqueued(r);
 }
 
 void mgpuMemset16(void *dst, unsigned short value, size_t count,
@@ -795,6 +857,7 @@ void mgpuMemset16(void *dst, unsigned short value, size_t count,
   BPTT_CU_CTX(
       cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(dst), value, count, s),
       std::to_string(count) + " half-words at " + hex(dst));
+  noteEnqueued(r);
 }
 
 void mgpuSetDefaultDevice(int32_t device) {
@@ -1013,14 +1076,15 @@ void _mlir_ciface_bpttMatmulF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
                                    r.blasWorkspace, chosen.workspaceSize,
                                    r.stream),
                     "cublasLtMatmul " + describeGemm(call, tf32, overwrite));
-    return;
+  } else {
+    BPTT_CUBLAS_CTX(
+        cublasGemmEx_64(r.blas, blasOp(call.opX), blasOp(call.opY), call.m,
+                        call.n, call.k, &one, x, CUDA_R_32F, call.ldx, y,
+                        CUDA_R_32F, call.ldy, overwrite ? &zero : &one, out,
+                        CUDA_R_32F, call.ldc, compute, CUBLAS_GEMM_DEFAULT),
+        describeGemm(call, tf32, overwrite));
   }
-  BPTT_CUBLAS_CTX(
-      cublasGemmEx_64(r.blas, blasOp(call.opX), blasOp(call.opY), call.m,
-                      call.n, call.k, &one, x, CUDA_R_32F, call.ldx, y,
-                      CUDA_R_32F, call.ldy, overwrite ? &zero : &one, out,
-                      CUDA_R_32F, call.ldc, compute, CUBLAS_GEMM_DEFAULT),
-      describeGemm(call, tf32, overwrite));
+  noteEnqueued(r);
 }
 
 //===--- The memory pool --------------------------------------------------===//
@@ -1054,41 +1118,52 @@ void bpttDeviceFree(void *ptr) { poolFree(runtime(), ptr, "bpttDeviceFree"); }
 
 void bpttGraphBeginCapture(void) {
   Runtime &r = runtime();
-  if (streamIsCapturing(r))
+  if (r.capturing || streamIsCapturing(r))
     fatal("bpttGraphBeginCapture: the program stream is already being "
           "captured");
   BPTT_CU(cuStreamBeginCapture(r.stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+  r.capturing = true;
+  r.capturedOps = 0;
+  r.capturedPieces.clear();
+  r.eventPiece.clear();
 }
 
 void *bpttGraphEndCapture(void) {
   Runtime &r = runtime();
-  if (!streamIsCapturing(r))
+  if (!r.capturing || !streamIsCapturing(r))
     fatal("bpttGraphEndCapture: the program stream is not being captured "
           "(call bpttGraphBeginCapture first)");
-  CUgraph graph = nullptr;
-  BPTT_CU_CTX(cuStreamEndCapture(r.stream, &graph),
-              "an operation that a capture does not allow (a "
-              "synchronisation, an allocation, a copy from pageable host "
-              "memory, work on another stream) invalidates the capture");
-  CUgraphExec exec = nullptr;
-  BPTT_CU(cuGraphInstantiate(&exec, graph, 0));
-  BPTT_CU(cuGraphDestroy(graph));
-  BPTT_CU(cuGraphUpload(exec, r.stream));
-  return exec;
+  r.capturing = false;
+  endCapturedPiece(r);
+  auto *graph = new CapturedGraph{std::move(r.capturedPieces)};
+  r.capturedPieces.clear();
+  r.eventPiece.clear();
+  return graph;
 }
 
-void bpttGraphLaunch(void *graphExec) {
-  Runtime &r = runtime();
-  if (!graphExec)
-    fatal("bpttGraphLaunch: null graph");
-  BPTT_CU(cuGraphLaunch(static_cast<CUgraphExec>(graphExec), r.stream));
-}
-
-void bpttGraphDestroy(void *graphExec) {
+uint64_t bpttGraphPieces(void *graph) {
   runtime();
-  if (!graphExec)
+  if (!graph)
+    fatal("bpttGraphPieces: null graph");
+  return static_cast<CapturedGraph *>(graph)->pieces.size();
+}
+
+void bpttGraphLaunch(void *graph) {
+  Runtime &r = runtime();
+  if (!graph)
+    fatal("bpttGraphLaunch: null graph");
+  for (CUgraphExec piece : static_cast<CapturedGraph *>(graph)->pieces)
+    BPTT_CU(cuGraphLaunch(piece, r.stream));
+}
+
+void bpttGraphDestroy(void *graph) {
+  runtime();
+  if (!graph)
     return;
-  BPTT_CU(cuGraphExecDestroy(static_cast<CUgraphExec>(graphExec)));
+  auto *captured = static_cast<CapturedGraph *>(graph);
+  for (CUgraphExec piece : captured->pieces)
+    BPTT_CU(cuGraphExecDestroy(piece));
+  delete captured;
 }
 
 //===--- Miscellaneous ----------------------------------------------------===//
