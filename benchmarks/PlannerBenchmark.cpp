@@ -6,7 +6,8 @@
 // and per step, whether it is exact, the planner's own tables in MiB, the
 // number of actions and the most slots live at once; the label names the
 // method ("levels", "hulls", "revolve", "dp"). The deep grids give the budget
-// in basis points (0.01%) of store-all: there steps run three times or more.
+// in basis points (0.01%) of store-all: there steps run three times or more;
+// the tightest rows give it as the working set plus a few hidden states.
 // Run with benchmarks/run-planner-benchmark.sh.
 //
 //===----------------------------------------------------------------------===//
@@ -19,12 +20,17 @@
 
 using namespace bptt::planner;
 
+/// The budget of a row: a share of store-all (range(1) / perUnit), or, for
+/// perUnit = 0, the working set plus range(1) hidden states.
 static void planChain(benchmark::State &state, Strategy strategy,
                       bool fastPath, double perUnit = 100.0) {
   int64_t T = state.range(0);
-  double fraction = state.range(1) / perUnit;
   Chain chain = Chain::uniform(T, 2 * 64 * 512 * 4, 8 * 64 * 512 * 4);
-  int64_t budget = static_cast<int64_t>(fraction * chain.storeAllBytes());
+  int64_t budget =
+      perUnit == 0
+          ? chain.workingSetBytes() + state.range(1) * chain.hidden(1)
+          : static_cast<int64_t>(state.range(1) / perUnit *
+                                 chain.storeAllBytes());
   PlannerOptions options;
   options.uniformFastPath = fastPath;
   Plan p;
@@ -118,6 +124,10 @@ static void planMSMDeep(benchmark::State &state) {
 static void planISMDeep(benchmark::State &state) {
   planChain(state, Strategy::ISM, true, 10000.0);
 }
+/// Near the working set alone: steps run up to T/2 times on average.
+static void planMSMTightest(benchmark::State &state) {
+  planChain(state, Strategy::MSM, true, 0);
+}
 /// The plain dynamic program, for comparison where it is affordable.
 static void planMSMPlainDP(benchmark::State &state) {
   planChain(state, Strategy::MSM, false);
@@ -148,6 +158,12 @@ PLANNER_GRID(planHSM);
 
 DEEP_GRID(planMSMDeep);
 DEEP_GRID(planISMDeep);
+BENCHMARK(planMSMTightest)
+    ->ArgNames({"T", "hidden_states"})
+    ->ArgsProduct({{10000, 100000}, {0, 1, 10}})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
+
 BENCHMARK(planMSMPlainDP)
     ->ArgNames({"T", "pct"})
     ->ArgsProduct({{1000}, {1, 5, 10, 25, 50}})

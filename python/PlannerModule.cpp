@@ -46,18 +46,26 @@ Strategy toStrategy(const std::string &name) {
 py::list actionsToList(const std::vector<Action> &actions) {
   py::list out;
   for (const Action &a : actions)
-    out.append(py::make_tuple(stringify(a.kind).str(), a.step, a.offset));
+    out.append(
+        py::make_tuple(stringify(a.kind).str(), a.step, a.offset, a.count));
   return out;
 }
 
+/// Accepts (kind, step, offset, count) and, for actions of one step,
+/// (kind, step, offset).
 std::vector<Action> actionsFromList(const py::list &list) {
   std::vector<Action> actions;
   for (py::handle item : list) {
-    auto t = item.cast<std::tuple<std::string, int64_t, int64_t>>();
-    std::optional<ActionKind> kind = parseActionKind(std::get<0>(t));
+    auto t = item.cast<py::tuple>();
+    if (t.size() != 3 && t.size() != 4)
+      throw py::value_error("an action is (kind, step, offset[, count]); got " +
+                            py::str(item).cast<std::string>());
+    auto name = t[0].cast<std::string>();
+    std::optional<ActionKind> kind = parseActionKind(name);
     if (!kind)
-      throw py::value_error("unknown action '" + std::get<0>(t) + "'");
-    actions.push_back({*kind, std::get<1>(t), std::get<2>(t)});
+      throw py::value_error("unknown action '" + name + "'");
+    actions.push_back({*kind, t[1].cast<int64_t>(), t[2].cast<int64_t>(),
+                       t.size() == 4 ? t[3].cast<int64_t>() : 1});
   }
   return actions;
 }
@@ -110,7 +118,8 @@ strings such as "64MiB".)doc")
           "strategy", [](const Plan &p) { return stringify(p.strategy).str(); })
       .def_property_readonly(
           "actions", [](const Plan &p) { return actionsToList(p.actions); },
-          "[(kind, step, slot byte offset or -1), ...]")
+          "[(kind, step, slot byte offset or -1, count), ...]; count is the "
+          "number of steps a 'forward' run covers, 1 for every other kind")
       .def_property_readonly("forward_steps",
                              [](const Plan &p) { return p.predicted.forwardSteps; })
       .def_property_readonly("forward_cost",

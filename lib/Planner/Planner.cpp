@@ -70,7 +70,7 @@ std::optional<Strategy> bptt::planner::parseStrategy(llvm::StringRef name) {
 namespace {
 
 /// Appends actions while tracking the cursor, so that redundant restores are
-/// not emitted. Stops adding forward steps once the list holds `maxActions`
+/// not emitted. Stops adding actions once the list holds `maxActions`
 /// (overflowed(): the plan is then refused, not truncated).
 class Emitter {
 public:
@@ -85,13 +85,18 @@ public:
       out.push_back({ActionKind::Restore, s, source});
     cursor = s;
   }
-  /// Forward steps from the cursor up to and including `to`.
+  /// Forward steps from the cursor up to and including `to`: one action,
+  /// or the extension of the run the list ends with.
   void forwardTo(int64_t to) {
-    if (int64_t(out.size()) + (to - cursor) > maxActions)
+    if (to <= cursor)
+      return;
+    if (!out.empty() && out.back().kind == ActionKind::Forward &&
+        out.back().lastStep() == cursor)
+      out.back().count += to - cursor;
+    else if (int64_t(out.size()) >= maxActions)
       overflow = true;
-    if (!overflow)
-      for (int64_t t = cursor + 1; t <= to; ++t)
-        out.push_back({ActionKind::Forward, t, -1});
+    else
+      out.push_back({ActionKind::Forward, cursor + 1, -1, to - cursor});
     cursor = to;
   }
   void forwardKeep(int64_t t, int64_t offset) {
@@ -1728,14 +1733,6 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
         result.tableBytes = solver.tableBytes();
         result.method = method;
         result.exact = exact;
-        // The schedule's length is known: its forward steps, plus at most a
-        // restore, a store, a backward step and a free per step. Reserving
-        // it spares the list's regrowth, which dominates near the working
-        // set alone (50 million actions at T = 10,000).
-        int64_t forward = solver.forwardSteps();
-        if (forward < options.maxActions)
-          result.actions.reserve(static_cast<size_t>(
-              std::min(forward + 4 * T + 4, options.maxActions)));
         emitSegments(chain, solver, em, T, solverCapacity);
       };
       UniformLevels levels(chain, strategy, unit, capacity);
@@ -1846,10 +1843,8 @@ llvm::Expected<Plan> bptt::planner::plan(const Chain &chain,
   if (em.overflowed())
     return llvm::createStringError(llvm::formatv(
         "the {0} schedule of {1} steps within {2} bytes has more than {3} "
-        "actions (PlannerOptions::maxActions, {4} bytes of actions): this "
-        "close to the working set alone the stored states are few and steps "
-        "run that many more times; raise the budget (store-all needs {5} "
-        "bytes) or plan a shorter sequence",
+        "actions (PlannerOptions::maxActions, {4} bytes of actions); raise "
+        "the budget (store-all needs {5} bytes) or plan a shorter sequence",
         stringify(strategy), T, budgetBytes, options.maxActions,
         options.maxActions * int64_t(sizeof(Action)), chain.storeAllBytes())
         .str());

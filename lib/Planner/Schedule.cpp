@@ -44,6 +44,8 @@ llvm::raw_ostream &bptt::planner::operator<<(llvm::raw_ostream &os,
   os << stringify(a.kind);
   if (a.kind != ActionKind::Free)
     os << ' ' << a.step;
+  if (a.count != 1)
+    os << ".." << a.lastStep();
   if (a.offset >= 0)
     os << " @" << a.offset;
   return os;
@@ -98,17 +100,28 @@ private:
     return llvm::Error::success();
   }
 
-  llvm::Error runForward(int64_t step) {
+  /// Forward steps step .. step+count-1 from the cursor.
+  llvm::Error runForward(int64_t step, int64_t count = 1) {
+    if (count < 1)
+      return fail("a forward run needs at least one step, got {0}", count);
     if (llvm::Error err = checkStep(step))
       return err;
+    if (count > chain.steps - step + 1)
+      return fail("forward steps {0}..{1} run past step {2}", step,
+                  step + count - 1, chain.steps);
     if (cursor != step - 1)
       return fail("forward step {0} needs h_{1}, but the cursor holds {2}",
                   step, step - 1,
                   cursor < 0 ? std::string("nothing")
                              : "h_" + std::to_string(cursor));
-    cursor = step;
-    exec.forwardCost += chain.forward(step);
-    ++exec.forwardSteps;
+    cursor = step + count - 1;
+    // Uniform costs: one product (these runs reach T^2/2 steps in all).
+    if (chain.forwardCost.size() == 1)
+      exec.forwardCost += chain.forwardCost[0] * double(count);
+    else
+      for (int64_t t = step; t <= cursor; ++t)
+        exec.forwardCost += chain.forward(t);
+    exec.forwardSteps += count;
     return llvm::Error::success();
   }
 
@@ -131,6 +144,10 @@ private:
   }
 
   llvm::Error apply(const Action &a) {
+    if (a.kind != ActionKind::Forward && a.count != 1)
+      return fail("only a forward run covers several steps; {0} has a count "
+                  "of {1}",
+                  stringify(a.kind), a.count);
     switch (a.kind) {
     case ActionKind::Restore: {
       if (a.offset < 0) {
@@ -147,7 +164,7 @@ private:
       return llvm::Error::success();
     }
     case ActionKind::Forward:
-      return runForward(a.step);
+      return runForward(a.step, a.count);
     case ActionKind::ForwardKeep:
       if (llvm::Error err = runForward(a.step))
         return err;

@@ -25,7 +25,12 @@ assert tight.forward_steps > 100
 sim = bptt.simulate(chain, tight.actions)
 assert sim["forward_steps"] == tight.forward_steps
 assert sim["peak_bytes"] == tight.peak_bytes
-assert tight.actions[0] == ("restore", 0, -1)
+assert tight.actions[0] == ("restore", 0, -1, 1)
+# A run of forward steps is one action; three-element actions are single steps.
+runs = [a for a in tight.actions if a[0] == "forward"]
+assert any(a[3] > 1 for a in runs), runs
+single = [(k, t, o) for (k, s, o, n) in tight.actions for t in range(s, s + n)]
+assert bptt.simulate(chain, single)["forward_steps"] == tight.forward_steps
 assert tight.cost == tight.forward_cost + tight.backward_cost == tight.forward_steps + 100
 # CHECK: tight: exact=True
 print("tight: exact=%s" % tight.exact)

@@ -73,8 +73,9 @@ static cl::opt<std::string> costsFile(
 static cl::opt<bool> jsonOutput("json", cl::desc("Machine-readable output"),
                           cl::cat(category));
 static cl::opt<bool> listActions("actions",
-                                 cl::desc("Include every action (JSON) or "
-                                          "print them all (text)"),
+                                 cl::desc("Include every action (JSON: [kind, "
+                                          "step, slot offset or -1, steps "
+                                          "run]) or print them all (text)"),
                                  cl::cat(category));
 static cl::opt<bool> doSweep(
     "sweep",
@@ -225,17 +226,11 @@ static std::string compactPolicy(ArrayRef<Action> actions, size_t limit) {
     case ActionKind::Restore:
       os << 'R' << a.step;
       break;
-    case ActionKind::Forward: {
-      size_t j = i;
-      while (j + 1 < actions.size() &&
-             actions[j + 1].kind == ActionKind::Forward)
-        ++j;
+    case ActionKind::Forward:
       os << 'F' << a.step;
-      if (j > i)
-        os << '-' << actions[j].step;
-      i = j;
+      if (a.count > 1)
+        os << '-' << a.lastStep();
       break;
-    }
     case ActionKind::ForwardKeep:
       os << 'K' << a.step;
       break;
@@ -261,14 +256,19 @@ static std::string compactPolicy(ArrayRef<Action> actions, size_t limit) {
 /// How many times each step's forward runs: count -> number of steps.
 static std::map<int64_t, int64_t> forwardRuns(const Chain &chain,
                                               ArrayRef<Action> actions) {
-  std::vector<int64_t> runs(chain.steps + 1, 0);
+  // Differences: a run of forward steps adds one from its first step on and
+  // takes it back after its last.
+  std::vector<int64_t> starts(chain.steps + 2, 0);
   for (const Action &a : actions)
     if (a.kind == ActionKind::Forward || a.kind == ActionKind::ForwardKeep ||
-        a.kind == ActionKind::ForwardToWork)
-      ++runs[a.step];
+        a.kind == ActionKind::ForwardToWork) {
+      ++starts[a.step];
+      --starts[a.lastStep() + 1];
+    }
   std::map<int64_t, int64_t> histogram;
+  int64_t runs = 0;
   for (int64_t t = 1; t <= chain.steps; ++t)
-    ++histogram[runs[t]];
+    ++histogram[runs += starts[t]];
   return histogram;
 }
 
@@ -306,6 +306,7 @@ static void printPlanJson(const Chain &chain, int64_t budget, const Plan &p,
             j.value(stringify(a.kind));
             j.value(a.step);
             j.value(a.offset);
+            j.value(a.count);
           });
       });
   });

@@ -541,24 +541,49 @@ TEST(PlannerFastPath, HullsWhereStepsRunManyTimes) {
 }
 
 TEST(Planner, ScheduleTooLongIsAnError) {
-  // At the working set alone the schedule is T(T+1)/2 forward steps; past
-  // PlannerOptions::maxActions plan() says so instead of exhausting memory
-  // (T = 100,000 would be 5 x 10^9 steps). Within the limit it plans.
+  // Past PlannerOptions::maxActions plan() says so instead of exhausting
+  // memory. At the working set alone the schedule is T(T+1)/2 forward steps
+  // in four actions a step (restore h_0, a forward run, a step into the
+  // working set, backward): 400 here. Within the limit it plans.
   Chain c = Chain::uniform(100, 1, 4);
   PlannerOptions small;
-  small.maxActions = 1000;
+  small.maxActions = 100;
   for (Strategy strategy : {Strategy::MSM, Strategy::HSM, Strategy::ISM}) {
     int64_t budget = minimumBudget(c, strategy);
     llvm::Expected<Plan> p = plan(c, budget, strategy, small);
     ASSERT_FALSE(bool(p)) << stringify(strategy).str();
     std::string message = llvm::toString(p.takeError());
-    EXPECT_NE(message.find("more than 1000 actions"), std::string::npos)
+    EXPECT_NE(message.find("more than 100 actions"), std::string::npos)
         << message;
     EXPECT_NE(message.find("raise the budget"), std::string::npos) << message;
     Plan fits = planOrDie(c, budget, strategy);
     EXPECT_EQ(fits.predicted.forwardSteps, 100 * 101 / 2)
         << stringify(strategy).str();
+    EXPECT_EQ(fits.actions.size(), 4u * 100 - 1) << stringify(strategy).str();
   }
+}
+
+TEST(Planner, ForwardRunsKeepSchedulesLinearInT) {
+  // T = 100,000 at the working set alone: 5 x 10^9 forward steps, each run
+  // one action (the cost of a uniform run is one product in the simulator).
+  const int64_t T = 100000;
+  Chain c = Chain::uniform(T, 1, 4);
+  Plan p = planOrDie(c, c.workingSetBytes(), Strategy::MSM);
+  EXPECT_EQ(p.predicted.forwardSteps, T * (T + 1) / 2);
+  EXPECT_EQ(p.predicted.forwardCost, double(T * (T + 1) / 2));
+  EXPECT_LE(int64_t(p.actions.size()), 4 * T);
+  // No two runs are adjacent in the list (the emitter extends a run).
+  for (size_t i = 1; i < p.actions.size(); ++i) {
+    if (p.actions[i].kind == ActionKind::Forward) {
+      ASSERT_NE(p.actions[i - 1].kind, ActionKind::Forward) << i;
+    }
+  }
+  // A heterogeneous chain sums its runs step by step: the same schedule on
+  // per-step costs of 1 costs the same.
+  Chain het = Chain::uniform(300, 1, 4);
+  het.forwardCost.assign(300, 1.0);
+  Plan hp = planOrDie(het, het.workingSetBytes(), Strategy::HSM);
+  EXPECT_EQ(hp.predicted.forwardCost, 300.0 * 301 / 2);
 }
 
 TEST(PlannerFastPath, LongChainPlansStayValid) {
@@ -615,6 +640,22 @@ TEST(Simulator, RejectsInvalidSchedules) {
   EXPECT_NE(error(leak).find("still held"), std::string::npos);
   // Stopping early.
   EXPECT_NE(error({{K::Restore, 0, -1}}).find("before backward step 2"),
+            std::string::npos);
+  // Forward runs: valid as one action, not empty, not past T, and only
+  // forward actions run several steps.
+  EXPECT_EQ(error({{K::Restore, 0, -1}, {K::Forward, 1, -1, 1},
+                   {K::ForwardToWork, 2, -1}, {K::Backward, 2, -1},
+                   {K::Restore, 0, -1}, {K::ForwardToWork, 1, -1},
+                   {K::Backward, 1, -1}}),
+            "");
+  EXPECT_NE(error({{K::Restore, 0, -1}, {K::Forward, 1, -1, 0}})
+                .find("at least one step"),
+            std::string::npos);
+  EXPECT_NE(error({{K::Restore, 0, -1}, {K::Forward, 1, -1, 3}})
+                .find("forward steps 1..3 run past step 2"),
+            std::string::npos);
+  EXPECT_NE(error({{K::Restore, 0, -1}, {K::ForwardKeep, 1, 0, 2}})
+                .find("only a forward run covers several steps"),
             std::string::npos);
 }
 

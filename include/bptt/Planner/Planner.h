@@ -106,12 +106,13 @@ struct PlannerOptions {
   /// 2 x maxTableCells too. Handing back is never cut below 0 (the program
   /// without it), whatever its work.
   int64_t maxHandbackWork = int64_t(1) << 30;
-  /// The most actions a schedule may have. Near the working set alone a
-  /// step runs about T / (stored states + 1) times, so the schedule grows
-  /// like T^2 (T = 100,000 with no slot: 5 x 10^9 forward steps, 120 GB of
-  /// actions); beyond this many, plan() fails with an error that says so
-  /// instead of exhausting memory. The default, 2^27 actions (3 GiB), holds
-  /// T = 10,000 at the working set alone (50 million).
+  /// The most actions a schedule may have; beyond this many, plan() fails
+  /// with an error that says so instead of exhausting memory. A run of
+  /// forward steps is one action and every split of the recursion adds a
+  /// few, so a schedule has at most about 8 actions a step whatever the
+  /// budget (T = 100,000 at the working set alone: 5 x 10^9 forward steps
+  /// in 400,000 actions); the default, 2^27 actions (4 GiB), refuses only
+  /// chains of more than about 16 million steps.
   int64_t maxActions = int64_t(1) << 27;
 };
 

@@ -24,8 +24,10 @@ enum class ActionKind : uint8_t {
   /// cursor := h_step, read from the slot at `offset` (a stored h_step, or a
   /// stored s_step, which contains h_step); offset = -1 reads the caller's h_0.
   Restore,
-  /// Run forward step `step` from the cursor (h_{step-1}); cursor := h_step.
-  /// Its internal state is discarded.
+  /// Run the `count` forward steps step .. step+count-1 from the cursor
+  /// (h_{step-1}); cursor := h_{step+count-1}. Their internal states are
+  /// discarded. One action per run keeps a schedule's length linear in T
+  /// even where it runs T^2/2 forward steps (the working set alone).
   Forward,
   /// As Forward, but keep s_step in a new slot at `offset`.
   ForwardKeep,
@@ -45,9 +47,15 @@ struct Action {
   ActionKind kind;
   int64_t step = 0;
   int64_t offset = -1;
+  /// Forward: the number of steps in the run (>= 1); 1 for every other kind.
+  int64_t count = 1;
+
+  /// The last step the action runs or touches (step + count - 1).
+  int64_t lastStep() const { return step + count - 1; }
 
   bool operator==(const Action &o) const {
-    return kind == o.kind && step == o.step && offset == o.offset;
+    return kind == o.kind && step == o.step && offset == o.offset &&
+           count == o.count;
   }
 };
 

@@ -396,21 +396,25 @@ SmallVector<Run> groupIntoRuns(ArrayRef<Action> actions, int64_t hiddenBytes,
       ++i;
       break;
     case ActionKind::Forward:
+      // The planner emits a run of forward steps as one action.
+      r.kind = RunKind::Forward;
+      r.offset = 0;
+      r.count = a.count;
+      ++i;
+      break;
     case ActionKind::ForwardKeep: {
-      bool keep = a.kind == ActionKind::ForwardKeep;
-      r.kind = keep ? RunKind::Keep : RunKind::Forward;
-      r.offset = keep ? a.offset : 0;
-      r.bytes = keep ? internalBytes : 0;
+      // Steps keeping their internal states in consecutive slots.
+      r.kind = RunKind::Keep;
+      r.offset = a.offset;
+      r.bytes = internalBytes;
       size_t n = 1;
       while (i + n < actions.size() && actions[i + n].kind == a.kind &&
              actions[i + n].step == a.step + int64_t(n) &&
-             (!keep ||
-              actions[i + n].offset == a.offset + int64_t(n) * internalBytes))
+             actions[i + n].offset == a.offset + int64_t(n) * internalBytes)
         ++n;
       r.count = n;
-      if (keep)
-        for (size_t j = 0; j < n; ++j)
-          slotSize[a.offset + int64_t(j) * internalBytes] = internalBytes;
+      for (size_t j = 0; j < n; ++j)
+        slotSize[a.offset + int64_t(j) * internalBytes] = internalBytes;
       i += n;
       break;
     }
