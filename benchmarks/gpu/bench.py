@@ -119,12 +119,17 @@ class Bench:
             warmup = 2 if est_ms < 200 else 1
         left = self.remaining(phase_deadline)
         notes = []
+        graph = not (a.graph_max_steps and T > a.graph_max_steps)
+        # Capturing a long program (host code plus instantiating its graphs)
+        # took about 4.5 iterations' time at T = 100,000 (42 s; 0.1 s at
+        # T = 100): allow 6.
+        capture_ms = 6 * est_ms if graph and est_ms is not None else 0.0
         if est_ms is not None:
-            need = (warmup + iters) * est_ms / 1e3 + a.startup_s
+            need = ((warmup + iters) * est_ms + capture_ms) / 1e3 + a.startup_s
             if need > left:
-                if est_ms / 1e3 * 2 + a.startup_s <= left:
+                if (est_ms * 2 + capture_ms) / 1e3 + a.startup_s <= left:
                     warmup, iters = 1, 1
-                elif est_ms / 1e3 + a.startup_s <= left:
+                elif (est_ms + capture_ms) / 1e3 + a.startup_s <= left:
                     warmup, iters = 0, 1
                     notes.append("no warm-up (time budget)")
                 else:
@@ -144,14 +149,15 @@ class Bench:
         os.close(fd)
         cmd = [a.runner, so, "--warmup", str(warmup), "--iters", str(iters),
                "--seed", "1", "--json", jpath]
-        if a.graph_max_steps and T > a.graph_max_steps:
+        if not graph:
             cmd.append("--no-graph")
             notes.append(f"no CUDA graph (T > {a.graph_max_steps})")
         # Each product shape's cuBLASLt algorithm: the fastest candidate,
         # timed in the warm-up (docs/gpu-abi.md, BPTT_GEMM_TUNE).
         env = dict(os.environ, BPTT_GEMM_TUNE="1" if a.tune_gemms else "0")
         timeout = left if est_ms is None else min(
-            left, max(60.0, 3 * (warmup + iters) * est_ms / 1e3 + 2 * a.startup_s))
+            left, max(60.0, (3 * (warmup + iters) * est_ms + 2 * capture_ms) / 1e3
+                      + 2 * a.startup_s))
         # A started program may finish after its phase, not after the hard deadline.
         timeout = max(timeout, min(60.0, self.hard - time.time()))
         timeout = min(timeout, self.hard - time.time())
@@ -259,7 +265,7 @@ class Bench:
         long_T = [c for c in configs if c[0] > a.long_steps]
         short = [c for c in configs if c[0] <= a.long_steps]
         R = self.remaining()
-        reserve = min(0.3 * R, a.long_reserve_s) if long_T else 0
+        reserve = min(0.4 * R, a.long_reserve_s) if long_T else 0
         peers_deadline = time.time() + a.peers_share * (R - reserve)
         programs_deadline = self.deadline - reserve
         log(f"{len(self.programs)} programs, {len(configs)} configurations; "
@@ -679,7 +685,7 @@ def main(argv=None):
                          "captured in pieces by the runtime)")
     ap.add_argument("--long-steps", type=int, default=10000,
                     help="configurations over this many steps run last")
-    ap.add_argument("--long-reserve-s", type=float, default=150,
+    ap.add_argument("--long-reserve-s", type=float, default=200,
                     help="seconds kept for the long configurations")
     ap.add_argument("--peers-share", type=float, default=0.4,
                     help="share of the time before the long configurations for the peers")

@@ -509,11 +509,16 @@ int main(int argc, char **argv) {
   }
   void *graph = nullptr;
   uint64_t graphPieces = 0;
+  double captureMs = 0;
   if (opt.graph) {
+    auto captureStart = std::chrono::steady_clock::now();
     bpttGraphBeginCapture();
     entry(descriptors.data());
     graph = bpttGraphEndCapture();
     graphPieces = bpttGraphPieces(graph);
+    captureMs = std::chrono::duration<double, std::milli>(
+                    std::chrono::steady_clock::now() - captureStart)
+                    .count();
   }
   auto wallStart = std::chrono::steady_clock::now();
   for (size_t i = 0; i < starts.size(); ++i) {
@@ -601,11 +606,15 @@ int main(int argc, char **argv) {
               m.strategy.c_str(), m.steps, m.budget, m.plannedPeak,
               m.forwardSteps);
   std::string how = "direct calls";
-  if (opt.graph)
-    how = "CUDA graph replays" +
-          (graphPieces > 1
-               ? " (captured in " + std::to_string(graphPieces) + " graphs)"
-               : std::string());
+  if (opt.graph) {
+    char captured[96];
+    std::snprintf(captured, sizeof(captured), " (captured in %.1f ms%s)",
+                  captureMs,
+                  graphPieces > 1
+                      ? (", " + std::to_string(graphPieces) + " graphs").c_str()
+                      : "");
+    how = std::string("CUDA graph replays") + captured;
+  }
   std::printf("run            %" PRId64 " warm-up, %" PRId64
               " iterations, %s\n",
               opt.warmup, opt.iters, how.c_str());
@@ -650,6 +659,7 @@ int main(int argc, char **argv) {
     field("iterations", std::to_string(opt.iters));
     field("graph", opt.graph ? "true" : "false");
     field("graph_pieces", u64(graphPieces));
+    field("capture_ms", opt.graph ? jsonNumber(captureMs) : "null");
     field("seed", u64(opt.seed));
     field("scale", jsonNumber(opt.scale));
     field("inputs_from",
