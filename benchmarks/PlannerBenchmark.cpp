@@ -20,17 +20,29 @@
 
 using namespace bptt::planner;
 
-/// The budget of a row: a share of store-all (range(1) / perUnit), or, for
-/// perUnit = 0, the working set plus range(1) hidden states.
+/// How a row's second argument gives the budget.
+enum class Budget {
+  Percent,      // of store-all
+  BasisPoints,  // of store-all (0.01%)
+  HiddenStates, // the working set plus this many hidden states
+};
+
 static void planChain(benchmark::State &state, Strategy strategy,
-                      bool fastPath, double perUnit = 100.0) {
+                      bool fastPath, Budget unit = Budget::Percent) {
   int64_t T = state.range(0);
   Chain chain = Chain::uniform(T, 2 * 64 * 512 * 4, 8 * 64 * 512 * 4);
-  int64_t budget =
-      perUnit == 0
-          ? chain.workingSetBytes() + state.range(1) * chain.hidden(1)
-          : static_cast<int64_t>(state.range(1) / perUnit *
-                                 chain.storeAllBytes());
+  int64_t budget = 0;
+  switch (unit) {
+  case Budget::Percent:
+  case Budget::BasisPoints:
+    budget = static_cast<int64_t>(
+        state.range(1) / (unit == Budget::Percent ? 100.0 : 10000.0) *
+        chain.storeAllBytes());
+    break;
+  case Budget::HiddenStates:
+    budget = chain.workingSetBytes() + state.range(1) * chain.hidden(1);
+    break;
+  }
   PlannerOptions options;
   options.uniformFastPath = fastPath;
   Plan p;
@@ -119,14 +131,14 @@ static void planHSM(benchmark::State &state) {
 }
 /// Budgets in basis points of store-all.
 static void planMSMDeep(benchmark::State &state) {
-  planChain(state, Strategy::MSM, true, 10000.0);
+  planChain(state, Strategy::MSM, true, Budget::BasisPoints);
 }
 static void planISMDeep(benchmark::State &state) {
-  planChain(state, Strategy::ISM, true, 10000.0);
+  planChain(state, Strategy::ISM, true, Budget::BasisPoints);
 }
 /// Near the working set alone: steps run up to T/2 times on average.
 static void planMSMTightest(benchmark::State &state) {
-  planChain(state, Strategy::MSM, true, 0);
+  planChain(state, Strategy::MSM, true, Budget::HiddenStates);
 }
 /// The plain dynamic program, for comparison where it is affordable.
 static void planMSMPlainDP(benchmark::State &state) {

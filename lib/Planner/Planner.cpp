@@ -82,7 +82,7 @@ public:
   /// Makes the cursor hold h_s, read from `source` (-1: the caller's h_0).
   void restore(int64_t s, int64_t source) {
     if (cursor != s)
-      out.push_back({ActionKind::Restore, s, source});
+      push({ActionKind::Restore, s, source});
     cursor = s;
   }
   /// Forward steps from the cursor up to and including `to`: one action,
@@ -90,36 +90,42 @@ public:
   void forwardTo(int64_t to) {
     if (to <= cursor)
       return;
-    if (!out.empty() && out.back().kind == ActionKind::Forward &&
+    if (!overflow && !out.empty() && out.back().kind == ActionKind::Forward &&
         out.back().lastStep() == cursor)
       out.back().count += to - cursor;
-    else if (int64_t(out.size()) >= maxActions)
-      overflow = true;
     else
-      out.push_back({ActionKind::Forward, cursor + 1, -1, to - cursor});
+      push({ActionKind::Forward, cursor + 1, -1, to - cursor});
     cursor = to;
   }
   void forwardKeep(int64_t t, int64_t offset) {
-    out.push_back({ActionKind::ForwardKeep, t, offset});
+    push({ActionKind::ForwardKeep, t, offset});
     cursor = t;
   }
   void storeHidden(int64_t offset) {
-    out.push_back({ActionKind::StoreHidden, cursor, offset});
+    push({ActionKind::StoreHidden, cursor, offset});
   }
   /// Runs step e into the working set and differentiates it at once.
   void forwardToWorkAndBackward(int64_t e) {
     forwardTo(e - 1);
-    out.push_back({ActionKind::ForwardToWork, e, -1});
-    out.push_back({ActionKind::Backward, e, -1});
+    push({ActionKind::ForwardToWork, e, -1});
+    push({ActionKind::Backward, e, -1});
     cursor = -1;
   }
   void backwardFromSlot(int64_t t, int64_t offset) {
-    out.push_back({ActionKind::Backward, t, offset});
+    push({ActionKind::Backward, t, offset});
     cursor = -1;
   }
-  void free(int64_t offset) { out.push_back({ActionKind::Free, 0, offset}); }
+  void free(int64_t offset) { push({ActionKind::Free, 0, offset}); }
 
 private:
+  /// Every action goes through here, so the list never exceeds maxActions.
+  void push(const Action &a) {
+    if (int64_t(out.size()) >= maxActions)
+      overflow = true;
+    if (!overflow)
+      out.push_back(a);
+  }
+
   std::vector<Action> &out;
   int64_t maxActions;
   bool overflow = false;

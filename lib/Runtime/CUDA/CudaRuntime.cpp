@@ -325,6 +325,12 @@ bool streamIsCapturing(const Runtime &r) {
   return status != CU_STREAM_CAPTURE_STATUS_NONE;
 }
 
+/// Begins capturing a piece of the program stream's work.
+void beginCapturedPiece(Runtime &r) {
+  BPTT_CU(cuStreamBeginCapture(r.stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+  r.capturedOps = 0;
+}
+
 /// Ends the capture of the current piece, instantiates it and keeps it.
 void endCapturedPiece(Runtime &r) {
   CUgraph graph = nullptr;
@@ -339,7 +345,6 @@ void endCapturedPiece(Runtime &r) {
   BPTT_CU(cuGraphDestroy(graph));
   BPTT_CU(cuGraphUpload(exec, r.stream));
   r.capturedPieces.push_back(exec);
-  r.capturedOps = 0;
 }
 
 /// Called after each operation enqueued on the program stream: while
@@ -348,7 +353,7 @@ void noteEnqueued(Runtime &r) {
   if (!r.capturing || ++r.capturedOps < r.graphPieceOps)
     return;
   endCapturedPiece(r);
-  BPTT_CU(cuStreamBeginCapture(r.stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+  beginCapturedPiece(r);
 }
 
 /// Maps `bytes` of new physical memory at `offset` of the arena. Returns
@@ -1121,9 +1126,8 @@ void bpttGraphBeginCapture(void) {
   if (r.capturing || streamIsCapturing(r))
     fatal("bpttGraphBeginCapture: the program stream is already being "
           "captured");
-  BPTT_CU(cuStreamBeginCapture(r.stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+  beginCapturedPiece(r);
   r.capturing = true;
-  r.capturedOps = 0;
   r.capturedPieces.clear();
   r.eventPiece.clear();
 }

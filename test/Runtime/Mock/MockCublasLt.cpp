@@ -52,6 +52,13 @@ template <typename T, typename Opaque> T *as(Opaque *p) {
   return t && t->magic == kMagic ? t : nullptr;
 }
 
+/// A new semi-opaque descriptor holding `value`.
+template <typename Opaque, typename T> Opaque *make(const T &value) {
+  auto *opaque = new Opaque{};
+  *reinterpret_cast<T *>(opaque) = value;
+  return opaque;
+}
+
 
 } // namespace
 
@@ -75,10 +82,8 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmulDescCreate(
        computeType != CUBLAS_COMPUTE_32F_FAST_TF32) ||
       scaleType != CUDA_R_32F)
     return CUBLAS_STATUS_NOT_SUPPORTED;
-  auto *opaque = new cublasLtMatmulDescOpaque_t{};
-  *reinterpret_cast<Desc *>(opaque) =
-      Desc{kMagic, computeType, CUBLAS_OP_N, CUBLAS_OP_N};
-  *desc = opaque;
+  *desc = make<cublasLtMatmulDescOpaque_t>(
+      Desc{kMagic, computeType, CUBLAS_OP_N, CUBLAS_OP_N});
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -110,9 +115,8 @@ cublasStatus_t CUBLASWINAPI cublasLtMatrixLayoutCreate(
     return CUBLAS_STATUS_NOT_SUPPORTED;
   if (ld < int64_t(rows > 1 ? rows : 1))
     return CUBLAS_STATUS_INVALID_VALUE;
-  auto *opaque = new cublasLtMatrixLayoutOpaque_t{};
-  *reinterpret_cast<Layout *>(opaque) = Layout{kMagic, type, rows, cols, ld};
-  *matLayout = opaque;
+  *matLayout = make<cublasLtMatrixLayoutOpaque_t>(
+      Layout{kMagic, type, rows, cols, ld});
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -120,9 +124,7 @@ cublasStatus_t CUBLASWINAPI
 cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *pref) {
   if (!pref)
     return CUBLAS_STATUS_INVALID_VALUE;
-  auto *opaque = new cublasLtMatmulPreferenceOpaque_t{};
-  *reinterpret_cast<Preference *>(opaque) = Preference{kMagic, 0};
-  *pref = opaque;
+  *pref = make<cublasLtMatmulPreferenceOpaque_t>(Preference{kMagic, 0});
   return CUBLAS_STATUS_SUCCESS;
 }
 
