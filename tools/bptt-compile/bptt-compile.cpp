@@ -209,6 +209,10 @@ static llvm::Error linkShared(llvm::StringRef object, llvm::StringRef output) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  // --mlir-print-ir-before/after=<pass> and the like, for the final
+  // lowering (the passes a user inspects when a kernel looks wrong).
+  registerGPUPasses();
+  mlir::registerPassManagerCLOptions();
   cl::ParseCommandLineOptions(
       argc, argv,
       "bptt-compile: plan a BPTT request and compile it into a GPU program\n");
@@ -341,6 +345,8 @@ int main(int argc, char **argv) {
 
   {
     mlir::PassManager pm(&context);
+    if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
+      return fail("invalid pass manager options");
     GPUPipelineOptions options;
     options.chip = chipOpt;
     options.features = featuresOpt;

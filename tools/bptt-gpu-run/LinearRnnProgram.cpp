@@ -8,8 +8,8 @@
 // with c = 1 / (B H), through the runtime only: pool allocations (one per
 // stored state), device-to-device copies, memsets, matrix products on
 // transposed and vector views, a PTX kernel loaded by mgpuModuleLoadJIT from
-// a global constructor (as MLIR's gpu-to-llvm does), events and stream
-// synchronisation. The gradients are
+// a global constructor (as MLIR's gpu-to-llvm does), events, stream
+// synchronisation and side regions (bpttSideBegin/End/Join). The gradients are
 //     g_T = c 1,  g_t = c 1 + g_{t+1} W^T,  dx_t = g_t,
 //     dW = sum_t h_{t-1}^T g_t,  dh_0 = g_1 W^T.
 // The planned peak in the manifest is the exact sum of the program's pool
@@ -291,10 +291,16 @@ EXPORT void bptt_program_entry(void **d) {
     mgpuMemset32(g, floatBits(c), size_t(BH), s);
     if (t < T)
       matmul(view(gNext, B, H, H, 1), wT, view(g, B, H, H, 1));
+    // What nothing later in the step reads runs on the side stream, as the
+    // compiler puts a step's weight-gradient products there.
+    bpttSideBegin();
     mgpuMemcpy(offsetBy(dxs->aligned, (t - 1) * BH), g, stateBytes, s);
     // dW += h_{t-1}^T g_t: h_{t-1}^T is an H x B view with swapped strides.
     matmul(view(states[t - 1], H, B, 1, H), view(g, B, H, H, 1),
            view(dw->aligned, H, H, H, 1));
+    bpttSideEnd();
+    // Joined before g is overwritten and h_{t-1} freed (next iteration).
+    bpttSideJoin();
     mgpuMemFree(states[t], s);
     std::swap(g, gNext);
   }

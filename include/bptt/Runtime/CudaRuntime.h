@@ -12,7 +12,8 @@
  *    thread-safely by the first call to any function here; every function
  *    makes that context current on the calling thread;
  *  - one program stream: all work (kernels, copies, memsets, cuBLAS) is
- *    ordered on it; mgpuStreamCreate returns it;
+ *    ordered on it; mgpuStreamCreate returns it; a side stream takes the
+ *    work the compiler puts in side regions (below);
  *  - one device memory pool: every device allocation goes through it, with
  *    exact accounting, and frees are ordered by the program stream;
  *  - every CUDA driver and cuBLAS call is checked: on failure the runtime
@@ -139,6 +140,20 @@ BPTT_RUNTIME_EXPORT uint64_t bpttGraphPieces(void *graph);
 /* Launches the captured work on the program stream. */
 BPTT_RUNTIME_EXPORT void bpttGraphLaunch(void *graph);
 BPTT_RUNTIME_EXPORT void bpttGraphDestroy(void *graph);
+
+/*===--- The side stream -------------------------------------------------===*/
+
+/* Work that generated code enqueues between bpttSideBegin and bpttSideEnd
+ * runs on a second stream: after everything enqueued before bpttSideBegin,
+ * concurrently with what the program stream does next, in its own order.
+ * bpttSideJoin makes the program stream wait for all side work so far; the
+ * compiler joins before a function returns and before it frees what the side
+ * work reads. BPTT_SIDE_STREAM=0 (and profiling) turn the three calls into
+ * no-ops: everything runs on the program stream in the same order. Side
+ * regions do not nest. */
+BPTT_RUNTIME_EXPORT void bpttSideBegin(void);
+BPTT_RUNTIME_EXPORT void bpttSideEnd(void);
+BPTT_RUNTIME_EXPORT void bpttSideJoin(void);
 
 /*===--- Miscellaneous ---------------------------------------------------===*/
 

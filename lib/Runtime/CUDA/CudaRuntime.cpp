@@ -114,7 +114,8 @@ uint64_t envUnsigned(const char *name, uint64_t fallback, uint64_t max) {
     return fallback;
   uint64_t value = 0;
   for (const char *p = text; *p; ++p) {
-    if (*p < '0' || *p > '9' ||
+    // (digit > max first: max - digit must not wrap around.)
+    if (*p < '0' || *p > '9' || static_cast<uint64_t>(*p - '0') > max ||
         value > (max - static_cast<uint64_t>(*p - '0')) / 10)
       fatal(std::string(name) + "='" + text +
             "' is not an integer between 0 and " + std::to_string(max));
@@ -304,6 +305,26 @@ struct Runtime {
   std::vector<CUgraphExec> capturedPieces;
   /// Which piece each event was last recorded in (while capturing).
   std::map<CUevent, uint64_t> eventPiece;
+
+  /// The side stream (bpttSideBegin/End/Join): work that the compiler found
+  /// off a function's critical path (weight-gradient products) runs on it,
+  /// concurrently with the program stream's work, in its own order. Off
+  /// (BPTT_SIDE_STREAM=0, or while profiling, whose per-call timing needs
+  /// one stream): the calls are no-ops and everything runs on the program
+  /// stream, in the same order, with the same results.
+  bool sideEnabled = false;
+  CUstream side = nullptr;
+  /// Between bpttSideBegin and bpttSideEnd: enqueued work goes to `side`.
+  bool routingToSide = false;
+  /// Side work enqueued since the last join: a capture piece cannot end.
+  bool sideUnjoined = false;
+  CUevent forkEvent = nullptr, joinEvent = nullptr;
+  /// Products on the side stream run concurrently with the program
+  /// stream's, so they need a cuBLAS workspace of their own.
+  void *sideBlasWorkspace = nullptr;
+
+  /// The stream that enqueued work goes to now.
+  CUstream current() const { return routingToSide ? side : stream; }
 };
 
 /// What bpttGraphEndCapture returns: the pieces of one capture, in order.
@@ -347,10 +368,22 @@ void endCapturedPiece(Runtime &r) {
   r.capturedPieces.push_back(exec);
 }
 
-/// Called after each operation enqueued on the program stream: while
-/// capturing, a full piece is closed and the next one begun.
+/// Makes the program stream wait for all work enqueued on the side stream.
+void joinSide(Runtime &r) {
+  if (!r.sideUnjoined)
+    return;
+  BPTT_CU(cuEventRecord(r.joinEvent, r.side));
+  BPTT_CU(cuStreamWaitEvent(r.stream, r.joinEvent, 0));
+  r.sideUnjoined = false;
+}
+
+/// Called after each operation enqueued on the program or side stream:
+/// while capturing, a full piece is closed and the next one begun, once the
+/// side stream has joined (a capture cannot end with unjoined work).
 void noteEnqueued(Runtime &r) {
-  if (!r.capturing || ++r.capturedOps < r.graphPieceOps)
+  if (r.routingToSide)
+    r.sideUnjoined = true;
+  if (!r.capturing || ++r.capturedOps < r.graphPieceOps || r.sideUnjoined)
     return;
   endCapturedPiece(r);
   beginCapturedPiece(r);
@@ -499,6 +532,18 @@ void initialiseBlas(Runtime &r) {
   r.tuneGemms = envUnsigned("BPTT_GEMM_TUNE", 0, 1) == 1;
 }
 
+void initialiseSideStream(Runtime &r) {
+  r.sideEnabled =
+      envUnsigned("BPTT_SIDE_STREAM", 1, 1) == 1 && !r.profiler;
+  if (!r.sideEnabled)
+    return;
+  BPTT_CU(cuStreamCreate(&r.side, CU_STREAM_NON_BLOCKING));
+  BPTT_CU(cuEventCreate(&r.forkEvent, CU_EVENT_DISABLE_TIMING));
+  BPTT_CU(cuEventCreate(&r.joinEvent, CU_EVENT_DISABLE_TIMING));
+  r.sideBlasWorkspace = poolAllocate(
+      r, r.blasWorkspaceBytes, "the side stream's cuBLAS workspace allocation");
+}
+
 void initialise() {
   // Leaked on purpose: programs unload their modules from global
   // destructors, which may run after this library's would.
@@ -540,6 +585,7 @@ void initialise() {
         rt->profiler->write();
     });
   }
+  initialiseSideStream(*r);
   gRuntime.store(r, std::memory_order_release);
 }
 
@@ -607,6 +653,13 @@ CUstream programStream(Runtime &r, void *stream, const char *caller) {
         " is not the program stream " + hex(r.stream) +
         " (the bptt runtime orders all work on its one program stream, which "
         "mgpuStreamCreate returns)");
+}
+
+/// Where work enqueued "on the program stream" goes: the side stream between
+/// bpttSideBegin and bpttSideEnd, else the program stream.
+CUstream workStream(Runtime &r, void *stream, const char *caller) {
+  programStream(r, stream, caller);
+  return r.current();
 }
 
 unsigned launchDim(intptr_t value, const char *what) {
@@ -722,7 +775,7 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                       intptr_t blockZ, int32_t smem, void *stream,
                       void **params, void **extra, size_t paramsCount) {
   Runtime &r = runtime();
-  CUstream s = programStream(r, stream, "mgpuLaunchKernel");
+  CUstream s = workStream(r, stream, "mgpuLaunchKernel");
   CUfunction f = static_cast<CUfunction>(function);
   if (!f)
     fatal("mgpuLaunchKernel: null kernel");
@@ -765,6 +818,7 @@ void mgpuStreamSynchronize(void *stream) {
   CUstream s = programStream(r, stream, "mgpuStreamSynchronize");
   if (streamIsCapturing(r))
     return; // nothing runs while capturing; the graph keeps the order
+  joinSide(r);
   BPTT_CU(cuStreamSynchronize(s));
   collectProfile(r);
 }
@@ -832,7 +886,7 @@ void mgpuMemFree(void *ptr, void *stream) {
 
 void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream) {
   Runtime &r = runtime();
-  CUstream s = programStream(r, stream, "mgpuMemcpy");
+  CUstream s = workStream(r, stream, "mgpuMemcpy");
   if (sizeBytes == 0)
     return;
   BPTT_CU_CTX(cuMemcpyAsync(reinterpret_cast<CUdeviceptr>(dst),
@@ -844,7 +898,7 @@ void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream) {
 
 void mgpuMemset32(void *dst, unsigned int value, size_t count, void *stream) {
   Runtime &r = runtime();
-  CUstream s = programStream(r, stream, "mgpuMemset32");
+  CUstream s = workStream(r, stream, "mgpuMemset32");
   if (count == 0)
     return;
   BPTT_CU_CTX(
@@ -856,7 +910,7 @@ void mgpuMemset32(void *dst, unsigned int value, size_t count, void *stream) {
 void mgpuMemset16(void *dst, unsigned short value, size_t count,
                   void *stream) {
   Runtime &r = runtime();
-  CUstream s = programStream(r, stream, "mgpuMemset16");
+  CUstream s = workStream(r, stream, "mgpuMemset16");
   if (count == 0)
     return;
   BPTT_CU_CTX(
@@ -994,7 +1048,8 @@ LtPlan &ltPlanFor(Runtime &r, const GemmCall &call, bool tf32, uintptr_t x,
 /// to run. Only outside a capture (it synchronises): in the runner's warm-up,
 /// whose peak the timed phase does not report.
 void tuneLtPlan(Runtime &r, LtPlan &plan, const GemmCall &call,
-                const void *x, const void *y, bool tf32) {
+                const void *x, const void *y, bool tf32, CUstream stream,
+                void *workspace) {
   plan.tuned = true;
   if (plan.candidates.size() < 2)
     return;
@@ -1013,15 +1068,14 @@ void tuneLtPlan(Runtime &r, LtPlan &plan, const GemmCall &call,
     auto launch = [&] {
       return cublasLtMatmul(r.lt, plan.desc, &one, x, plan.x, y, plan.y,
                             &zero, out, plan.c, out, plan.c, &candidate.algo,
-                            r.blasWorkspace, candidate.workspaceSize,
-                            r.stream);
+                            workspace, candidate.workspaceSize, stream);
     };
     if (launch() != CUBLAS_STATUS_SUCCESS)
       continue; // a candidate that does not run is not chosen
-    BPTT_CU(cuEventRecord(start, r.stream));
+    BPTT_CU(cuEventRecord(start, stream));
     for (int rep = 0; rep < 10; ++rep)
       BPTT_CUBLAS_CTX(launch(), "timing a candidate of " + what);
-    BPTT_CU(cuEventRecord(stop, r.stream));
+    BPTT_CU(cuEventRecord(stop, stream));
     BPTT_CU(cuEventSynchronize(stop));
     float ms = 0;
     BPTT_CU(cuEventElapsedTime(&ms, start, stop));
@@ -1068,26 +1122,40 @@ void _mlir_ciface_bpttMatmulF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
            (overwrite ? " beta=0" : "");
   });
   std::lock_guard<std::mutex> lock(r.blasMutex);
+  CUstream stream = r.current();
+  void *workspace = r.routingToSide ? r.sideBlasWorkspace : r.blasWorkspace;
   LtPlan &plan = ltPlanFor(r, call, tf32, reinterpret_cast<uintptr_t>(x),
                            reinterpret_cast<uintptr_t>(y), c);
   if (!plan.candidates.empty()) {
     if (r.tuneGemms && !plan.tuned && !streamIsCapturing(r))
-      tuneLtPlan(r, plan, call, x, y, tf32);
+      tuneLtPlan(r, plan, call, x, y, tf32, stream, workspace);
     const cublasLtMatmulHeuristicResult_t &chosen =
         plan.candidates[plan.chosen];
     BPTT_CUBLAS_CTX(cublasLtMatmul(r.lt, plan.desc, &one, x, plan.x, y,
                                    plan.y, overwrite ? &zero : &one, out,
                                    plan.c, out, plan.c, &chosen.algo,
-                                   r.blasWorkspace, chosen.workspaceSize,
-                                   r.stream),
+                                   workspace, chosen.workspaceSize, stream),
                     "cublasLtMatmul " + describeGemm(call, tf32, overwrite));
   } else {
+    // The handle is bound to the program stream and its workspace; a side
+    // product rebinds it for the call (stream first: cublasSetStream resets
+    // the workspace).
+    if (r.routingToSide) {
+      BPTT_CUBLAS(cublasSetStream(r.blas, stream));
+      BPTT_CUBLAS(cublasSetWorkspace(r.blas, workspace,
+                                     size_t(r.blasWorkspaceBytes)));
+    }
     BPTT_CUBLAS_CTX(
         cublasGemmEx_64(r.blas, blasOp(call.opX), blasOp(call.opY), call.m,
                         call.n, call.k, &one, x, CUDA_R_32F, call.ldx, y,
                         CUDA_R_32F, call.ldy, overwrite ? &zero : &one, out,
                         CUDA_R_32F, call.ldc, compute, CUBLAS_GEMM_DEFAULT),
         describeGemm(call, tf32, overwrite));
+    if (r.routingToSide) {
+      BPTT_CUBLAS(cublasSetStream(r.blas, r.stream));
+      BPTT_CUBLAS(cublasSetWorkspace(r.blas, r.blasWorkspace,
+                                     size_t(r.blasWorkspaceBytes)));
+    }
   }
   noteEnqueued(r);
 }
@@ -1137,6 +1205,9 @@ void *bpttGraphEndCapture(void) {
   if (!r.capturing || !streamIsCapturing(r))
     fatal("bpttGraphEndCapture: the program stream is not being captured "
           "(call bpttGraphBeginCapture first)");
+  if (r.routingToSide)
+    fatal("bpttGraphEndCapture: between bpttSideBegin and bpttSideEnd");
+  joinSide(r);
   r.capturing = false;
   endCapturedPiece(r);
   auto *graph = new CapturedGraph{std::move(r.capturedPieces)};
@@ -1170,6 +1241,43 @@ void bpttGraphDestroy(void *graph) {
   delete captured;
 }
 
+//===--- The side stream --------------------------------------------------===//
+
+void bpttSideBegin(void) {
+  Runtime &r = runtime();
+  if (r.routingToSide)
+    fatal("bpttSideBegin: already between bpttSideBegin and bpttSideEnd "
+          "(side regions do not nest)");
+  if (!r.sideEnabled)
+    return;
+  // The side work may read anything enqueued before it.
+  BPTT_CU(cuEventRecord(r.forkEvent, r.stream));
+  BPTT_CU(cuStreamWaitEvent(r.side, r.forkEvent, 0));
+  r.routingToSide = true;
+}
+
+void bpttSideEnd(void) {
+  Runtime &r = runtime();
+  if (!r.sideEnabled)
+    return;
+  if (!r.routingToSide)
+    fatal("bpttSideEnd: not after bpttSideBegin");
+  r.routingToSide = false;
+}
+
+void bpttSideJoin(void) {
+  Runtime &r = runtime();
+  if (r.routingToSide)
+    fatal("bpttSideJoin: between bpttSideBegin and bpttSideEnd (end the "
+          "side region first)");
+  joinSide(r);
+  // A piece that reached its size while side work was pending ends now.
+  if (r.capturing && r.capturedOps >= r.graphPieceOps) {
+    endCapturedPiece(r);
+    beginCapturedPiece(r);
+  }
+}
+
 //===--- Miscellaneous ----------------------------------------------------===//
 
 void *bpttProgramStream(void) { return runtime().stream; }
@@ -1179,6 +1287,7 @@ void bpttSynchronize(void) {
   if (streamIsCapturing(r))
     fatal("bpttSynchronize: the program stream is being captured into a "
           "CUDA graph (end the capture first)");
+  joinSide(r);
   BPTT_CU(cuStreamSynchronize(r.stream));
   collectProfile(r);
 }

@@ -11,6 +11,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -30,11 +31,20 @@ struct CUstream_st {
   bool capturing = false;
   bool invalidated = false;
   std::vector<Op> captured;
+  /// A stream that waited on an event of a capture joins it (as CUDA's
+  /// cross-stream capture does): its work goes into the capturing stream's
+  /// list, in enqueue order, and the capture may end only after the
+  /// capturing stream has waited on an event recorded after its last work.
+  CUstream_st *captureOrigin = nullptr;
+  std::set<CUstream_st *> joined; // on the capturing stream
+  uint64_t enqueuedWhileJoined = 0, joinedUpTo = 0;
 };
 struct CUevent_st {
   unsigned flags = 0;
   double ms = -1; // time of the last executed record
   bool inCapture = false;
+  CUstream_st *recordedOn = nullptr;
+  uint64_t recordedAt = 0; // recordedOn->enqueuedWhileJoined then
 };
 struct CUgraph_st {
   std::vector<Op> ops;
@@ -135,6 +145,10 @@ namespace mockcuda {
 CUresult enqueue(CUstream stream, Op op) {
   if (!knownStream(stream))
     return CUDA_ERROR_INVALID_HANDLE;
+  if (stream && stream->captureOrigin) {
+    ++stream->enqueuedWhileJoined;
+    stream = stream->captureOrigin;
+  }
   if (stream && stream->capturing) {
     if (stream->invalidated)
       return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
@@ -188,7 +202,9 @@ CUresult enqueueGemm(CUstream stream, bool transA, bool transB, int64_t m,
 
 bool hasContext() { return tCurrent != nullptr; }
 
-bool isCapturing(CUstream stream) { return stream && stream->capturing; }
+bool isCapturing(CUstream stream) {
+  return stream && (stream->capturing || stream->captureOrigin);
+}
 
 } // namespace mockcuda
 
@@ -362,6 +378,18 @@ CUresult CUDAAPI cuStreamWaitEvent(CUstream hStream, CUevent hEvent,
   REQUIRE_CONTEXT();
   if (!knownStream(hStream) || !hEvent || flags)
     return CUDA_ERROR_INVALID_VALUE;
+  CUstream from = hEvent->inCapture ? hEvent->recordedOn : nullptr;
+  CUstream origin = from && from->captureOrigin ? from->captureOrigin : from;
+  if (hStream && origin && hStream != origin && !hStream->capturing &&
+      !hStream->captureOrigin) {
+    // Joins the capture.
+    hStream->captureOrigin = origin;
+    hStream->enqueuedWhileJoined = hStream->joinedUpTo = 0;
+    origin->joined.insert(hStream);
+  } else if (hStream && hStream->capturing && from &&
+             from->captureOrigin == hStream) {
+    from->joinedUpTo = std::max(from->joinedUpTo, hEvent->recordedAt);
+  }
   return enqueue(hStream, [] {});
 }
 
@@ -401,6 +429,17 @@ CUresult CUDAAPI cuStreamEndCapture(CUstream hStream, CUgraph *phGraph) {
   if (!hStream->capturing)
     return CUDA_ERROR_ILLEGAL_STATE;
   hStream->capturing = false;
+  bool unjoined = false;
+  for (CUstream other : hStream->joined) {
+    unjoined |= other->enqueuedWhileJoined > other->joinedUpTo;
+    other->captureOrigin = nullptr;
+  }
+  hStream->joined.clear();
+  if (unjoined) {
+    hStream->captured.clear();
+    *phGraph = nullptr;
+    return CUDA_ERROR_STREAM_CAPTURE_UNJOINED;
+  }
   if (hStream->invalidated) {
     hStream->captured.clear();
     *phGraph = nullptr;
@@ -478,6 +517,10 @@ CUresult CUDAAPI cuEventRecord(CUevent hEvent, CUstream hStream) {
   if (!hEvent)
     return CUDA_ERROR_INVALID_HANDLE;
   hEvent->inCapture = mockcuda::isCapturing(hStream);
+  hEvent->recordedOn = hStream;
+  // The count of the work before this record, counted in enqueue() below
+  // for the record itself.
+  hEvent->recordedAt = hStream ? hStream->enqueuedWhileJoined + 1 : 0;
   // Recorded during a capture, an event only orders the captured work: the
   // graph keeps no reference to it (it may be destroyed before a launch).
   if (hEvent->inCapture)
