@@ -31,6 +31,7 @@
 
 #include "bptt/Conversion/Pipelines.h"
 
+#include "GPUProgram.h"
 #include "PipelineSteps.h"
 #include "WarpReductions.h"
 
@@ -66,18 +67,15 @@
 #include <functional>
 
 using namespace mlir;
+using bptt::callSites;
+using bptt::isProgram;
+using bptt::kMatmulFn;
+using bptt::kPlanAttr;
+using bptt::kScheduleAttr;
+using bptt::viewRoot;
 
-namespace {
-
-constexpr llvm::StringLiteral kPlanAttr = "rnn.plan";
-constexpr llvm::StringLiteral kScheduleAttr = "rnn.schedule";
-constexpr llvm::StringLiteral kMatmulFn = "bpttMatmulF32";
-
-bool isProgram(func::FuncOp f) { return f->hasAttr(kPlanAttr); }
-
-/// Every func.call of each function of `module`.
 DenseMap<func::FuncOp, SmallVector<func::CallOp>>
-callSites(ModuleOp module, SymbolTable &symbols) {
+bptt::callSites(ModuleOp module, SymbolTable &symbols) {
   DenseMap<func::FuncOp, SmallVector<func::CallOp>> callers;
   module.walk([&](func::CallOp call) {
     if (auto callee = symbols.lookup<func::FuncOp>(call.getCallee()))
@@ -86,12 +84,7 @@ callSites(ModuleOp module, SymbolTable &symbols) {
   return callers;
 }
 
-//===----------------------------------------------------------------------===//
-// Where memory lives
-//===----------------------------------------------------------------------===//
-
-/// Follows view-like ops back to the memref they view.
-Value viewRoot(Value v) {
+Value bptt::viewRoot(Value v) {
   while (Operation *def = v.getDefiningOp()) {
     if (auto view = dyn_cast<ViewLikeOpInterface>(def)) {
       v = view.getViewSource();
@@ -101,10 +94,20 @@ Value viewRoot(Value v) {
       v = cast.getSource();
       continue;
     }
+    if (auto transpose = dyn_cast<memref::TransposeOp>(def)) {
+      v = transpose.getIn();
+      continue;
+    }
     break;
   }
   return v;
 }
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Where memory lives
+//===----------------------------------------------------------------------===//
 
 /// The host memrefs of a module: allocas, the programs' statistics
 /// arguments, the programs' schedule tables (globals rnn-remat marks with
@@ -1064,6 +1067,7 @@ FailureOr<int64_t> bptt::gpuScratchBytes(ModuleOp module,
 void bptt::buildLowerToGPUPipeline(OpPassManager &pm,
                                    const GPUPipelineOptions &options) {
   buildPlacementPipeline(pm, options.precision);
+  pm.addPass(bptt::createSideStreamPass());
   pm.addPass(std::make_unique<AsyncPass>());
   pm.addPass(createCanonicalizerPass());
 
@@ -1106,5 +1110,6 @@ void bptt::registerGPUPasses() {
   PassRegistration<LibraryCallsPass>();
   PassRegistration<TileLoopsPass>();
   PassRegistration<HostIslandsPass>();
+  registerPass([] { return bptt::createSideStreamPass(); });
   PassRegistration<AsyncPass>();
 }

@@ -1,0 +1,505 @@
+//===- SideStream.cpp - device work off the critical path -----------------===//
+//
+// bptt-gpu-side-stream: in a straight-line function of device work, the
+// work that nothing later in the function waits for runs on the runtime's
+// side stream (bpttSideBegin/End/Join, docs/gpu-abi.md), beside the rest.
+//
+//===----------------------------------------------------------------------===//
+
+#include "GPUProgram.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SetVector.h"
+
+#include <optional>
+#include <vector>
+
+using namespace mlir;
+using namespace bptt;
+
+namespace {
+
+/// Which buffers a memref may be part of. A memref's bases are the
+/// allocations and the program arguments it views, followed through views,
+/// selects, and the arguments of private functions at all their call sites.
+/// A program's arguments are distinct buffers (docs/gpu-abi.md), distinct
+/// from every allocation. Two memrefs with no base in common do not overlap;
+/// two views of one allocation (a pool's) are taken to overlap.
+class MemoryProvenance {
+public:
+  explicit MemoryProvenance(ModuleOp module)
+      : module(module), symbols(module), callers(callSites(module, symbols)) {}
+
+  bool mayAlias(Value a, Value b) {
+    std::optional<Bases> basesA = bases(a), basesB = bases(b);
+    if (!basesA || !basesB)
+      return true;
+    return llvm::any_of(*basesA,
+                        [&](Value base) { return basesB->contains(base); });
+  }
+
+private:
+  using Bases = llvm::SmallSetVector<Value, 4>;
+
+  /// The bases of `v`, or nullopt when they cannot be known.
+  std::optional<Bases> bases(Value v) {
+    v = viewRoot(v);
+    if (auto it = memo.find(v); it != memo.end())
+      return it->second;
+    memo[v] = std::nullopt; // a cycle (recursion): unknown
+    std::optional<Bases> result = compute(v);
+    memo[v] = result;
+    return result;
+  }
+
+  std::optional<Bases> compute(Value v) {
+    Bases result;
+    auto add = [&](Value operand) {
+      std::optional<Bases> more = bases(operand);
+      if (more)
+        result.insert(more->begin(), more->end());
+      return more.has_value();
+    };
+    if (v.getDefiningOp<memref::AllocOp>() ||
+        v.getDefiningOp<memref::AllocaOp>()) {
+      result.insert(v);
+      return result;
+    }
+    if (auto select = v.getDefiningOp<arith::SelectOp>()) {
+      if (!add(select.getTrueValue()) || !add(select.getFalseValue()))
+        return std::nullopt;
+      return result;
+    }
+    auto arg = dyn_cast<BlockArgument>(v);
+    if (!arg)
+      return std::nullopt; // a global, a call's result, ...
+    auto f = dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp());
+    if (!f || arg.getOwner() != &f.getBody().front())
+      return std::nullopt; // a loop's or a branch's argument
+    if (isProgram(f)) {
+      result.insert(v);
+      return result;
+    }
+    if (!f.isPrivate())
+      return std::nullopt; // callable from outside with anything
+    // Only direct calls: a function whose address is taken may be called
+    // with anything.
+    auto calls = callers.find(f);
+    std::optional<SymbolTable::UseRange> uses =
+        symbols.getSymbolUses(f, module);
+    if (calls == callers.end() || !uses ||
+        size_t(std::distance(uses->begin(), uses->end())) !=
+            calls->second.size())
+      return std::nullopt;
+    for (func::CallOp call : calls->second)
+      if (!add(call.getOperand(arg.getArgNumber())))
+        return std::nullopt;
+    return result;
+  }
+
+  ModuleOp module;
+  SymbolTable symbols;
+  DenseMap<func::FuncOp, SmallVector<func::CallOp>> callers;
+  DenseMap<Value, std::optional<Bases>> memo;
+};
+
+/// Runs device work that nothing later in its function waits for on the
+/// runtime's side stream, so that it overlaps the function's remaining
+/// work: in a backward step, the weight-gradient products and the bias
+/// reductions (accumulations that only the next step's accumulations read)
+/// run beside the products that carry the recurrence (dh_{t-1} =
+/// dgates·W_hh^T, the input gradient) and the loss part before them.
+///
+/// Each top-level op of a straight-line function gets the memory it reads
+/// and writes (a kernel's loads and stores; a product reads A, B and C and
+/// writes C). Work X may go to the side stream when no later op left on the
+/// program stream reads what X writes or writes what X reads or writes. The
+/// side stream starts X after everything enqueued on the program stream
+/// before it, keeps side work in program order, and the function joins it
+/// before it returns and before it frees anything (deallocations move after
+/// the join). Side work moves up to just after the last op it depends on, so
+/// that it starts as early as it can. Every value is the same, bit for bit,
+/// as on one stream.
+///
+/// Among the valid choices the pass takes the one with the shortest
+/// estimated time (a two-stream list schedule; products costed by their
+/// flops, kernels at a constant), exhaustively for up to 16 candidates,
+/// greedily beyond. Functions with loops, branches or calls other than
+/// products are left as they are.
+struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(SideStreamPass)
+  StringRef getArgument() const override { return "bptt-gpu-side-stream"; }
+  StringRef getDescription() const override {
+    return "Run device work off a function's critical path on the side "
+           "stream";
+  }
+
+  /// What one top-level op of a function does.
+  struct Step {
+    Operation *op;
+    SmallVector<Value> reads, writes; // memrefs
+    bool unknown = false;             // conflicts with everything
+    bool work = false;                // device work a stream runs
+    double cost = 0;                  // estimated microseconds
+  };
+
+  static constexpr double kKernelMicros = 2.0;
+  static constexpr double kProductMicros = 3.0;
+  // Sustained fp32 rate of small products on an H100, flops per microsecond.
+  static constexpr double kProductFlopsPerMicro = 30e6;
+  // What a side region costs beyond its work (the fork's event and edge).
+  static constexpr double kRegionMicros = 0.5;
+  static constexpr size_t kExhaustiveCandidates = 16;
+
+  static double productCost(func::CallOp call) {
+    auto shape = [](Value v) -> std::optional<std::pair<int64_t, int64_t>> {
+      while (auto cast = v.getDefiningOp<memref::CastOp>())
+        v = cast.getSource();
+      auto type = dyn_cast<MemRefType>(v.getType());
+      if (!type || type.getRank() != 2 || !type.hasStaticShape())
+        return std::nullopt;
+      return std::make_pair(type.getDimSize(0), type.getDimSize(1));
+    };
+    auto a = shape(call.getOperand(0)), b = shape(call.getOperand(1));
+    if (!a || !b)
+      return kProductMicros + 10.0;
+    double flops = 2.0 * double(a->first) * double(a->second) *
+                   double(b->second);
+    return kProductMicros + flops / kProductFlopsPerMicro;
+  }
+
+  /// The effects of `op` (a top-level op of a function body) on memory
+  /// defined outside it; false when they cannot be known.
+  static bool collectEffects(Operation *op, Step &step) {
+    bool known = true;
+    op->walk([&](Operation *inner) {
+      if (inner->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
+        return; // its nested ops are visited on their own
+      auto effects = dyn_cast<MemoryEffectOpInterface>(inner);
+      if (!effects) {
+        known = false;
+        return;
+      }
+      SmallVector<MemoryEffects::EffectInstance> instances;
+      effects.getEffects(instances);
+      for (const MemoryEffects::EffectInstance &e : instances) {
+        Value v = e.getValue();
+        if (!v) {
+          // An effect on no particular value (a barrier's): inside a
+          // kernel it touches the kernel's own memory only.
+          if (inner != op && isa<gpu::LaunchOp>(op))
+            continue;
+          known = false;
+          continue;
+        }
+        Value root = viewRoot(v);
+        // Memory defined inside the op (a kernel's local buffers).
+        if (Operation *def = root.getDefiningOp();
+            def && op != def && op->isAncestor(def))
+          continue;
+        if (auto arg = dyn_cast<BlockArgument>(root);
+            arg && op->isAncestor(arg.getOwner()->getParentOp()))
+          continue;
+        if (isa<MemoryEffects::Read>(e.getEffect()))
+          step.reads.push_back(root);
+        else
+          step.writes.push_back(root);
+      }
+    });
+    return known;
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MemoryProvenance provenance(module);
+    bool changed = false;
+    for (func::FuncOp f : module.getOps<func::FuncOp>())
+      if (!f.isExternal() && !isProgram(f))
+        changed |= planFunction(f, provenance);
+    if (!changed)
+      return;
+    OpBuilder b(module.getBodyRegion());
+    b.setInsertionPointToStart(module.getBody());
+    for (StringRef name : {"bpttSideBegin", "bpttSideEnd", "bpttSideJoin"})
+      if (!module.lookupSymbol(name))
+        func::FuncOp::create(b, module.getLoc(), name,
+                             b.getFunctionType({}, {}))
+            .setPrivate();
+  }
+
+  /// The steps of `body`, or nullopt when it is not a straight line of
+  /// device work.
+  static std::optional<std::vector<Step>> collectSteps(Block &body) {
+    std::vector<Step> steps;
+    for (Operation &op : body.without_terminator()) {
+      if (isa<memref::DeallocOp, memref::AllocOp, memref::AllocaOp>(op) ||
+          isMemoryEffectFree(&op))
+        continue;
+      Step step{&op};
+      if (isa<gpu::LaunchOp>(op)) {
+        step.work = true;
+        step.cost = kKernelMicros;
+        step.unknown = !collectEffects(&op, step);
+      } else if (auto call = dyn_cast<func::CallOp>(op)) {
+        if (call.getCallee() != kMatmulFn || call.getNumOperands() != 4)
+          return std::nullopt; // calls into other code
+        step.work = true;
+        step.cost = productCost(call);
+        for (unsigned i = 0; i < 3; ++i)
+          step.reads.push_back(viewRoot(call.getOperand(i)));
+        step.writes.push_back(viewRoot(call.getOperand(2)));
+      } else if (op.getNumRegions() > 0) {
+        return std::nullopt; // loops and branches
+      } else {
+        step.unknown = !collectEffects(&op, step);
+      }
+      steps.push_back(std::move(step));
+    }
+    return steps;
+  }
+
+  /// The ops of `body` that are not steps and that `op` needs defined
+  /// before it (the producers of its operands and of the values its regions
+  /// use), transitively; the steps among the producers go to `stepDeps`.
+  static void collectProducers(Operation *op, Block &body,
+                               const DenseMap<Operation *, size_t> &stepIndex,
+                               llvm::SetVector<Operation *> &producers,
+                               SmallVectorImpl<size_t> &stepDeps) {
+    SmallVector<Operation *> work{op};
+    while (!work.empty()) {
+      Operation *next = work.pop_back_val();
+      next->walk([&](Operation *inner) {
+        for (Value v : inner->getOperands()) {
+          Operation *def = v.getDefiningOp();
+          if (!def || def->getBlock() != &body)
+            continue;
+          if (auto it = stepIndex.find(def); it != stepIndex.end()) {
+            stepDeps.push_back(it->second);
+            continue;
+          }
+          if (producers.insert(def))
+            work.push_back(def);
+        }
+      });
+    }
+  }
+
+  bool planFunction(func::FuncOp f, MemoryProvenance &provenance) {
+    if (!f.getBody().hasOneBlock())
+      return false;
+    Block &body = f.getBody().front();
+    std::optional<std::vector<Step>> collected = collectSteps(body);
+    if (!collected)
+      return false;
+    std::vector<Step> &steps = *collected;
+    size_t n = steps.size();
+    SmallVector<size_t> candidates;
+    for (size_t i = 0; i < n; ++i)
+      if (steps[i].work && !steps[i].unknown)
+        candidates.push_back(i);
+    if (candidates.empty())
+      return false;
+
+    auto overlaps = [&](ArrayRef<Value> xs, ArrayRef<Value> ys) {
+      return llvm::any_of(xs, [&](Value x) {
+        return llvm::any_of(ys,
+                            [&](Value y) { return provenance.mayAlias(x, y); });
+      });
+    };
+    // conflict[i][j] (i < j): j must not run while i might.
+    // depends[i][j] (i < j): j must stay after i (a conflict, or i defines
+    // a value j uses).
+    std::vector<std::vector<bool>> conflict(n, std::vector<bool>(n, false));
+    for (size_t i = 0; i < n; ++i)
+      for (size_t j = i + 1; j < n; ++j)
+        conflict[i][j] = steps[i].unknown || steps[j].unknown ||
+                         overlaps(steps[i].writes, steps[j].reads) ||
+                         overlaps(steps[i].writes, steps[j].writes) ||
+                         overlaps(steps[i].reads, steps[j].writes);
+    std::vector<std::vector<bool>> depends = conflict;
+    DenseMap<Operation *, size_t> stepIndex;
+    for (size_t i = 0; i < n; ++i)
+      stepIndex[steps[i].op] = i;
+    std::vector<llvm::SetVector<Operation *>> producers(n);
+    for (size_t j = 0; j < n; ++j) {
+      SmallVector<size_t> stepDeps;
+      collectProducers(steps[j].op, body, stepIndex, producers[j], stepDeps);
+      for (size_t i : stepDeps)
+        depends[i][j] = true;
+    }
+
+    auto valid = [&](const std::vector<bool> &side) {
+      for (size_t i = 0; i < n; ++i)
+        if (side[i])
+          for (size_t j = i + 1; j < n; ++j)
+            if (!side[j] && depends[i][j])
+              return false;
+      return true;
+    };
+    // The order in which the steps are enqueued: program-stream steps as
+    // they are, each side step just after the last step it depends on and
+    // after the side steps before it.
+    auto enqueueOrder = [&](const std::vector<bool> &side) {
+      std::vector<size_t> order;
+      order.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        size_t at = order.size();
+        if (side[i]) {
+          at = 0;
+          for (size_t k = 0; k < order.size(); ++k)
+            if (side[order[k]] || depends[order[k]][i])
+              at = k + 1;
+        }
+        order.insert(order.begin() + at, i);
+      }
+      return order;
+    };
+    // Estimated time: the program stream runs its steps in order; a side
+    // region starts when the side stream is free and the program stream has
+    // done what was enqueued before it; the function ends at the join.
+    auto estimate = [&](const std::vector<bool> &side) {
+      double mainAt = 0, sideAt = 0;
+      bool inRegion = false;
+      for (size_t i : enqueueOrder(side)) {
+        if (side[i]) {
+          sideAt = inRegion ? sideAt + steps[i].cost
+                            : std::max(sideAt, mainAt) + kRegionMicros +
+                                  steps[i].cost;
+          inRegion = true;
+        } else {
+          mainAt += steps[i].cost;
+          inRegion = false;
+        }
+      }
+      return std::max(mainAt, sideAt);
+    };
+
+    std::vector<bool> best(n, false);
+    double bestTime = estimate(best);
+    auto consider = [&](const std::vector<bool> &side) {
+      if (!valid(side))
+        return false;
+      double time = estimate(side);
+      if (time >= bestTime - 1e-9)
+        return false;
+      bestTime = time;
+      best = side;
+      return true;
+    };
+    if (candidates.size() <= kExhaustiveCandidates) {
+      std::vector<bool> side(n, false);
+      for (uint32_t mask = 1; mask < (uint32_t(1) << candidates.size());
+           ++mask) {
+        for (size_t c = 0; c < candidates.size(); ++c)
+          side[candidates[c]] = mask >> c & 1;
+        consider(side);
+      }
+    } else {
+      // Greedy: add the candidate that helps most while one helps.
+      for (bool improved = true; improved;) {
+        improved = false;
+        std::vector<bool> from = best;
+        for (size_t c : candidates) {
+          if (from[c])
+            continue;
+          std::vector<bool> side = from;
+          side[c] = true;
+          improved |= consider(side);
+        }
+      }
+    }
+    if (llvm::none_of(best, [](bool s) { return s; }))
+      return false;
+    apply(body, steps, best, enqueueOrder(best), producers);
+    return true;
+  }
+
+  /// Moves the side steps up to their places in `order`, brackets runs of
+  /// them with bpttSideBegin/End, joins before the return and frees after
+  /// the join.
+  static void apply(Block &body, ArrayRef<Step> steps,
+                    const std::vector<bool> &side, ArrayRef<size_t> order,
+                    ArrayRef<llvm::SetVector<Operation *>> producers) {
+    // A side step goes just before the first program-stream step that
+    // follows it in `order`, if that step is now before it; what it uses
+    // goes with it.
+    for (size_t k = 0; k < order.size(); ++k) {
+      size_t i = order[k];
+      if (!side[i])
+        continue;
+      const size_t *nextMain = llvm::find_if(
+          order.drop_front(k + 1), [&](size_t j) { return !side[j]; });
+      if (nextMain == order.end())
+        continue;
+      Operation *anchor = steps[*nextMain].op;
+      Operation *op = steps[i].op;
+      if (!anchor->isBeforeInBlock(op))
+        continue;
+      SmallVector<Operation *> moved;
+      for (Operation *p : producers[i])
+        if (anchor->isBeforeInBlock(p))
+          moved.push_back(p);
+      llvm::sort(moved, [](Operation *a, Operation *b) {
+        return a->isBeforeInBlock(b);
+      });
+      for (Operation *p : moved)
+        p->moveBefore(anchor);
+      op->moveBefore(anchor);
+    }
+
+    OpBuilder b(body.getParent()->getContext());
+    Location loc = body.getParentOp()->getLoc();
+    auto call = [&](StringRef name) {
+      func::CallOp::create(b, loc, name, TypeRange{}, ValueRange{});
+    };
+    DenseMap<Operation *, bool> isSide;
+    for (size_t i = 0; i < steps.size(); ++i)
+      isSide[steps[i].op] = side[i];
+    Operation *firstSide = nullptr, *lastSide = nullptr;
+    auto close = [&] {
+      b.setInsertionPointAfter(lastSide);
+      call("bpttSideEnd");
+      lastSide = nullptr;
+    };
+    for (Operation &op : llvm::make_early_inc_range(body.without_terminator())) {
+      auto it = isSide.find(&op);
+      if (it == isSide.end())
+        continue;
+      if (!it->second) {
+        if (lastSide)
+          close();
+        continue;
+      }
+      if (!lastSide) {
+        b.setInsertionPoint(&op);
+        call("bpttSideBegin");
+      }
+      if (!firstSide)
+        firstSide = &op;
+      lastSide = &op;
+    }
+    if (lastSide)
+      close();
+
+    Operation *terminator = body.getTerminator();
+    b.setInsertionPoint(terminator);
+    call("bpttSideJoin");
+    SmallVector<Operation *> frees;
+    for (Operation &op : llvm::make_range(firstSide->getIterator(),
+                                          terminator->getIterator()))
+      if (isa<memref::DeallocOp>(op))
+        frees.push_back(&op);
+    for (Operation *op : frees)
+      op->moveBefore(terminator);
+  }
+};
+
+} // namespace
+
+std::unique_ptr<Pass> bptt::createSideStreamPass() {
+  return std::make_unique<SideStreamPass>();
+}
