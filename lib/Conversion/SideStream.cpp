@@ -11,10 +11,12 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SetVector.h"
 
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -126,9 +128,9 @@ private:
 /// as on one stream.
 ///
 /// Among the valid choices the pass takes the one with the shortest
-/// estimated time (a two-stream list schedule; products costed by their
-/// flops, kernels at a constant), exhaustively for up to 16 candidates,
-/// greedily beyond. Functions with loops, branches or calls other than
+/// estimated time (two streams on one GPU, below), exhaustively for up to 16
+/// candidates, greedily beyond, and only when it saves 5% of the function's
+/// one-stream time. Functions with loops, branches or calls other than
 /// products are left as they are.
 struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(SideStreamPass)
@@ -144,18 +146,31 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
     SmallVector<Value> reads, writes; // memrefs
     bool unknown = false;             // conflicts with everything
     bool work = false;                // device work a stream runs
-    double cost = 0;                  // estimated microseconds
+    double cost = 0;                  // estimated microseconds, alone
+    double fill = 1;                  // the share of the GPU it keeps busy
   };
 
+  // The cost model (an H100; what matters is which side of 1 the fills of
+  // two concurrent ops add up to). A product costs a launch plus its flops
+  // at the sustained fp32 rate of small products, and fills the GPU in
+  // proportion to its flops: products of 1.07 GFLOP (B = 128, H = 1024)
+  // ran slower side by side than one after the other, products of
+  // 134 MFLOP (B = 64, H = 512) overlapped (benchmarks/results/gpu/
+  // side-stream-2026-11-23.txt). A kernel costs a constant and fills the GPU
+  // in proportion to its threads (132 SMs of 2048).
   static constexpr double kKernelMicros = 2.0;
   static constexpr double kProductMicros = 3.0;
-  // Sustained fp32 rate of small products on an H100, flops per microsecond.
   static constexpr double kProductFlopsPerMicro = 30e6;
+  static constexpr double kSaturatingFlops = 1e9;
+  static constexpr double kSaturatingThreads = 132.0 * 2048.0;
   // What a side region costs beyond its work (the fork's event and edge).
   static constexpr double kRegionMicros = 0.5;
+  // A function changes only for an estimated gain of at least this share
+  // of its one-stream time: the model is coarse.
+  static constexpr double kMinimumGain = 0.05;
   static constexpr size_t kExhaustiveCandidates = 16;
 
-  static double productCost(func::CallOp call) {
+  static void costProduct(func::CallOp call, Step &step) {
     auto shape = [](Value v) -> std::optional<std::pair<int64_t, int64_t>> {
       while (auto cast = v.getDefiningOp<memref::CastOp>())
         v = cast.getSource();
@@ -165,11 +180,49 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
       return std::make_pair(type.getDimSize(0), type.getDimSize(1));
     };
     auto a = shape(call.getOperand(0)), b = shape(call.getOperand(1));
-    if (!a || !b)
-      return kProductMicros + 10.0;
-    double flops = 2.0 * double(a->first) * double(a->second) *
-                   double(b->second);
-    return kProductMicros + flops / kProductFlopsPerMicro;
+    double flops = a && b ? 2.0 * double(a->first) * double(a->second) *
+                                double(b->second)
+                          : kSaturatingFlops; // unknown: assume it is large
+    step.cost = kProductMicros + flops / kProductFlopsPerMicro;
+    step.fill = std::min(1.0, flops / kSaturatingFlops);
+  }
+
+  /// `v` as a constant integer: a constant, or what folding pure ops of
+  /// constants (affine.apply, arith.muli, ...) gives.
+  static std::optional<int64_t> constantIndex(Value v, unsigned depth = 0) {
+    if (std::optional<int64_t> c = getConstantIntValue(v))
+      return c;
+    Operation *def = v.getDefiningOp();
+    if (!def || depth > 8 || def->getNumResults() != 1 ||
+        def->getNumRegions() != 0 || !isMemoryEffectFree(def))
+      return std::nullopt;
+    SmallVector<Attribute> operands;
+    for (Value operand : def->getOperands()) {
+      std::optional<int64_t> c = constantIndex(operand, depth + 1);
+      if (!c || !operand.getType().isIntOrIndex())
+        return std::nullopt;
+      operands.push_back(IntegerAttr::get(operand.getType(), *c));
+    }
+    SmallVector<OpFoldResult> results;
+    if (failed(def->fold(operands, results)) || results.size() != 1)
+      return std::nullopt;
+    return getConstantIntValue(results.front());
+  }
+
+  static void costKernel(gpu::LaunchOp launch, Step &step) {
+    step.cost = kKernelMicros;
+    double threads = 1;
+    for (Value size : {launch.getGridSizeX(), launch.getGridSizeY(),
+                       launch.getGridSizeZ(), launch.getBlockSizeX(),
+                       launch.getBlockSizeY(), launch.getBlockSizeZ()}) {
+      std::optional<int64_t> c = constantIndex(size);
+      if (!c) {
+        threads = kSaturatingThreads;
+        break;
+      }
+      threads *= double(*c);
+    }
+    step.fill = std::min(1.0, threads / kSaturatingThreads);
   }
 
   /// The effects of `op` (a top-level op of a function body) on memory
@@ -240,15 +293,15 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
           isMemoryEffectFree(&op))
         continue;
       Step step{&op};
-      if (isa<gpu::LaunchOp>(op)) {
+      if (auto launch = dyn_cast<gpu::LaunchOp>(op)) {
         step.work = true;
-        step.cost = kKernelMicros;
+        costKernel(launch, step);
         step.unknown = !collectEffects(&op, step);
       } else if (auto call = dyn_cast<func::CallOp>(op)) {
         if (call.getCallee() != kMatmulFn || call.getNumOperands() != 4)
           return std::nullopt; // calls into other code
         step.work = true;
-        step.cost = productCost(call);
+        costProduct(call, step);
         for (unsigned i = 0; i < 3; ++i)
           step.reads.push_back(viewRoot(call.getOperand(i)));
         step.writes.push_back(viewRoot(call.getOperand(2)));
@@ -360,26 +413,55 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
     };
     // Estimated time: the program stream runs its steps in order; a side
     // region starts when the side stream is free and the program stream has
-    // done what was enqueued before it; the function ends at the join.
+    // done what was enqueued before it; the function ends at the join. Two
+    // steps that run at once share the GPU: when their fills add up to more
+    // than 1, each runs slower by that sum.
     auto estimate = [&](const std::vector<bool> &side) {
-      double mainAt = 0, sideAt = 0;
+      struct Queued {
+        double cost, fill;
+        size_t after; // program-stream steps that must be done first
+      };
+      std::vector<Queued> onMain, onSide;
       bool inRegion = false;
       for (size_t i : enqueueOrder(side)) {
-        if (side[i]) {
-          sideAt = inRegion ? sideAt + steps[i].cost
-                            : std::max(sideAt, mainAt) + kRegionMicros +
-                                  steps[i].cost;
-          inRegion = true;
-        } else {
-          mainAt += steps[i].cost;
+        if (!side[i]) {
+          onMain.push_back({steps[i].cost, steps[i].fill, 0});
           inRegion = false;
+          continue;
         }
+        double cost = steps[i].cost + (inRegion ? 0.0 : kRegionMicros);
+        size_t after = inRegion ? onSide.back().after : onMain.size();
+        onSide.push_back({cost, steps[i].fill, after});
+        inRegion = true;
       }
-      return std::max(mainAt, sideAt);
+      double now = 0;
+      size_t mainAt = 0, sideAt = 0;
+      double mainLeft = onMain.empty() ? 0 : onMain[0].cost;
+      double sideLeft = onSide.empty() ? 0 : onSide[0].cost;
+      while (mainAt < onMain.size() || sideAt < onSide.size()) {
+        bool mainRuns = mainAt < onMain.size();
+        bool sideRuns = sideAt < onSide.size() && onSide[sideAt].after <= mainAt;
+        double rate = 1;
+        if (mainRuns && sideRuns)
+          rate = 1 / std::max(1.0, onMain[mainAt].fill + onSide[sideAt].fill);
+        double step = std::numeric_limits<double>::infinity();
+        if (mainRuns)
+          step = std::min(step, mainLeft / rate);
+        if (sideRuns)
+          step = std::min(step, sideLeft / rate);
+        now += step;
+        if (mainRuns && (mainLeft -= step * rate) <= 1e-9 &&
+            ++mainAt < onMain.size())
+          mainLeft = onMain[mainAt].cost;
+        if (sideRuns && (sideLeft -= step * rate) <= 1e-9 &&
+            ++sideAt < onSide.size())
+          sideLeft = onSide[sideAt].cost;
+      }
+      return now;
     };
 
     std::vector<bool> best(n, false);
-    double bestTime = estimate(best);
+    double oneStream = estimate(best), bestTime = oneStream;
     auto consider = [&](const std::vector<bool> &side) {
       if (!valid(side))
         return false;
@@ -412,7 +494,8 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
         }
       }
     }
-    if (llvm::none_of(best, [](bool s) { return s; }))
+    if (llvm::none_of(best, [](bool s) { return s; }) ||
+        bestTime > oneStream * (1 - kMinimumGain))
       return false;
     apply(body, steps, best, enqueueOrder(best), producers);
     return true;

@@ -173,6 +173,36 @@ func.func @program(%x: memref<64x64xf32>, %which: i1) attributes {rnn.plan = {}}
 
 // -----
 
+// Two products that each fill the GPU (2.1 GFLOP) gain nothing side by side
+// (they would share it): the function stays on one stream. At 64x64x64
+// (@distinct above) they overlap.
+
+// CHECK-LABEL: func.func private @large(
+// CHECK-NOT:     bpttSide
+// CHECK:         return
+!dyn = memref<?x?xf32, strided<[?, ?], offset: ?>>
+
+func.func private @bpttMatmulF32(!dyn, !dyn, !dyn, i32)
+
+func.func private @large(%x: memref<1024x1024xf32>, %c: memref<1024x1024xf32>,
+                         %d: memref<1024x1024xf32>) {
+  %mode = arith.constant 0 : i32
+  %a = memref.cast %x : memref<1024x1024xf32> to !dyn
+  %cc = memref.cast %c : memref<1024x1024xf32> to !dyn
+  %dd = memref.cast %d : memref<1024x1024xf32> to !dyn
+  func.call @bpttMatmulF32(%a, %a, %cc, %mode) : (!dyn, !dyn, !dyn, i32) -> ()
+  func.call @bpttMatmulF32(%a, %a, %dd, %mode) : (!dyn, !dyn, !dyn, i32) -> ()
+  return
+}
+
+func.func @program(%x: memref<1024x1024xf32>, %c: memref<1024x1024xf32>,
+                   %d: memref<1024x1024xf32>) attributes {rnn.plan = {}} {
+  func.call @large(%x, %c, %d) : (memref<1024x1024xf32>, memref<1024x1024xf32>, memref<1024x1024xf32>) -> ()
+  return
+}
+
+// -----
+
 // Left as they are: a chain (each op reads what the one before wrote); a
 // function that calls other code; a loop; a public function, whose
 // arguments may be anything.
