@@ -690,9 +690,12 @@ def main(argv=None):
     ap.add_argument("--peers-share", type=float, default=0.4,
                     help="share of the time before the long configurations for the peers")
     ap.add_argument("--vocab", type=int, default=128)
-    ap.add_argument("--tune-gemms", type=int, default=1,
+    ap.add_argument("--tune-gemms", type=int, default=0,
                     help="1: BPTT_GEMM_TUNE=1 for the programs (the fastest "
-                         "cuBLASLt algorithm per product shape); 0: cuBLASLt's first")
+                         "cuBLASLt algorithm per product shape, timed alone); "
+                         "0: cuBLASLt's first (faster in graph replays with "
+                         "the side stream: benchmarks/results/gpu/"
+                         "side-stream-2026-11-23.txt)")
     ap.add_argument("--only", help="regular expression on program names")
     ap.add_argument("--skip-peers", action="store_true")
     args = ap.parse_args(argv)
