@@ -203,6 +203,70 @@ func.func @program(%x: memref<1024x1024xf32>, %c: memref<1024x1024xf32>,
 
 // -----
 
+// More than 16 candidates: the choice is greedy (add the one that helps most
+// while one helps). Eighteen independent products: about half go to the side
+// stream, moved up to the function's start.
+
+// CHECK-LABEL: func.func private @many(
+// CHECK-NOT:     call @bpttMatmulF32
+// CHECK:         call @bpttSideBegin()
+// CHECK-COUNT-9: call @bpttMatmulF32
+// CHECK-NOT:     call @bpttMatmulF32
+// CHECK:         call @bpttSideEnd()
+// CHECK-COUNT-9: call @bpttMatmulF32
+// CHECK-NEXT:    call @bpttSideJoin()
+// CHECK-NEXT:    return
+func.func private @bpttMatmulF32(memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32)
+
+func.func private @many(%x: memref<64x64xf32>, %o0: memref<64x64xf32>, %o1: memref<64x64xf32>, %o2: memref<64x64xf32>, %o3: memref<64x64xf32>, %o4: memref<64x64xf32>, %o5: memref<64x64xf32>, %o6: memref<64x64xf32>, %o7: memref<64x64xf32>, %o8: memref<64x64xf32>, %o9: memref<64x64xf32>, %o10: memref<64x64xf32>, %o11: memref<64x64xf32>, %o12: memref<64x64xf32>, %o13: memref<64x64xf32>, %o14: memref<64x64xf32>, %o15: memref<64x64xf32>, %o16: memref<64x64xf32>, %o17: memref<64x64xf32>) {
+  %mode = arith.constant 0 : i32
+  %a = memref.cast %x : memref<64x64xf32> to memref<?x?xf32>
+  %c0 = memref.cast %o0 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c0, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c1 = memref.cast %o1 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c1, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c2 = memref.cast %o2 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c2, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c3 = memref.cast %o3 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c3, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c4 = memref.cast %o4 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c4, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c5 = memref.cast %o5 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c5, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c6 = memref.cast %o6 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c6, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c7 = memref.cast %o7 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c7, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c8 = memref.cast %o8 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c8, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c9 = memref.cast %o9 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c9, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c10 = memref.cast %o10 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c10, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c11 = memref.cast %o11 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c11, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c12 = memref.cast %o12 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c12, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c13 = memref.cast %o13 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c13, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c14 = memref.cast %o14 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c14, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c15 = memref.cast %o15 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c15, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c16 = memref.cast %o16 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c16, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  %c17 = memref.cast %o17 : memref<64x64xf32> to memref<?x?xf32>
+  func.call @bpttMatmulF32(%a, %a, %c17, %mode) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i32) -> ()
+  return
+}
+
+func.func @program(%x: memref<64x64xf32>, %o0: memref<64x64xf32>, %o1: memref<64x64xf32>, %o2: memref<64x64xf32>, %o3: memref<64x64xf32>, %o4: memref<64x64xf32>, %o5: memref<64x64xf32>, %o6: memref<64x64xf32>, %o7: memref<64x64xf32>, %o8: memref<64x64xf32>, %o9: memref<64x64xf32>, %o10: memref<64x64xf32>, %o11: memref<64x64xf32>, %o12: memref<64x64xf32>, %o13: memref<64x64xf32>, %o14: memref<64x64xf32>, %o15: memref<64x64xf32>, %o16: memref<64x64xf32>, %o17: memref<64x64xf32>) attributes {rnn.plan = {}} {
+  func.call @many(%x, %o0, %o1, %o2, %o3, %o4, %o5, %o6, %o7, %o8, %o9, %o10, %o11, %o12, %o13, %o14, %o15, %o16, %o17) : (memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>, memref<64x64xf32>) -> ()
+  return
+}
+
+// -----
+
 // Left as they are: a chain (each op reads what the one before wrote); a
 // function that calls other code; a loop; a public function, whose
 // arguments may be anything.
