@@ -693,9 +693,8 @@ def main(argv=None):
     ap.add_argument("--tune-gemms", type=int, default=0,
                     help="1: BPTT_GEMM_TUNE=1 for the programs (the fastest "
                          "cuBLASLt algorithm per product shape, timed alone); "
-                         "0: cuBLASLt's first (faster in graph replays with "
-                         "the side stream: benchmarks/results/gpu/"
-                         "side-stream-2026-11-23.txt)")
+                         "0: cuBLASLt's first (as fast or faster in graph "
+                         "replays: docs/gpu-benchmarks.md)")
     ap.add_argument("--only", help="regular expression on program names")
     ap.add_argument("--skip-peers", action="store_true")
     args = ap.parse_args(argv)
