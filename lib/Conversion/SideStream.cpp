@@ -13,6 +13,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SetVector.h"
 
@@ -33,8 +34,19 @@ namespace {
 /// two views of one allocation (a pool's) are taken to overlap.
 class MemoryProvenance {
 public:
-  explicit MemoryProvenance(ModuleOp module)
-      : module(module), symbols(module), callers(callSites(module, symbols)) {}
+  explicit MemoryProvenance(ModuleOp module) {
+    SymbolTable symbols(module);
+    callers = callSites(module, symbols);
+    // Only direct calls tell what a function's arguments are: a function
+    // whose address is taken may be called with anything.
+    for (auto &[f, calls] : callers) {
+      std::optional<SymbolTable::UseRange> uses =
+          symbols.getSymbolUses(f, module);
+      if (uses && size_t(std::distance(uses->begin(), uses->end())) ==
+                      calls.size())
+        onlyCalledDirectly.insert(f);
+    }
+  }
 
   bool mayAlias(Value a, Value b) {
     std::optional<Bases> basesA = bases(a), basesB = bases(b);
@@ -86,26 +98,16 @@ private:
       result.insert(v);
       return result;
     }
-    if (!f.isPrivate())
-      return std::nullopt; // callable from outside with anything
-    // Only direct calls: a function whose address is taken may be called
-    // with anything.
-    auto calls = callers.find(f);
-    std::optional<SymbolTable::UseRange> uses =
-        symbols.getSymbolUses(f, module);
-    if (calls == callers.end() || !uses ||
-        size_t(std::distance(uses->begin(), uses->end())) !=
-            calls->second.size())
-      return std::nullopt;
-    for (func::CallOp call : calls->second)
+    if (!f.isPrivate() || !onlyCalledDirectly.contains(f))
+      return std::nullopt; // callable with anything
+    for (func::CallOp call : callers.lookup(f))
       if (!add(call.getOperand(arg.getArgNumber())))
         return std::nullopt;
     return result;
   }
 
-  ModuleOp module;
-  SymbolTable symbols;
   DenseMap<func::FuncOp, SmallVector<func::CallOp>> callers;
+  llvm::DenseSet<func::FuncOp> onlyCalledDirectly; // and called at least once
   DenseMap<Value, std::optional<Bases>> memo;
 };
 
