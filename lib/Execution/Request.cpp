@@ -3,6 +3,7 @@
 #include "bptt/Execution/Request.h"
 
 #include "bptt/Dialect/RNN/InputProjection.h"
+#include "bptt/Dialect/RNN/LossPart.h"
 
 #include "bptt/Dialect/RNN/Passes.h"
 #include "bptt/Planner/ByteSize.h"
@@ -105,11 +106,13 @@ void bptt::keepOnlyRequestFunction(mlir::ModuleOp module) {
 planner::Chain RequestFacts::chain() const {
   return planner::Chain::uniform(steps, hiddenBytes,
                                  std::max(internalBytes, hiddenBytes),
-                                 workspaceBytes + projectionBytes);
+                                 workspaceBytes + projectionBytes +
+                                     lossBytes);
 }
 
 llvm::Expected<RequestFacts> bptt::inspectBPTTRequest(mlir::ModuleOp module,
-                                                      int64_t inputChunk) {
+                                                      int64_t inputChunk,
+                                                      int64_t lossChunk) {
   mlir::OwningOpRef<mlir::ModuleOp> copy(module.clone());
   mlir::PassManager pm(module.getContext());
   pm.addPass(rnn::createRNNDifferentiate());
@@ -135,6 +138,9 @@ llvm::Expected<RequestFacts> bptt::inspectBPTTRequest(mlir::ModuleOp module,
   facts.inputGradient = !op.getInputGrads().use_empty();
   if (inputChunk >= 2)
     facts.projectionBytes = rnn::inputProjectionBytes(cell).value_or(0);
+  if (lossChunk >= 1)
+    facts.lossBytes =
+        rnn::lossPartBytes(cell, facts.inputGradient).value_or(0);
   return facts;
 }
 

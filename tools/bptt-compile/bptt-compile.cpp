@@ -235,7 +235,8 @@ int main(int argc, char **argv) {
   if (!inputGradientOpt)
     if (llvm::Error e = dropInputGradient(*module))
       return fail(llvm::toString(std::move(e)));
-  llvm::Expected<RequestFacts> facts = inspectBPTTRequest(*module, requestOptions.inputChunk);
+  llvm::Expected<RequestFacts> facts = inspectBPTTRequest(
+      *module, requestOptions.inputChunk, requestOptions.lossChunk);
   if (!facts)
     return fail(llvm::toString(facts.takeError()));
 
@@ -253,11 +254,12 @@ int main(int argc, char **argv) {
     // yields the same kernels at a fraction of the cost at large T.
     mlir::OwningOpRef<mlir::ModuleOp> copy(module->clone());
     findBPTTRequest(*copy)->getParentOfType<mlir::func::FuncOp>().erase();
-    // As many steps as a chunk of input projections, whose batched kernel
-    // is measured too.
+    // As many steps as a chunk of input projections or of loss parts,
+    // whose batched kernels are measured too.
     if (llvm::Error e = addBPTTRequest(
             *copy, facts->cell,
-            std::max<int64_t>(2, requestOptions.inputChunk)))
+            std::max<int64_t>({2, requestOptions.inputChunk,
+                               requestOptions.lossChunk})))
       return fail(llvm::toString(std::move(e)));
     if (!inputGradientOpt)
       if (llvm::Error e = dropInputGradient(*copy))
@@ -270,6 +272,7 @@ int main(int argc, char **argv) {
     pm.addPass(rnn::createRNNDifferentiate());
     rnn::RNNRematOptions probeRemat;
     probeRemat.inputChunk = requestOptions.inputChunk;
+    probeRemat.lossChunk = requestOptions.lossChunk;
     pm.addPass(rnn::createRNNRemat(probeRemat));
     mlir::FailureOr<int64_t> bytes = mlir::failure();
     if (mlir::succeeded(pm.run(*copy)))
@@ -302,6 +305,7 @@ int main(int argc, char **argv) {
     rnn::RNNRematOptions remat;
     remat.workspaceBytes = scratch;
     remat.inputChunk = requestOptions.inputChunk;
+    remat.lossChunk = requestOptions.lossChunk;
     pm.addPass(rnn::createRNNRemat(remat));
     if (mlir::failed(pm.run(*module)))
       return fail("planning or materialising the request failed");

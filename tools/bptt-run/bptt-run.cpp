@@ -116,6 +116,7 @@ static llvm::Expected<Compiled> compile(mlir::ModuleOp module, const RequestFact
   pm.addPass(rnn::createRNNDifferentiate());
   rnn::RNNRematOptions remat;
   remat.inputChunk = requestOptions.inputChunk;
+  remat.lossChunk = requestOptions.lossChunk;
   pm.addPass(rnn::createRNNRemat(remat));
   if (mlir::failed(pm.run(*copy)))
     return llvm::createStringError("planning or materialising failed");
@@ -353,7 +354,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   mlir::OwningOpRef<mlir::ModuleOp> module = std::move(*loaded);
-  llvm::Expected<RequestFacts> setup = inspectBPTTRequest(*module, requestOptions.inputChunk);
+  llvm::Expected<RequestFacts> setup = inspectBPTTRequest(
+      *module, requestOptions.inputChunk, requestOptions.lossChunk);
   if (!setup) {
     llvm::errs() << "bptt-run: " << llvm::toString(setup.takeError()) << "\n";
     return 2;

@@ -50,6 +50,14 @@ struct RequestOptions {
                      "steps of a forward run as one product; fewer where the "
                      "budget is tight; 0: each step its own"),
       llvm::cl::init(16)};
+  llvm::cl::opt<int64_t> lossChunk{
+      "loss-chunk",
+      llvm::cl::desc("Compute the loss part of a backward step (the output "
+                     "layer, softmax and cross-entropy and their gradient "
+                     "down to dL/dh') for this many steps of a backward run "
+                     "as one batched call; fewer where the budget is tight; "
+                     "0: each backward step is one function"),
+      llvm::cl::init(16)};
 };
 
 /// Reads --input into `sourceMgr` and parses it (errors go to the context's
@@ -94,13 +102,18 @@ struct RequestFacts {
   /// splits off): one step's projected values, the projection buffer's
   /// smallest size, counted in every plan's working set; else 0.
   int64_t projectionBytes = 0;
+  /// With the loss part split off (--loss-chunk >= 1, a cell whose loss
+  /// part splits off): one step's values of it, the loss buffers' smallest
+  /// size, counted in every plan's working set; else 0.
+  int64_t lossBytes = 0;
   /// The request as the planner sees it: T uniform steps.
   planner::Chain chain() const;
   /// Store-all's planned peak: every internal state kept.
   int64_t storeAllBytes() const { return chain().storeAllBytes(); }
 };
 llvm::Expected<RequestFacts> inspectBPTTRequest(mlir::ModuleOp module,
-                                                int64_t inputChunk);
+                                                int64_t inputChunk,
+                                                int64_t lossChunk);
 
 /// A budget: bytes with an optional unit (64MiB, 1.5GB) or a percentage of
 /// `storeAllBytes` (5%).

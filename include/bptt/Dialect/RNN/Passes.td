@@ -112,6 +112,15 @@ def RNNRemat : Pass<"rnn-remat", "mlir::ModuleOp"> {
            "steps of a forward run as one batched call, into a buffer in the "
            "working set; fewer where the budget is tight. 0 or 1: each step "
            "runs one fused kernel">,
+    Option<"lossChunk", "loss-chunk", "int64_t", /*default=*/"0",
+           "Split off the loss part of a backward step (the output layer, "
+           "softmax and cross-entropy and their adjoint down to dL/dh', "
+           "which read neither the incoming state gradient nor the "
+           "parameter-gradient accumulators) and compute it for this many "
+           "steps of a backward run as one batched call, into buffers in the "
+           "working set; fewer where the budget is tight. 1: each step calls "
+           "the split function for itself; 0: the backward step is one "
+           "function">,
   ];
   let statistics = [
     Statistic<"numMaterialized", "num-materialized",

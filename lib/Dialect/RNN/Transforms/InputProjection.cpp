@@ -6,6 +6,8 @@
 
 #include "bptt/Dialect/RNN/InputProjection.h"
 
+#include "RowStacking.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
@@ -22,70 +24,6 @@
 using namespace mlir;
 using namespace bptt::rnn;
 
-namespace {
-
-/// `t` with its leading dimension multiplied by `factor`.
-RankedTensorType stacked(Type t, int64_t factor) {
-  auto tensor = cast<RankedTensorType>(t);
-  SmallVector<int64_t> shape(tensor.getShape());
-  shape[0] *= factor;
-  return RankedTensorType::get(shape, tensor.getElementType(),
-                               tensor.getEncoding());
-}
-
-/// Values that `op` reads: its operands and what its regions capture.
-SmallVector<Value> readValues(Operation *op) {
-  SmallVector<Value> values(op->getOperands());
-  if (op->getNumRegions()) {
-    llvm::SetVector<Value> captured;
-    for (Region &r : op->getRegions())
-      getUsedValuesDefinedAbove(r, captured);
-    values.append(captured.begin(), captured.end());
-  }
-  return values;
-}
-
-/// Whether a linalg op on row-stacked operands computes every row from the
-/// same row of its stacked operands alone: one parallel loop is the leading
-/// dimension of every stacked operand and appears nowhere else, and the body
-/// does not read loop indices.
-bool rowsIndependent(linalg::LinalgOp op,
-                     const llvm::DenseSet<Value> &rowed) {
-  if (!op.hasPureTensorSemantics())
-    return false;
-  bool readsIndex = false;
-  op->walk([&](linalg::IndexOp) { readsIndex = true; });
-  if (readsIndex)
-    return false;
-  std::optional<unsigned> rowLoop;
-  for (OpOperand &operand : op->getOpOperands()) {
-    if (!rowed.contains(operand.get()))
-      continue;
-    AffineMap map = op.getMatchingIndexingMap(&operand);
-    if (map.getNumResults() == 0)
-      return false;
-    auto dim = dyn_cast<AffineDimExpr>(map.getResult(0));
-    if (!dim || (rowLoop && *rowLoop != dim.getPosition()))
-      return false;
-    rowLoop = dim.getPosition();
-  }
-  if (!rowLoop ||
-      op.getIteratorTypesArray()[*rowLoop] != utils::IteratorType::parallel)
-    return false;
-  for (OpOperand &operand : op->getOpOperands()) {
-    AffineMap map = op.getMatchingIndexingMap(&operand);
-    bool isRowed = rowed.contains(operand.get());
-    for (unsigned i = 0; i < map.getNumResults(); ++i) {
-      if (isRowed && i == 0)
-        continue;
-      if (map.getResult(i).isFunctionOfDim(*rowLoop))
-        return false;
-    }
-  }
-  return true;
-}
-
-} // namespace
 
 std::optional<InputProjection>
 bptt::rnn::findInputProjection(func::FuncOp forward, unsigned numStates) {
@@ -126,20 +64,8 @@ bptt::rnn::findInputProjection(func::FuncOp forward, unsigned numStates) {
   p.forward = forward;
   p.numStates = numStates;
   p.rows = xType.getDimSize(0);
-  for (Operation &op : body.without_terminator()) {
-    if (!independent.contains(&op) || !isa<linalg::LinalgOp>(op))
-      continue;
-    for (Value r : op.getResults()) {
-      if (!readsX.contains(r))
-        continue;
-      bool usedByStep = llvm::any_of(r.getUsers(), [&](Operation *user) {
-        Operation *top = body.findAncestorOpInBlock(*user);
-        return !top || !independent.contains(top);
-      });
-      if (usedByStep)
-        p.projected.push_back(r);
-    }
-  }
+  p.projected = usedOutside(body, independent,
+                            [&](Value v) { return readsX.contains(v); });
   if (p.projected.empty())
     return std::nullopt;
 
@@ -165,75 +91,18 @@ bptt::rnn::findInputProjection(func::FuncOp forward, unsigned numStates) {
   if (!hasProduct)
     return std::nullopt;
 
-  // Which values get stacked: x, everything a linalg op computes from a
-  // stacked operand, the destinations of such ops (and what produced them),
-  // and slices of stacked values; to a fixpoint.
-  p.rowed.insert(x);
-  auto mark = [&](Value v) { return p.rowed.insert(v).second; };
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (Operation *op : llvm::reverse(p.ops)) {
-      if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
-        bool any = llvm::any_of(op->getOperands(),
-                                [&](Value v) { return p.rowed.contains(v); }) ||
-                   llvm::any_of(op->getResults(),
-                                [&](Value v) { return p.rowed.contains(v); });
-        if (!any)
-          continue;
-        for (Value init : linalgOp.getDpsInits())
-          changed |= mark(init);
-        for (Value r : op->getResults())
-          changed |= mark(r);
-      } else if (auto slice = dyn_cast<tensor::ExtractSliceOp>(op)) {
-        if (p.rowed.contains(slice.getSource()))
-          changed |= mark(slice.getResult());
-        else if (p.rowed.contains(slice.getResult()))
-          changed |= mark(slice.getSource());
-      }
-    }
-  }
-
-  // Every stacked value: a static tensor whose leading dimension is x's
+  // Which values get stacked: x and what follows from it (RowStacking.h).
+  // Every stacked value is a static tensor whose leading dimension is x's
   // rows, made by an op that keeps rows independent. Parameters are never
   // stacked.
-  for (Value v : p.rowed) {
-    auto t = dyn_cast<RankedTensorType>(v.getType());
-    if (!t || t.getRank() < 1 || !t.hasStaticShape() ||
-        t.getDimSize(0) != p.rows)
-      return std::nullopt;
+  p.rowed.insert(x);
+  propagateRows(p.ops, p.rowed);
+  for (Value v : p.rowed)
     if (isa<BlockArgument>(v) && v != x)
       return std::nullopt;
-  }
-  for (Operation *op : p.ops) {
-    bool touchesRows =
-        llvm::any_of(op->getOperands(),
-                     [&](Value v) { return p.rowed.contains(v); }) ||
-        llvm::any_of(op->getResults(),
-                     [&](Value v) { return p.rowed.contains(v); });
-    if (!touchesRows)
-      continue;
-    if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
-      if (!rowsIndependent(linalgOp, p.rowed))
-        return std::nullopt;
-    } else if (auto slice = dyn_cast<tensor::ExtractSliceOp>(op)) {
-      if (slice.getSourceType().getRank() != slice.getType().getRank())
-        return std::nullopt;
-      std::optional<int64_t> offset =
-          getConstantIntValue(slice.getMixedOffsets()[0]);
-      std::optional<int64_t> size =
-          getConstantIntValue(slice.getMixedSizes()[0]);
-      std::optional<int64_t> stride =
-          getConstantIntValue(slice.getMixedStrides()[0]);
-      if (offset != 0 || size != p.rows || stride != 1)
-        return std::nullopt;
-    } else if (auto constant = dyn_cast<arith::ConstantOp>(op)) {
-      auto dense = dyn_cast<DenseElementsAttr>(constant.getValue());
-      if (!dense || !dense.isSplat())
-        return std::nullopt;
-    } else if (!isa<tensor::EmptyOp>(op)) {
+  for (Operation *op : p.ops)
+    if (touchesRows(op, p.rowed) && !stacksByRows(op, p.rowed, p.rows))
       return std::nullopt;
-    }
-  }
   for (Value v : p.projected) {
     if (!p.rowed.contains(v))
       return std::nullopt;
@@ -310,42 +179,7 @@ func::FuncOp bptt::rnn::buildBatchedInput(const InputProjection &p,
   for (auto [from, to] : llvm::zip(body.getArguments().drop_front(firstParam),
                                    entry->getArguments().drop_front()))
     map.map(from, to);
-  for (Operation *op : p.ops) {
-    bool stackedResult = op->getNumResults() == 1 &&
-                         p.rowed.contains(op->getResult(0));
-    if (auto empty = dyn_cast<tensor::EmptyOp>(op); empty && stackedResult) {
-      auto type = stacked(empty.getType(), chunk);
-      map.map(empty.getResult(),
-              tensor::EmptyOp::create(b, op->getLoc(), type.getShape(),
-                                      type.getElementType()));
-      continue;
-    }
-    if (auto slice = dyn_cast<tensor::ExtractSliceOp>(op);
-        slice && stackedResult) {
-      SmallVector<OpFoldResult> sizes = slice.getMixedSizes();
-      sizes[0] = b.getIndexAttr(p.rows * chunk);
-      map.map(slice.getResult(),
-              tensor::ExtractSliceOp::create(
-                  b, op->getLoc(), stacked(slice.getType(), chunk),
-                  map.lookup(slice.getSource()), slice.getMixedOffsets(), sizes,
-                  slice.getMixedStrides()));
-      continue;
-    }
-    if (auto constant = dyn_cast<arith::ConstantOp>(op);
-        constant && stackedResult) {
-      auto dense = cast<DenseElementsAttr>(constant.getValue());
-      map.map(constant.getResult(),
-              arith::ConstantOp::create(
-                  b, op->getLoc(),
-                  dense.resizeSplat(cast<ShapedType>(
-                      stacked(constant.getType(), chunk)))));
-      continue;
-    }
-    Operation *copy = b.clone(*op, map);
-    for (auto [from, to] : llvm::zip(op->getResults(), copy->getResults()))
-      if (p.rowed.contains(from))
-        to.setType(stacked(from.getType(), chunk));
-  }
+  cloneStacked(b, p.ops, p.rowed, p.rows, chunk, map);
   SmallVector<Value> returned;
   for (Value v : p.projected)
     returned.push_back(map.lookup(v));

@@ -26,6 +26,8 @@
 #include "mlir/Transforms/Passes.h"
 #include "mlir/Transforms/RegionUtils.h"
 
+#include "llvm/ADT/SetVector.h"
+
 using namespace mlir;
 using namespace bptt::rnn;
 
@@ -96,7 +98,11 @@ bool canRetarget(Value v) {
 
 /// Replaces `from` by `to` in the uses that canRetarget accepted.
 void retarget(OpBuilder &b, Value from, Value to) {
-  for (Operation *user : llvm::make_early_inc_range(from.getUsers())) {
+  // Each user once: an op may use `from` twice (as an input and an output
+  // of a linalg op), and replacing its uses moves them to `to`'s list.
+  llvm::SetVector<Operation *> users(from.getUsers().begin(),
+                                     from.getUsers().end());
+  for (Operation *user : users) {
     if (auto view = dyn_cast<memref::SubViewOp>(user)) {
       b.setInsertionPoint(view);
       auto resultType = memref::SubViewOp::inferRankReducedResultType(

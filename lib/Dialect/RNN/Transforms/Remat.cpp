@@ -28,6 +28,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "bptt/Dialect/RNN/InputProjection.h"
+#include "bptt/Dialect/RNN/LossPart.h"
 #include "KernelPreparation.h"
 #include "PlanSupport.h"
 
@@ -90,6 +91,19 @@ struct Kernels {
   /// One step's projected values (tensor types) and the rows of x_t.
   SmallVector<Type> projectionTypes;
   int64_t projectionRows = 0;
+  /// With the loss part split off (LossPart.h; null without): the loss part
+  /// of one step and of `lossChunk` steps (when >= 2). `backward` then reads
+  /// the step's rows of their results, of types `lossTypes`, after the
+  /// parameter gradients. `lossStepArgs` are the per-step arguments they
+  /// read, as argument indices of the tensor-level backward function.
+  func::FuncOp lossSingle, lossBatched;
+  int64_t lossChunk = 0;
+  SmallVector<Type> lossTypes;
+  SmallVector<unsigned> lossStepArgs;
+  /// Their types (one step's), and those of the ones in slots (not x),
+  /// which the batched loss part reads gathered into buffers.
+  SmallVector<Type> lossStepTypes, lossGatherTypes;
+  int64_t lossRows = 0;
 };
 
 /// `fn` (one block) no longer returns its result `index`; its type follows
@@ -131,9 +145,14 @@ static void addLossToTotal(func::FuncOp g) {
 /// (a cell whose input part can be split off, InputProjection.h), the forward
 /// step on projected inputs and the input part of one step instead of
 /// @c_forward_kernel, and the input part of `chunk` steps when `chunk` >= 2.
-/// Without `inputGradient`, @c_backward_kernel does not compute dx.
+/// Without `inputGradient`, @c_backward_kernel does not compute dx. With
+/// `lossChunk` >= 1 (a cell whose loss part can be split off, LossPart.h),
+/// the loss part of one step and, when `lossChunk` >= 2, of `lossChunk`
+/// steps are functions of their own, and @c_backward_kernel reads their
+/// results.
 FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
-                                    int64_t chunk, bool inputGradient) {
+                                    int64_t chunk, int64_t lossChunk,
+                                    bool inputGradient) {
   auto fwd = symbols.lookup<func::FuncOp>(
       cell->getAttrOfType<FlatSymbolRefAttr>("rnn.forward").getValue());
   auto bwd = symbols.lookup<func::FuncOp>(
@@ -223,12 +242,55 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
     for (Value v : split->projected)
       k.projectionTypes.push_back(v.getType());
   }
+  // The loss part, split off the backward function the same way.
+  unsigned numSaved = k.savedTypes.size();
+  func::FuncOp lossSingle, lossBatched;
+  if (lossChunk >= 1) {
+    splitLossAccumulations(g, numParams, numStates, numSaved);
+    std::optional<LossPart> part =
+        findLossPart(g, numParams, numStates, numSaved);
+    if (!part)
+      return cell.emitError() << "rnn-remat: the loss part of cell @"
+                              << cell.getSymName()
+                              << " was found once and not again";
+    lossSingle = buildBatchedLoss(*part, 1);
+    if (lossChunk >= 2)
+      lossBatched = buildBatchedLoss(*part, lossChunk);
+    for (Value v : part->exported)
+      k.lossTypes.push_back(v.getType());
+    k.lossStepArgs = part->stepArgs;
+    for (unsigned i : part->stepArgs) {
+      Type t = g.getArgumentTypes()[i];
+      k.lossStepTypes.push_back(t);
+      if (i != 0 && lossChunk >= 2)
+        k.lossGatherTypes.push_back(t);
+    }
+    k.lossRows = part->rows;
+    k.lossChunk = lossChunk;
+    makeLossRest(*part);
+    bool valid;
+    {
+      ScopedDiagnosticHandler quiet(ctx, [](Diagnostic &) { return success(); });
+      valid = succeeded(verify(g)) && succeeded(verify(lossSingle)) &&
+              (!lossBatched || succeeded(verify(lossBatched)));
+    }
+    if (!valid)
+      return cell.emitError()
+             << "rnn-remat: splitting the loss part off cell @"
+             << cell.getSymName() << " made invalid IR; rerun with loss-chunk=0";
+    for (func::FuncOp fn : {lossSingle, lossBatched})
+      if (fn)
+        inputsReadOnly(fn);
+  }
+  std::string lossSingleName = lossSingle ? lossSingle.getSymName().str() : "";
+  std::string lossBatchedName =
+      lossBatched ? lossBatched.getSymName().str() : "";
   std::string projectedName = projected ? projected.getSymName().str() : "";
   std::string batchedName = batched ? batched.getSymName().str() : "";
   std::string singleName = single ? single.getSymName().str() : "";
   // Backward arguments: x, params, new states, saved, d new states, d loss,
-  // d params. The last two tensor groups may be written.
-  unsigned numSaved = k.savedTypes.size();
+  // d params, [the loss part's values]. The last groups may be written
+  // (each row of the loss buffers is read by one step only).
   unsigned firstWritable = 1 + numParams + numStates + numSaved;
   for (unsigned i = 0; i < g.getNumArguments(); ++i) {
     bool writable = i >= firstWritable;
@@ -237,6 +299,7 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
   }
 
   PassManager pm(ctx);
+
   addKernelFusionPasses(pm);
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
@@ -280,6 +343,15 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
           writeResultsInPlace(input,
                               lastArguments(input, k.projectionTypes.size()));
     }
+    if (!lossSingleName.empty()) {
+      lossSingle = scratch->lookupSymbol<func::FuncOp>(lossSingleName);
+      lossBatched = lossBatchedName.empty()
+                        ? nullptr
+                        : scratch->lookupSymbol<func::FuncOp>(lossBatchedName);
+      for (func::FuncOp fn : {lossSingle, lossBatched})
+        if (fn)
+          writeResultsInPlace(fn, lastArguments(fn, k.lossTypes.size()));
+    }
     unsigned bwdFirst = g.getNumArguments() - numStates - numDx - numParams;
     SmallVector<unsigned> bwdOut;
     for (unsigned i = bwdFirst; i < bwdFirst + numStates + numDx; ++i)
@@ -302,7 +374,7 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
     // be computed there.
     writeSlicesInPlace(f);
     writeSlicesInPlace(g);
-    for (func::FuncOp fn : {projected, single, batched})
+    for (func::FuncOp fn : {projected, single, batched, lossSingle, lossBatched})
       if (fn)
         writeSlicesInPlace(fn);
     for (func::FuncOp fn : {f, projected})
@@ -322,6 +394,8 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
                            : before == projectedName ? &k.projectedForward
                            : before == batchedName   ? &k.batchedInput
                            : before == singleName    ? &k.singleInput
+                           : before == lossSingleName ? &k.lossSingle
+                           : before == lossBatchedName ? &k.lossBatched
                                                      : nullptr;
       symbols.insert(fn);
       if (role)
@@ -638,11 +712,30 @@ private:
   /// One step's rows of the projection buffers.
   SmallVector<Value> projectionViews(Value row);
   /// One backward step: reads dCur, writes dNext and adds the step's loss (a
-  /// call of the backward wrapper, whose body is backwardBody).
+  /// call of the backward wrapper, whose body is backwardBody). With the
+  /// loss part split off, `row` is the step's row in the loss buffers, or -1
+  /// when the step computes its own.
   void backwardStep(Value step, ValueRange states, ValueRange saved,
-                    ValueRange dCur, ValueRange dNext);
+                    ValueRange dCur, ValueRange dNext, Value row);
   void backwardBody(Value step, ValueRange states, ValueRange saved,
-                    ValueRange dCur, ValueRange dNext);
+                    ValueRange dCur, ValueRange dNext, Value row);
+  /// Before step j (0-based) of a backward run (r): when j starts a chunk,
+  /// the loss part of the chunk's steps, as one batched call; returns step
+  /// j's row in the loss buffers, or -1 (runs shorter than a chunk compute
+  /// each step's own). As with projections, the last chunk ends with the
+  /// run and overlaps the one before it. The buffers hold the chunk's steps
+  /// in increasing order, so step j's row counts down.
+  Value lossRow(const RunOperands &r, Value j);
+  /// The loss part of `chunk` steps from `step` on, whose internal states
+  /// are in consecutive slots from `lowest` on (a call of the loss wrapper,
+  /// whose body is lossBody).
+  void lossBody(Value step, Value lowest);
+  /// One step's rows of the loss buffers.
+  SmallVector<Value> lossViews(Value row);
+  /// The per-step argument `i` of the tensor-level backward function (a new
+  /// state, a saved value) of `count` steps whose slots follow each other
+  /// from `lowest` on: one row of its elements per step.
+  Value slotSequence(unsigned i, Value lowest, int64_t count);
   void buildWrappers();
 
   /// The code of one run; returns the machine after it.
@@ -675,6 +768,13 @@ private:
   /// The projection buffers: one step's projected values times the chunk,
   /// stacked row-wise (empty without input projections).
   SmallVector<Value> projections;
+  /// The loss buffers: one step's values of the loss part times the loss
+  /// chunk, stacked row-wise (empty without a split loss part).
+  SmallVector<Value> lossBuffers;
+  /// Where the batched loss part reads its slot values from: chunk x one
+  /// step's value, stacked row-wise, one per type in lossGatherTypes.
+  SmallVector<Value> lossGathers;
+  func::FuncOp lossWrapper;
 };
 
 } // namespace
@@ -914,7 +1014,7 @@ void ScheduleEmitter::forwardStep(Value step, ValueRange in,
 
 void ScheduleEmitter::backwardStep(Value step, ValueRange states,
                                    ValueRange saved, ValueRange dCur,
-                                   ValueRange dNext) {
+                                   ValueRange dNext, Value row) {
   SmallVector<Value> args{xs};
   llvm::append_range(args, params);
   if (dxs)
@@ -922,6 +1022,10 @@ void ScheduleEmitter::backwardStep(Value step, ValueRange states,
   llvm::append_range(args, dparams);
   args.push_back(loss);
   args.push_back(step);
+  if (!lossBuffers.empty()) {
+    args.push_back(row);
+    llvm::append_range(args, lossBuffers);
+  }
   llvm::append_range(args, states);
   llvm::append_range(args, saved);
   llvm::append_range(args, dCur);
@@ -1022,6 +1126,10 @@ void ScheduleEmitter::buildWrappers() {
   llvm::append_range(bwdTypes, typesOf(dparams));
   bwdTypes.push_back(loss.getType());
   bwdTypes.push_back(indexType);
+  if (!lossBuffers.empty()) {
+    bwdTypes.push_back(indexType);
+    llvm::append_range(bwdTypes, typesOf(lossBuffers));
+  }
   llvm::append_range(bwdTypes, stateStorage);
   llvm::append_range(bwdTypes, savedStorage);
   llvm::append_range(bwdTypes, stateStorage);
@@ -1041,19 +1149,197 @@ void ScheduleEmitter::buildWrappers() {
     for (unsigned q = 0; q < n; ++q)
       dparams[q] = a[i++];
     loss = a[i++];
-    Value step = a[i++];
+    Value step = a[i++], row;
+    SmallVector<Value> savedBuffers = lossBuffers;
+    if (!lossBuffers.empty()) {
+      row = a[i++];
+      for (Value &buffer : lossBuffers)
+        buffer = a[i++];
+    }
     backwardBody(step, a.slice(i, ns), a.slice(i + ns, nv),
-                 a.slice(i + ns + nv, ns), a.slice(i + 2 * ns + nv, ns));
+                 a.slice(i + ns + nv, ns), a.slice(i + 2 * ns + nv, ns), row);
+    lossBuffers = savedBuffers;
   });
+
+  if (k.lossBatched) {
+    SmallVector<Type> lossTypes{xs.getType()};
+    llvm::append_range(lossTypes, typesOf(params));
+    lossTypes.push_back(pool.getType());
+    lossTypes.push_back(indexType);
+    lossTypes.push_back(indexType);
+    llvm::append_range(lossTypes, typesOf(lossBuffers));
+    llvm::append_range(lossTypes, typesOf(lossGathers));
+    lossWrapper = func::FuncOp::create(
+        mb, loc, (entry.getSymName() + "_loss_part").str(),
+        FunctionType::get(ctx, lossTypes, {}));
+    lossWrapper.setPrivate();
+    withArgs(lossWrapper, [&](ValueRange a) {
+      unsigned i = 0, n = params.size();
+      SmallVector<Value> savedBuffers = lossBuffers, savedGathers = lossGathers;
+      Value savedPool = pool;
+      xs = a[i++];
+      for (unsigned q = 0; q < n; ++q)
+        params[q] = a[i++];
+      pool = a[i++];
+      Value step = a[i++], lowest = a[i++];
+      for (Value &buffer : lossBuffers)
+        buffer = a[i++];
+      for (Value &buffer : lossGathers)
+        buffer = a[i++];
+      lossBody(step, lowest);
+      lossBuffers = savedBuffers;
+      lossGathers = savedGathers;
+      pool = savedPool;
+    });
+  }
+}
+
+SmallVector<Value> ScheduleEmitter::lossViews(Value row) {
+  SmallVector<Value> views;
+  Value firstRow = mul(row, index(k.lossRows));
+  for (Value buffer : lossBuffers)
+    views.push_back(leadingSlice(buffer, firstRow, k.lossRows));
+  return views;
+}
+
+Value ScheduleEmitter::slotSequence(unsigned i, Value lowest, int64_t count) {
+  unsigned firstState = 1 + params.size();
+  unsigned s = i - firstState;
+  bool isState = s < k.stateTypes.size();
+  Type part = isState ? k.stateTypes[s]
+                      : k.savedTypes[s - k.stateTypes.size()];
+  int64_t partOffset = isState ? stateOffsets[s]
+                               : savedOffsets[s - k.stateTypes.size()];
+  auto tensor = cast<RankedTensorType>(part);
+  Type element = tensor.getElementType();
+  int64_t elementBytes = *storageBytes(element);
+  // The pool as elements, and the parts as a strided view of it: slots are
+  // internalBytes apart (chooseLossChunk checked the alignment).
+  int64_t poolBytes = cast<MemRefType>(pool.getType()).getDimSize(0);
+  Value flat = memref::ViewOp::create(
+      b, loc, MemRefType::get({poolBytes / elementBytes}, element), pool,
+      index(0), ValueRange{});
+  // One row per step: a step's part is contiguous. (Two dimensions, so
+  // that the copy reading it is a kernel of the usual 2-d shape.)
+  SmallVector<int64_t> shape{count, tensor.getNumElements()},
+      strides{internalBytes / elementBytes, 1};
+  auto type = MemRefType::get(
+      shape, element,
+      StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, strides));
+  Value offset = fold<arith::DivUIOp>(add(lowest, index(partOffset)),
+                                      index(elementBytes));
+  SmallVector<OpFoldResult> sizes, strideAttrs;
+  for (int64_t d : shape)
+    sizes.push_back(b.getIndexAttr(d));
+  for (int64_t st : strides)
+    strideAttrs.push_back(b.getIndexAttr(st));
+  return memref::ReinterpretCastOp::create(b, loc, type, flat,
+                                           OpFoldResult(offset), sizes,
+                                           strideAttrs);
+}
+
+void ScheduleEmitter::lossBody(Value step, Value lowest) {
+  SmallVector<Value> args;
+  unsigned gathered = 0;
+  for (unsigned i : k.lossStepArgs) {
+    if (i == 0) {
+      // x_step .. x_{step+chunk-1}, stacked row-wise (contiguous in xs).
+      Value chunkInputs = leadingSlice(xs, sub(step, index(1)), k.lossChunk);
+      SmallVector<ReassociationIndices> rows{{0, 1}};
+      for (unsigned d = 2, rank = cast<MemRefType>(xs.getType()).getRank();
+           d < rank; ++d)
+        rows.push_back({int64_t(d)});
+      args.push_back(memref::CollapseShapeOp::create(b, loc, chunkInputs, rows));
+      continue;
+    }
+    // The chunk's values of this slot part, gathered row-wise: the buffer
+    // as one row per step.
+    Value gather = lossGathers[gathered++];
+    auto type = cast<MemRefType>(gather.getType());
+    ReassociationIndices all;
+    for (int64_t d = 0; d < type.getRank(); ++d)
+      all.push_back(d);
+    Value flat = memref::CollapseShapeOp::create(
+        b, loc, gather, ArrayRef<ReassociationIndices>{all});
+    Value steps = memref::ExpandShapeOp::create(
+        b, loc,
+        MemRefType::get({k.lossChunk, type.getNumElements() / k.lossChunk},
+                        type.getElementType()),
+        flat, ArrayRef<ReassociationIndices>{{0, 1}});
+    memref::CopyOp::create(b, loc, slotSequence(i, lowest, k.lossChunk),
+                           steps);
+    args.push_back(gather);
+  }
+  llvm::append_range(args, params);
+  Type lossType = k.lossBatched.getFunctionType().getInput(args.size());
+  args.push_back(
+      arith::ConstantOp::create(b, loc, b.getFloatAttr(lossType, 1.0)));
+  llvm::append_range(args, lossBuffers);
+  callKernel(k.lossBatched, args);
+}
+
+Value ScheduleEmitter::lossRow(const RunOperands &r, Value j) {
+  if (k.lossChunk < 2)
+    return index(-1);
+  Value chunk = index(k.lossChunk);
+  Value batched =
+      fold<arith::CmpIOp>(arith::CmpIPredicate::sge, r.count, chunk);
+  Value offset = fold<arith::RemUIOp>(j, chunk);
+  Value start = fold<arith::MinSIOp>(sub(j, offset), sub(r.count, chunk));
+  Value startsChunk = fold<arith::AndIOp>(batched, equal(offset, index(0)));
+  // The chunk's run positions are start .. start + chunk - 1: steps
+  // r.step - start - chunk + 1 (its first) up to r.step - start, whose slot
+  // is r.offset - start·|s|.
+  Value last = add(start, sub(chunk, index(1)));
+  when(startsChunk, [&] {
+    SmallVector<Value> args{xs};
+    llvm::append_range(args, params);
+    args.push_back(pool);
+    args.push_back(sub(r.step, last));
+    args.push_back(sub(r.offset, mul(last, index(internalBytes))));
+    llvm::append_range(args, lossBuffers);
+    llvm::append_range(args, lossGathers);
+    func::CallOp::create(b, loc, lossWrapper, args);
+  });
+  return select(batched, sub(last, j), index(-1));
 }
 
 void ScheduleEmitter::backwardBody(Value step, ValueRange states,
                                    ValueRange saved, ValueRange dCur,
-                                   ValueRange dNext) {
+                                   ValueRange dNext, Value row) {
   FunctionType type = k.backward.getFunctionType();
   SmallVector<Value> args;
   unsigned a = 0;
   Value x = inputAt(step, xs);
+  SmallVector<Value> lossValues;
+  if (!lossBuffers.empty()) {
+    // A step outside a chunk computes its own loss part into the buffers'
+    // first rows (chunks are computed per run: nothing there is needed).
+    Value own = fold<arith::CmpIOp>(arith::CmpIPredicate::slt, row, index(0));
+    when(own, [&] {
+      FunctionType single = k.lossSingle.getFunctionType();
+      SmallVector<Value> lossArgs;
+      unsigned firstState = 1 + params.size();
+      for (unsigned i : k.lossStepArgs) {
+        Value v;
+        if (i == 0)
+          v = x;
+        else if (i - firstState < states.size())
+          v = states[i - firstState];
+        else
+          v = saved[i - firstState - states.size()];
+        lossArgs.push_back(castTo(v, single.getInput(lossArgs.size())));
+      }
+      for (Value v : params)
+        lossArgs.push_back(castTo(v, single.getInput(lossArgs.size())));
+      lossArgs.push_back(arith::ConstantOp::create(
+          b, loc, b.getFloatAttr(single.getInput(lossArgs.size()), 1.0)));
+      for (Value v : lossViews(index(0)))
+        lossArgs.push_back(castTo(v, single.getInput(lossArgs.size())));
+      func::CallOp::create(b, loc, k.lossSingle, lossArgs);
+    });
+    lossValues = lossViews(select(own, index(0), row));
+  }
   args.push_back(castTo(x, type.getInput(a++)));
   for (Value v : params)
     args.push_back(castTo(v, type.getInput(a++)));
@@ -1069,6 +1355,8 @@ void ScheduleEmitter::backwardBody(Value step, ValueRange states,
   args.push_back(
       arith::ConstantOp::create(b, loc, b.getFloatAttr(lossType, 1.0)));
   for (Value v : dparams)
+    args.push_back(castTo(v, type.getInput(a++)));
+  for (Value v : lossValues)
     args.push_back(castTo(v, type.getInput(a++)));
   // Out-parameters: d states, d x (where wanted), d params (accumulated in
   // place).
@@ -1133,7 +1421,8 @@ ScheduleEmitter::Machine ScheduleEmitter::emitBackwardRun(const RunOperands &r,
   forEach(index(0), r.count, [&](Value i) {
     auto [from, to] = orderedBy(isEven(i), dCur, dNext);
     Value at = sub(r.offset, mul(i, index(internalBytes)));
-    backwardStep(sub(r.step, i), slotStates(at), slotSaved(at), from, to);
+    backwardStep(sub(r.step, i), slotStates(at), slotSaved(at), from, to,
+                 lossRow(r, i));
     slotFreed(r.bytes);
   });
   // After an odd number of steps the gradient is in the other buffer.
@@ -1180,7 +1469,7 @@ ScheduleEmitter::Machine ScheduleEmitter::emitRun(RunKind kind,
     return emitBackwardRun(r, m);
   case RunKind::BackwardFromWork: {
     auto [dCur, dNext] = stateGradients(m);
-    backwardStep(r.step, workStates, workSaved, dCur, dNext);
+    backwardStep(r.step, workStates, workSaved, dCur, dNext, index(-1));
     m.gradientInA = fold<arith::XOrIOp>(m.gradientInA, flag(true));
     m.cursor = index(kNowhere);
     return m;
@@ -1291,6 +1580,20 @@ void ScheduleEmitter::emit() {
     projections.push_back(memref::AllocOp::create(
         b, loc, MemRefType::get(shape, perStep.getElementType())));
   }
+  for (Type t : k.lossTypes) {
+    auto perStep = cast<RankedTensorType>(t);
+    SmallVector<int64_t> shape(perStep.getShape());
+    shape[0] *= std::max<int64_t>(k.lossChunk, 1);
+    lossBuffers.push_back(memref::AllocOp::create(
+        b, loc, MemRefType::get(shape, perStep.getElementType())));
+  }
+  for (Type t : k.lossGatherTypes) {
+    auto perStep = cast<RankedTensorType>(t);
+    SmallVector<int64_t> shape(perStep.getShape());
+    shape[0] *= k.lossChunk;
+    lossGathers.push_back(memref::AllocOp::create(
+        b, loc, MemRefType::get(shape, perStep.getElementType())));
+  }
   // 4|h| + |s| plus the step's workspace (e.g. GPU kernel temporaries):
   // the planner's working set, so that stats[1] is the planned peak.
   int64_t workingBytes = p.chain.workingSetBytes();
@@ -1330,7 +1633,8 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SymbolTable symbols(module);
-    llvm::MapVector<std::tuple<Operation *, int64_t, unsigned>, Kernels> kernels;
+    llvm::MapVector<std::tuple<Operation *, int64_t, int64_t, unsigned>, Kernels>
+        kernels;
     SmallVector<BPTTOp> requests;
     module.walk([&](BPTTOp op) { requests.push_back(op); });
     for (BPTTOp op : requests)
@@ -1379,10 +1683,67 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     return std::max<int64_t>(chunk, 1);
   }
 
+  /// Steps whose loss parts are computed together, for `op`: 0 when the
+  /// option is below 2 or the cell's loss part cannot be split off (each
+  /// backward step runs one function), else at least 1; chosen like the
+  /// input chunk, for the loss buffers (whose rows beyond the first count,
+  /// with the slot values the batched function stacks) on top of the
+  /// `otherBytes` of the working set. A chunk of 2 or more also needs every
+  /// part of a slot aligned to its element size, as the batched function
+  /// reads the parts of consecutive slots as one strided view.
+  FailureOr<int64_t> chooseLossChunk(BPTTOp op, CellOp cell,
+                                     int64_t otherBytes, bool inputGradient) {
+    if (lossChunk < 1)
+      return 0;
+    std::optional<int64_t> perStep = lossPartBytes(cell, inputGradient);
+    if (!perStep)
+      return 0;
+    if (lossChunk < 2)
+      return 1;
+    FailureOr<planner::Chain> chain =
+        bpttChain(op, cell, workspaceBytes + otherBytes + *perStep);
+    if (failed(chain))
+      return failure();
+    // Alignment, and the bytes of one slot's parts (what the batched
+    // function stacks at most: its temporaries grow with the chunk too).
+    auto fwd = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(
+        cell, cell->getAttrOfType<FlatSymbolRefAttr>("rnn.forward"));
+    SmallVector<Type> parts(cell.getStateTypes());
+    for (Type t : fwd.getResultTypes().drop_front(cell.getNumStates() + 1))
+      parts.push_back(t);
+    // Slots start at sums of |h| and |s|: each part must be aligned within
+    // its slot, and |h| and |s| to every part's element size.
+    auto elementBytes = [](Type t) {
+      auto shaped = dyn_cast<ShapedType>(t);
+      return storageBytes(shaped ? shaped.getElementType() : t).value_or(1);
+    };
+    SmallVector<int64_t> starts;
+    int64_t offset = 0, hidden = 0;
+    for (auto [i, t] : llvm::enumerate(parts)) {
+      starts.push_back(offset);
+      offset += storageBytes(t).value_or(0);
+      if (i + 1 == cell.getNumStates())
+        hidden = offset;
+    }
+    bool aligned = true;
+    for (auto [t, start] : llvm::zip(parts, starts)) {
+      int64_t e = elementBytes(t);
+      aligned &= start % e == 0 && hidden % e == 0 && offset % e == 0;
+    }
+    if (!aligned)
+      return 1;
+    int64_t room = op.getMemoryBudget() -
+                   planner::minimumBudget(*chain, plannerStrategy(op));
+    int64_t chunk = lossChunk;
+    while (chunk >= 2 && (chunk - 1) * (*perStep + offset) > room / 8)
+      chunk /= 2;
+    return std::max<int64_t>(chunk, 1);
+  }
+
   LogicalResult
   rewrite(BPTTOp op, SymbolTable &symbols,
-          llvm::MapVector<std::tuple<Operation *, int64_t, unsigned>, Kernels>
-              &kernels) {
+          llvm::MapVector<std::tuple<Operation *, int64_t, int64_t, unsigned>,
+                          Kernels> &kernels) {
     auto cell = symbols.lookup<CellOp>(op.getCell());
     if (!cell)
       return op.emitOpError() << "refers to @" << op.getCell()
@@ -1394,12 +1755,21 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     FailureOr<int64_t> chunk = chooseInputChunk(op, cell);
     if (failed(chunk))
       return failure();
+    int64_t projectionRowBytes = 0;
+    if (*chunk >= 1)
+      projectionRowBytes = inputProjectionBytes(cell).value_or(0);
     // The input gradient is computed where the request's result is used.
     bool inputGradient = !op.getInputGrads().use_empty();
-    std::tuple<Operation *, int64_t, unsigned> key{cell, *chunk, inputGradient};
+    FailureOr<int64_t> lossChunkChosen = chooseLossChunk(
+        op, cell, std::max<int64_t>(*chunk, 1) * projectionRowBytes,
+        inputGradient);
+    if (failed(lossChunkChosen))
+      return failure();
+    std::tuple<Operation *, int64_t, int64_t, unsigned> key{
+        cell, *chunk, *lossChunkChosen, inputGradient};
     if (!kernels.count(key)) {
-      FailureOr<Kernels> k =
-          bufferizeKernels(cell, symbols, *chunk, inputGradient);
+      FailureOr<Kernels> k = bufferizeKernels(cell, symbols, *chunk,
+                                              *lossChunkChosen, inputGradient);
       if (failed(k))
         return failure();
       kernels[key] = *k;
@@ -1409,6 +1779,11 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     int64_t projectionBytes = 0;
     for (Type t : k.projectionTypes)
       projectionBytes += k.chunk * *storageBytes(t);
+    // So are the loss buffers.
+    for (Type t : k.lossTypes)
+      projectionBytes += std::max<int64_t>(k.lossChunk, 1) * *storageBytes(t);
+    for (Type t : k.lossGatherTypes)
+      projectionBytes += k.lossChunk * *storageBytes(t);
     FailureOr<BPTTPlan> plan =
         planBPTT(op, cell, workspaceBytes + projectionBytes);
     if (failed(plan))

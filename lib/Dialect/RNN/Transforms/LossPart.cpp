@@ -1,0 +1,341 @@
+//===- LossPart.cpp - the loss part of many backward steps at once --------===//
+//
+// See LossPart.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "bptt/Dialect/RNN/LossPart.h"
+
+#include "RowStacking.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+using namespace mlir;
+using namespace bptt::rnn;
+
+namespace {
+
+/// Argument ranges of rnn-differentiate's backward function.
+struct BackwardArgs {
+  unsigned numParams, numStates, numSaved;
+  unsigned firstState() const { return 1 + numParams; }
+  unsigned firstSaved() const { return firstState() + numStates; }
+  unsigned firstGradient() const { return firstSaved() + numSaved; }
+  unsigned dLoss() const { return firstGradient() + numStates; }
+  bool isStep(unsigned i) const { return i == 0 || (i >= firstState() && i < firstGradient()); }
+  bool isStateGradient(unsigned i) const {
+    return i >= firstGradient() && i < dLoss();
+  }
+  bool isGradient(unsigned i) const {
+    return (i >= firstGradient() && i < dLoss()) || i > dLoss();
+  }
+};
+
+/// The values of `fn`'s body that depend on the incoming state gradients or
+/// (unless `statesOnly`) the parameter-gradient accumulators, or on side
+/// effects.
+llvm::DenseSet<Value> dependentValues(func::FuncOp fn, const BackwardArgs &a,
+                                      bool statesOnly = false) {
+  Block &body = fn.front();
+  llvm::DenseSet<Value> dependent;
+  for (BlockArgument arg : body.getArguments())
+    if (statesOnly ? a.isStateGradient(arg.getArgNumber())
+                   : a.isGradient(arg.getArgNumber()))
+      dependent.insert(arg);
+  for (Operation &op : body.without_terminator()) {
+    bool isDependent = !isMemoryEffectFree(&op) ||
+                       llvm::any_of(readValues(&op), [&](Value v) {
+                         return dependent.contains(v);
+                       });
+    if (isDependent)
+      dependent.insert(op.result_begin(), op.result_end());
+  }
+  return dependent;
+}
+
+} // namespace
+
+/// Erases the ops of `fn`'s body whose results nothing uses.
+static void eraseDeadOps(func::FuncOp fn) {
+  SmallVector<Operation *> ops;
+  for (Operation &op : fn.front().without_terminator())
+    ops.push_back(&op);
+  for (Operation *op : llvm::reverse(ops))
+    if (isOpTriviallyDead(op))
+      op->erase();
+}
+
+void bptt::rnn::splitLossAccumulations(func::FuncOp backward,
+                                       unsigned numParams, unsigned numStates,
+                                       unsigned numSaved) {
+  if (backward.isExternal())
+    return;
+  // What no result needs any more (dx, when the caller dropped it) must not
+  // count as read by the rest of the step.
+  eraseDeadOps(backward);
+  BackwardArgs a{numParams, numStates, numSaved};
+  // Products onto the state gradients only: an accumulator's product
+  // (dW += h^T·dA) stays an accumulation.
+  llvm::DenseSet<Value> dependent = dependentValues(backward, a);
+  llvm::DenseSet<Value> onStates =
+      dependentValues(backward, a, /*statesOnly=*/true);
+  SmallVector<linalg::LinalgOp> products;
+  for (Operation &op : backward.front().without_terminator()) {
+    auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+    if (!linalgOp || !linalg::isaContractionOpInterface(linalgOp) ||
+        !linalgOp.hasPureTensorSemantics() || linalgOp.getNumDpsInits() != 1)
+      continue;
+    Value init = linalgOp.getDpsInits()[0];
+    auto type = dyn_cast<RankedTensorType>(init.getType());
+    if (!type || !type.hasStaticShape() || !isa<FloatType>(type.getElementType()))
+      continue;
+    bool inputsIndependent =
+        llvm::none_of(linalgOp.getDpsInputs(),
+                      [&](Value v) { return dependent.contains(v); });
+    if (inputsIndependent && onStates.contains(init))
+      products.push_back(linalgOp);
+  }
+  for (linalg::LinalgOp product : products) {
+    Operation *op = product.getOperation();
+    OpBuilder b(op);
+    Location loc = op->getLoc();
+    Value init = product.getDpsInits()[0];
+    auto type = cast<RankedTensorType>(init.getType());
+    Value zero = arith::ConstantOp::create(
+        b, loc, cast<TypedAttr>(b.getZeroAttr(type.getElementType())));
+    Value empty = tensor::EmptyOp::create(b, loc, type.getShape(),
+                                          type.getElementType());
+    Value zeros =
+        linalg::FillOp::create(b, loc, ValueRange{zero}, ValueRange{empty})
+            .getResult(0);
+    IRMapping map;
+    map.map(init, zeros);
+    Operation *alone = b.clone(*op, map);
+    // init + product, elementwise.
+    AffineMap identity = b.getMultiDimIdentityMap(type.getRank());
+    SmallVector<utils::IteratorType> parallel(type.getRank(),
+                                              utils::IteratorType::parallel);
+    Value out = tensor::EmptyOp::create(b, loc, type.getShape(),
+                                        type.getElementType());
+    auto sum = linalg::GenericOp::create(
+        b, loc, TypeRange{type}, ValueRange{init, alone->getResult(0)},
+        ValueRange{out},
+        SmallVector<AffineMap>{identity, identity, identity}, parallel,
+        [](OpBuilder &nb, Location l, ValueRange args) {
+          linalg::YieldOp::create(
+              nb, l, ValueRange{arith::AddFOp::create(nb, l, args[0], args[1])});
+        });
+    op->getResult(0).replaceAllUsesWith(sum.getResult(0));
+    op->erase();
+  }
+}
+
+std::optional<LossPart> bptt::rnn::findLossPart(func::FuncOp backward,
+                                                unsigned numParams,
+                                                unsigned numStates,
+                                                unsigned numSaved) {
+  BackwardArgs a{numParams, numStates, numSaved};
+  if (backward.isExternal() ||
+      backward.getNumArguments() < a.dLoss() + 1 + numParams)
+    return std::nullopt;
+  Block &body = backward.front();
+  auto xType = dyn_cast<RankedTensorType>(body.getArgument(0).getType());
+  if (!xType || xType.getRank() < 1 || !xType.hasStaticShape())
+    return std::nullopt;
+  LossPart p;
+  p.backward = backward;
+  p.numParams = numParams;
+  p.numStates = numStates;
+  p.numSaved = numSaved;
+  p.rows = xType.getDimSize(0);
+
+  // Per-step arguments of one step's shape stack by rows; others (a saved
+  // scalar) cannot be read by the part.
+  llvm::DenseSet<Value> unstackable = dependentValues(backward, a);
+  for (BlockArgument arg : body.getArguments()) {
+    if (!a.isStep(arg.getArgNumber()))
+      continue;
+    auto t = dyn_cast<RankedTensorType>(arg.getType());
+    if (t && t.getRank() >= 1 && t.hasStaticShape() && t.getDimSize(0) == p.rows)
+      p.rowed.insert(arg);
+    else
+      unstackable.insert(arg);
+  }
+
+  // The stackable ops: independent of the gradients, and each keeping rows
+  // independent where it touches them. An op that does not (a reduction
+  // over the rows: the batch mean of the loss) leaves the part, and so does
+  // everything that reads it; to a fixpoint.
+  SmallVector<Operation *> part;
+  for (Operation &op : body.without_terminator())
+    if (llvm::none_of(readValues(&op),
+                      [&](Value v) { return unstackable.contains(v); }) &&
+        !llvm::any_of(op.getResults(),
+                      [&](Value v) { return unstackable.contains(v); }))
+      part.push_back(&op);
+  llvm::DenseSet<Value> stepArgs = p.rowed;
+  for (bool changed = true; changed;) {
+    changed = false;
+    p.rowed = stepArgs;
+    propagateRows(part, p.rowed);
+    llvm::DenseSet<Operation *> leaving;
+    for (Operation *op : part)
+      if (touchesRows(op, p.rowed) && !stacksByRows(op, p.rowed, p.rows))
+        leaving.insert(op);
+    // What reads a value that left leaves too.
+    llvm::DenseSet<Value> gone;
+    SmallVector<Operation *> kept;
+    for (Operation *op : part) {
+      bool leaves = leaving.contains(op) ||
+                    llvm::any_of(readValues(op),
+                                 [&](Value v) { return gone.contains(v); });
+      if (leaves) {
+        gone.insert(op->result_begin(), op->result_end());
+        changed = true;
+        continue;
+      }
+      kept.push_back(op);
+    }
+    part = std::move(kept);
+  }
+  llvm::DenseSet<Operation *> inPart(part.begin(), part.end());
+
+  // Exported: stacked results of linalg ops of the part that something
+  // outside it reads. (Views of x and shared values are recomputed there.)
+  p.exported = usedOutside(body, inPart,
+                           [&](Value v) { return p.rowed.contains(v); });
+  if (p.exported.empty())
+    return std::nullopt;
+
+  // The ops they need, and the per-step arguments those read.
+  llvm::DenseSet<Operation *> needed;
+  llvm::DenseSet<unsigned> readArgs;
+  SmallVector<Value> work(p.exported);
+  while (!work.empty()) {
+    Value v = work.pop_back_val();
+    if (auto arg = dyn_cast<BlockArgument>(v)) {
+      if (arg.getOwner() == &body)
+        readArgs.insert(arg.getArgNumber());
+      continue;
+    }
+    Operation *def = v.getDefiningOp();
+    if (!def || !needed.insert(def).second)
+      continue;
+    llvm::append_range(work, readValues(def));
+  }
+  bool hasProduct = false;
+  for (Operation *op : part) {
+    if (!needed.contains(op))
+      continue;
+    p.ops.push_back(op);
+    if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op))
+      hasProduct |= linalg::isaContractionOpInterface(linalgOp);
+  }
+  if (!hasProduct)
+    return std::nullopt;
+  for (unsigned i = 0; i < body.getNumArguments(); ++i)
+    if (a.isStep(i) && readArgs.contains(i))
+      p.stepArgs.push_back(i);
+  for (Value v : p.exported) {
+    auto t = cast<RankedTensorType>(v.getType());
+    p.bytesPerStep += t.getNumElements() *
+                      llvm::divideCeil(t.getElementTypeBitWidth(), 8);
+  }
+  return p;
+}
+
+std::optional<int64_t> bptt::rnn::lossPartBytes(CellOp cell,
+                                                bool inputGradient) {
+  auto ref = cell->getAttrOfType<FlatSymbolRefAttr>("rnn.backward");
+  auto fwdRef = cell->getAttrOfType<FlatSymbolRefAttr>("rnn.forward");
+  if (!ref || !fwdRef)
+    return std::nullopt;
+  auto backward = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(cell, ref);
+  auto forward =
+      SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(cell, fwdRef);
+  if (!backward || !forward)
+    return std::nullopt;
+  unsigned numStates = cell.getNumStates();
+  // What the forward function returns after the new states and the loss.
+  unsigned numSaved = forward.getNumResults() - numStates - 1;
+  OwningOpRef<ModuleOp> scratch(ModuleOp::create(cell.getLoc()));
+  OpBuilder b = OpBuilder::atBlockEnd(scratch->getBody());
+  auto copy = cast<func::FuncOp>(b.clone(*backward));
+  if (!inputGradient) {
+    // dx is the result after the state gradients.
+    Operation *ret = copy.front().getTerminator();
+    ret->eraseOperand(numStates);
+    copy.setFunctionType(FunctionType::get(cell.getContext(),
+                                           copy.getArgumentTypes(),
+                                           ret->getOperandTypes()));
+  }
+  splitLossAccumulations(copy, cell.getNumParams(), numStates, numSaved);
+  std::optional<LossPart> part =
+      findLossPart(copy, cell.getNumParams(), numStates, numSaved);
+  if (!part)
+    return std::nullopt;
+  return part->bytesPerStep;
+}
+
+void bptt::rnn::makeLossRest(const LossPart &p) {
+  func::FuncOp fn = p.backward;
+  for (Value v : p.exported) {
+    unsigned index = fn.getNumArguments();
+    if (failed(fn.insertArgument(index, v.getType(), DictionaryAttr(),
+                                 v.getLoc())))
+      llvm_unreachable("appending an argument cannot fail");
+    v.replaceAllUsesWith(fn.getArgument(index));
+  }
+  eraseDeadOps(fn);
+}
+
+func::FuncOp bptt::rnn::buildBatchedLoss(const LossPart &p, int64_t chunk) {
+  func::FuncOp backward = p.backward;
+  MLIRContext *ctx = backward.getContext();
+  Block &body = backward.front();
+  BackwardArgs a{p.numParams, p.numStates, p.numSaved};
+  // Per-step arguments, stacked by rows (the caller gathers the slots'
+  // values into contiguous buffers).
+  auto stepType = [&](unsigned i) -> Type {
+    return stacked(body.getArgument(i).getType(), chunk);
+  };
+  SmallVector<Type> inputs;
+  for (unsigned i : p.stepArgs)
+    inputs.push_back(stepType(i));
+  for (unsigned q = 0; q < p.numParams; ++q)
+    inputs.push_back(body.getArgument(1 + q).getType());
+  inputs.push_back(body.getArgument(a.dLoss()).getType());
+  SmallVector<Type> results;
+  for (Value v : p.exported)
+    results.push_back(stacked(v.getType(), chunk));
+
+  OpBuilder b(backward);
+  b.setInsertionPointAfter(backward);
+  Location loc = backward.getLoc();
+  auto fn = func::FuncOp::create(
+      b, loc, (backward.getSymName() + "_loss_" + Twine(chunk)).str(),
+      FunctionType::get(ctx, inputs, results));
+  fn.setPrivate();
+  Block *entry = fn.addEntryBlock();
+  b.setInsertionPointToEnd(entry);
+  IRMapping map;
+  unsigned next = 0;
+  for (unsigned i : p.stepArgs)
+    map.map(body.getArgument(i), entry->getArgument(next++));
+  for (unsigned q = 0; q < p.numParams; ++q)
+    map.map(body.getArgument(1 + q), entry->getArgument(next++));
+  map.map(body.getArgument(a.dLoss()), entry->getArgument(next++));
+  cloneStacked(b, p.ops, p.rowed, p.rows, chunk, map);
+  SmallVector<Value> returned;
+  for (Value v : p.exported)
+    returned.push_back(map.lookup(v));
+  func::ReturnOp::create(b, loc, returned);
+  return fn;
+}

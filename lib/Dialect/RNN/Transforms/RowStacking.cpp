@@ -1,0 +1,199 @@
+//===- RowStacking.cpp - run one step's ops for many steps at once --------===//
+//
+// See RowStacking.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "RowStacking.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/Transforms/RegionUtils.h"
+#include "llvm/ADT/SetVector.h"
+
+using namespace mlir;
+
+RankedTensorType bptt::rnn::stacked(Type t, int64_t factor) {
+  auto tensor = cast<RankedTensorType>(t);
+  SmallVector<int64_t> shape(tensor.getShape());
+  shape[0] *= factor;
+  return RankedTensorType::get(shape, tensor.getElementType(),
+                               tensor.getEncoding());
+}
+
+SmallVector<Value> bptt::rnn::readValues(Operation *op) {
+  SmallVector<Value> values(op->getOperands());
+  if (op->getNumRegions()) {
+    llvm::SetVector<Value> captured;
+    for (Region &r : op->getRegions())
+      getUsedValuesDefinedAbove(r, captured);
+    values.append(captured.begin(), captured.end());
+  }
+  return values;
+}
+
+void bptt::rnn::propagateRows(ArrayRef<Operation *> ops,
+                              llvm::DenseSet<Value> &rowed) {
+  auto mark = [&](Value v) { return rowed.insert(v).second; };
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (Operation *op : llvm::reverse(ops)) {
+      if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
+        if (!touchesRows(op, rowed))
+          continue;
+        for (Value init : linalgOp.getDpsInits())
+          changed |= mark(init);
+        for (Value r : op->getResults())
+          changed |= mark(r);
+      } else if (auto slice = dyn_cast<tensor::ExtractSliceOp>(op)) {
+        if (rowed.contains(slice.getSource()))
+          changed |= mark(slice.getResult());
+        else if (rowed.contains(slice.getResult()))
+          changed |= mark(slice.getSource());
+      }
+    }
+  }
+}
+
+bool bptt::rnn::touchesRows(Operation *op, const llvm::DenseSet<Value> &rowed) {
+  return llvm::any_of(op->getOperands(),
+                      [&](Value v) { return rowed.contains(v); }) ||
+         llvm::any_of(op->getResults(),
+                      [&](Value v) { return rowed.contains(v); });
+}
+
+namespace {
+/// Whether a linalg op on row-stacked operands computes every row from the
+/// same row of its stacked operands alone: one parallel loop is the leading
+/// dimension of every stacked operand and appears nowhere else, and the body
+/// does not read loop indices.
+bool rowsIndependent(linalg::LinalgOp op,
+                     const llvm::DenseSet<Value> &rowed) {
+  if (!op.hasPureTensorSemantics())
+    return false;
+  bool readsIndex = false;
+  op->walk([&](linalg::IndexOp) { readsIndex = true; });
+  if (readsIndex)
+    return false;
+  std::optional<unsigned> rowLoop;
+  for (OpOperand &operand : op->getOpOperands()) {
+    if (!rowed.contains(operand.get()))
+      continue;
+    AffineMap map = op.getMatchingIndexingMap(&operand);
+    if (map.getNumResults() == 0)
+      return false;
+    auto dim = dyn_cast<AffineDimExpr>(map.getResult(0));
+    if (!dim || (rowLoop && *rowLoop != dim.getPosition()))
+      return false;
+    rowLoop = dim.getPosition();
+  }
+  if (!rowLoop ||
+      op.getIteratorTypesArray()[*rowLoop] != utils::IteratorType::parallel)
+    return false;
+  for (OpOperand &operand : op->getOpOperands()) {
+    AffineMap map = op.getMatchingIndexingMap(&operand);
+    bool isRowed = rowed.contains(operand.get());
+    for (unsigned i = 0; i < map.getNumResults(); ++i) {
+      if (isRowed && i == 0)
+        continue;
+      if (map.getResult(i).isFunctionOfDim(*rowLoop))
+        return false;
+    }
+  }
+  return true;
+}
+} // namespace
+
+bool bptt::rnn::stacksByRows(Operation *op, const llvm::DenseSet<Value> &rowed,
+                             int64_t rows) {
+  SmallVector<Value> touched(op->getOperands());
+  llvm::append_range(touched, op->getResults());
+  for (Value v : touched) {
+    if (!rowed.contains(v))
+      continue;
+    auto t = dyn_cast<RankedTensorType>(v.getType());
+    if (!t || t.getRank() < 1 || !t.hasStaticShape() || t.getDimSize(0) != rows)
+      return false;
+  }
+  if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op))
+    return rowsIndependent(linalgOp, rowed);
+  if (auto slice = dyn_cast<tensor::ExtractSliceOp>(op)) {
+    if (slice.getSourceType().getRank() != slice.getType().getRank())
+      return false;
+    std::optional<int64_t> offset =
+        getConstantIntValue(slice.getMixedOffsets()[0]);
+    std::optional<int64_t> size = getConstantIntValue(slice.getMixedSizes()[0]);
+    std::optional<int64_t> stride =
+        getConstantIntValue(slice.getMixedStrides()[0]);
+    return offset == 0 && size == rows && stride == 1;
+  }
+  if (auto constant = dyn_cast<arith::ConstantOp>(op)) {
+    auto dense = dyn_cast<DenseElementsAttr>(constant.getValue());
+    return dense && dense.isSplat();
+  }
+  return isa<tensor::EmptyOp>(op);
+}
+
+SmallVector<Value>
+bptt::rnn::usedOutside(Block &body, const llvm::DenseSet<Operation *> &part,
+                       function_ref<bool(Value)> keep) {
+  SmallVector<Value> values;
+  for (Operation &op : body.without_terminator()) {
+    if (!part.contains(&op) || !isa<linalg::LinalgOp>(op))
+      continue;
+    for (Value r : op.getResults()) {
+      if (!keep(r))
+        continue;
+      bool used = llvm::any_of(r.getUsers(), [&](Operation *user) {
+        Operation *top = body.findAncestorOpInBlock(*user);
+        return !top || !part.contains(top);
+      });
+      if (used)
+        values.push_back(r);
+    }
+  }
+  return values;
+}
+
+void bptt::rnn::cloneStacked(OpBuilder &b, ArrayRef<Operation *> ops,
+                             const llvm::DenseSet<Value> &rowed, int64_t rows,
+                             int64_t chunk, IRMapping &map) {
+  for (Operation *op : ops) {
+    bool stackedResult =
+        op->getNumResults() == 1 && rowed.contains(op->getResult(0));
+    if (auto empty = dyn_cast<tensor::EmptyOp>(op); empty && stackedResult) {
+      auto type = stacked(empty.getType(), chunk);
+      map.map(empty.getResult(),
+              tensor::EmptyOp::create(b, op->getLoc(), type.getShape(),
+                                      type.getElementType()));
+      continue;
+    }
+    if (auto slice = dyn_cast<tensor::ExtractSliceOp>(op);
+        slice && stackedResult) {
+      SmallVector<OpFoldResult> sizes = slice.getMixedSizes();
+      sizes[0] = b.getIndexAttr(rows * chunk);
+      map.map(slice.getResult(),
+              tensor::ExtractSliceOp::create(
+                  b, op->getLoc(), stacked(slice.getType(), chunk),
+                  map.lookup(slice.getSource()), slice.getMixedOffsets(), sizes,
+                  slice.getMixedStrides()));
+      continue;
+    }
+    if (auto constant = dyn_cast<arith::ConstantOp>(op);
+        constant && stackedResult) {
+      auto dense = cast<DenseElementsAttr>(constant.getValue());
+      map.map(constant.getResult(),
+              arith::ConstantOp::create(
+                  b, op->getLoc(),
+                  dense.resizeSplat(cast<ShapedType>(
+                      stacked(constant.getType(), chunk)))));
+      continue;
+    }
+    Operation *copy = b.clone(*op, map);
+    for (auto [from, to] : llvm::zip(op->getResults(), copy->getResults()))
+      if (rowed.contains(from))
+        to.setType(stacked(from.getType(), chunk));
+  }
+}
