@@ -134,55 +134,20 @@ func::FuncOp bptt::rnn::buildProjectedForward(const InputProjection &p) {
   IRMapping map;
   auto fn = cast<func::FuncOp>(b.clone(*forward, map));
   fn.setSymName((forward.getSymName() + "_projected").str());
-  for (Value v : p.projected) {
-    unsigned index = fn.getNumArguments();
-    if (failed(fn.insertArgument(index, v.getType(), DictionaryAttr(),
-                                 v.getLoc())))
-      llvm_unreachable("appending an argument cannot fail");
-    map.lookup(v).replaceAllUsesWith(fn.getArgument(index));
-  }
-  // What only the projected values needed is dead now.
-  SmallVector<Operation *> ops;
-  for (Operation &op : fn.front().without_terminator())
-    ops.push_back(&op);
-  for (Operation *op : llvm::reverse(ops))
-    if (isOpTriviallyDead(op))
-      op->erase();
+  SmallVector<Value> projected;
+  for (Value v : p.projected)
+    projected.push_back(map.lookup(v));
+  valuesAsArguments(fn, projected);
   return fn;
 }
 
 func::FuncOp bptt::rnn::buildBatchedInput(const InputProjection &p,
                                           int64_t chunk) {
   func::FuncOp forward = p.forward;
-  MLIRContext *ctx = forward.getContext();
   Block &body = forward.front();
-  unsigned firstParam = p.numStates + 1;
-  SmallVector<Type> inputs{stacked(body.getArgument(p.numStates).getType(),
-                                   chunk)};
-  for (BlockArgument a : body.getArguments().drop_front(firstParam))
-    inputs.push_back(a.getType());
-  SmallVector<Type> results;
-  for (Value v : p.projected)
-    results.push_back(stacked(v.getType(), chunk));
-
-  OpBuilder b(forward);
-  b.setInsertionPointAfter(forward);
-  Location loc = forward.getLoc();
-  auto fn = func::FuncOp::create(
-      b, loc, (forward.getSymName() + "_input_" + Twine(chunk)).str(),
-      FunctionType::get(ctx, inputs, results));
-  fn.setPrivate();
-  Block *entry = fn.addEntryBlock();
-  b.setInsertionPointToEnd(entry);
-  IRMapping map;
-  map.map(body.getArgument(p.numStates), entry->getArgument(0));
-  for (auto [from, to] : llvm::zip(body.getArguments().drop_front(firstParam),
-                                   entry->getArguments().drop_front()))
-    map.map(from, to);
-  cloneStacked(b, p.ops, p.rowed, p.rows, chunk, map);
-  SmallVector<Value> returned;
-  for (Value v : p.projected)
-    returned.push_back(map.lookup(v));
-  func::ReturnOp::create(b, loc, returned);
-  return fn;
+  SmallVector<Value> shared(body.getArguments().drop_front(p.numStates + 1));
+  return buildStackedFunction(
+      forward, (forward.getSymName() + "_input_" + Twine(chunk)).str(),
+      {body.getArgument(p.numStates)}, shared, p.ops, p.rowed, p.rows, chunk,
+      p.projected);
 }

@@ -29,7 +29,9 @@ struct BackwardArgs {
   unsigned firstSaved() const { return firstState() + numStates; }
   unsigned firstGradient() const { return firstSaved() + numSaved; }
   unsigned dLoss() const { return firstGradient() + numStates; }
-  bool isStep(unsigned i) const { return i == 0 || (i >= firstState() && i < firstGradient()); }
+  bool isStep(unsigned i) const {
+    return i == 0 || (i >= firstState() && i < firstGradient());
+  }
   bool isStateGradient(unsigned i) const {
     return i >= firstGradient() && i < dLoss();
   }
@@ -61,16 +63,6 @@ llvm::DenseSet<Value> dependentValues(func::FuncOp fn, const BackwardArgs &a,
 }
 
 } // namespace
-
-/// Erases the ops of `fn`'s body whose results nothing uses.
-static void eraseDeadOps(func::FuncOp fn) {
-  SmallVector<Operation *> ops;
-  for (Operation &op : fn.front().without_terminator())
-    ops.push_back(&op);
-  for (Operation *op : llvm::reverse(ops))
-    if (isOpTriviallyDead(op))
-      op->erase();
-}
 
 void bptt::rnn::splitLossAccumulations(func::FuncOp backward,
                                        unsigned numParams, unsigned numStates,
@@ -285,57 +277,22 @@ std::optional<int64_t> bptt::rnn::lossPartBytes(CellOp cell,
 }
 
 void bptt::rnn::makeLossRest(const LossPart &p) {
-  func::FuncOp fn = p.backward;
-  for (Value v : p.exported) {
-    unsigned index = fn.getNumArguments();
-    if (failed(fn.insertArgument(index, v.getType(), DictionaryAttr(),
-                                 v.getLoc())))
-      llvm_unreachable("appending an argument cannot fail");
-    v.replaceAllUsesWith(fn.getArgument(index));
-  }
-  eraseDeadOps(fn);
+  valuesAsArguments(p.backward, p.exported);
 }
 
 func::FuncOp bptt::rnn::buildBatchedLoss(const LossPart &p, int64_t chunk) {
   func::FuncOp backward = p.backward;
-  MLIRContext *ctx = backward.getContext();
   Block &body = backward.front();
   BackwardArgs a{p.numParams, p.numStates, p.numSaved};
-  // Per-step arguments, stacked by rows (the caller gathers the slots'
-  // values into contiguous buffers).
-  auto stepType = [&](unsigned i) -> Type {
-    return stacked(body.getArgument(i).getType(), chunk);
-  };
-  SmallVector<Type> inputs;
+  // The per-step arguments it reads, stacked by rows (the caller gathers the
+  // slots' values into contiguous buffers); the parameters and d loss.
+  SmallVector<Value> stepValues, shared;
   for (unsigned i : p.stepArgs)
-    inputs.push_back(stepType(i));
+    stepValues.push_back(body.getArgument(i));
   for (unsigned q = 0; q < p.numParams; ++q)
-    inputs.push_back(body.getArgument(1 + q).getType());
-  inputs.push_back(body.getArgument(a.dLoss()).getType());
-  SmallVector<Type> results;
-  for (Value v : p.exported)
-    results.push_back(stacked(v.getType(), chunk));
-
-  OpBuilder b(backward);
-  b.setInsertionPointAfter(backward);
-  Location loc = backward.getLoc();
-  auto fn = func::FuncOp::create(
-      b, loc, (backward.getSymName() + "_loss_" + Twine(chunk)).str(),
-      FunctionType::get(ctx, inputs, results));
-  fn.setPrivate();
-  Block *entry = fn.addEntryBlock();
-  b.setInsertionPointToEnd(entry);
-  IRMapping map;
-  unsigned next = 0;
-  for (unsigned i : p.stepArgs)
-    map.map(body.getArgument(i), entry->getArgument(next++));
-  for (unsigned q = 0; q < p.numParams; ++q)
-    map.map(body.getArgument(1 + q), entry->getArgument(next++));
-  map.map(body.getArgument(a.dLoss()), entry->getArgument(next++));
-  cloneStacked(b, p.ops, p.rowed, p.rows, chunk, map);
-  SmallVector<Value> returned;
-  for (Value v : p.exported)
-    returned.push_back(map.lookup(v));
-  func::ReturnOp::create(b, loc, returned);
-  return fn;
+    shared.push_back(body.getArgument(1 + q));
+  shared.push_back(body.getArgument(a.dLoss()));
+  return buildStackedFunction(
+      backward, (backward.getSymName() + "_loss_" + Twine(chunk)).str(),
+      stepValues, shared, p.ops, p.rowed, p.rows, chunk, p.exported);
 }

@@ -100,9 +100,9 @@ struct Kernels {
   int64_t lossChunk = 0;
   SmallVector<Type> lossTypes;
   SmallVector<unsigned> lossStepArgs;
-  /// Their types (one step's), and those of the ones in slots (not x),
-  /// which the batched loss part reads gathered into buffers.
-  SmallVector<Type> lossStepTypes, lossGatherTypes;
+  /// The types (one step's) of those in slots (not x), which the batched
+  /// loss part reads gathered into buffers.
+  SmallVector<Type> lossGatherTypes;
   int64_t lossRows = 0;
 };
 
@@ -259,12 +259,9 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
     for (Value v : part->exported)
       k.lossTypes.push_back(v.getType());
     k.lossStepArgs = part->stepArgs;
-    for (unsigned i : part->stepArgs) {
-      Type t = g.getArgumentTypes()[i];
-      k.lossStepTypes.push_back(t);
+    for (unsigned i : part->stepArgs)
       if (i != 0 && lossChunk >= 2)
-        k.lossGatherTypes.push_back(t);
-    }
+        k.lossGatherTypes.push_back(g.getArgumentTypes()[i]);
     k.lossRows = part->rows;
     k.lossChunk = lossChunk;
     makeLossRest(*part);

@@ -10,6 +10,7 @@
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/SetVector.h"
 
@@ -196,4 +197,59 @@ void bptt::rnn::cloneStacked(OpBuilder &b, ArrayRef<Operation *> ops,
       if (rowed.contains(from))
         to.setType(stacked(from.getType(), chunk));
   }
+}
+
+func::FuncOp bptt::rnn::buildStackedFunction(
+    func::FuncOp after, StringRef name, ArrayRef<Value> stackedArgs,
+    ArrayRef<Value> sharedArgs, ArrayRef<Operation *> ops,
+    const llvm::DenseSet<Value> &rowed, int64_t rows, int64_t chunk,
+    ArrayRef<Value> results) {
+  SmallVector<Type> inputTypes, resultTypes;
+  for (Value v : stackedArgs)
+    inputTypes.push_back(stacked(v.getType(), chunk));
+  for (Value v : sharedArgs)
+    inputTypes.push_back(v.getType());
+  for (Value v : results)
+    resultTypes.push_back(stacked(v.getType(), chunk));
+  OpBuilder b(after);
+  b.setInsertionPointAfter(after);
+  Location loc = after.getLoc();
+  auto fn = func::FuncOp::create(
+      b, loc, name, FunctionType::get(after.getContext(), inputTypes,
+                                      resultTypes));
+  fn.setPrivate();
+  Block *entry = fn.addEntryBlock();
+  b.setInsertionPointToEnd(entry);
+  IRMapping map;
+  unsigned next = 0;
+  for (Value v : stackedArgs)
+    map.map(v, entry->getArgument(next++));
+  for (Value v : sharedArgs)
+    map.map(v, entry->getArgument(next++));
+  cloneStacked(b, ops, rowed, rows, chunk, map);
+  SmallVector<Value> returned;
+  for (Value v : results)
+    returned.push_back(map.lookup(v));
+  func::ReturnOp::create(b, loc, returned);
+  return fn;
+}
+
+void bptt::rnn::valuesAsArguments(func::FuncOp fn, ArrayRef<Value> values) {
+  for (Value v : values) {
+    unsigned index = fn.getNumArguments();
+    if (failed(fn.insertArgument(index, v.getType(), DictionaryAttr(),
+                                 v.getLoc())))
+      llvm_unreachable("appending an argument cannot fail");
+    v.replaceAllUsesWith(fn.getArgument(index));
+  }
+  eraseDeadOps(fn);
+}
+
+void bptt::rnn::eraseDeadOps(func::FuncOp fn) {
+  SmallVector<Operation *> ops;
+  for (Operation &op : fn.front().without_terminator())
+    ops.push_back(&op);
+  for (Operation *op : llvm::reverse(ops))
+    if (isOpTriviallyDead(op))
+      op->erase();
 }

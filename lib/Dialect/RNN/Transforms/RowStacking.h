@@ -16,6 +16,7 @@
 #ifndef BPTT_LIB_DIALECT_RNN_TRANSFORMS_ROWSTACKING_H
 #define BPTT_LIB_DIALECT_RNN_TRANSFORMS_ROWSTACKING_H
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
@@ -62,6 +63,27 @@ usedOutside(mlir::Block &body, const llvm::DenseSet<mlir::Operation *> &part,
 void cloneStacked(mlir::OpBuilder &b, llvm::ArrayRef<mlir::Operation *> ops,
                   const llvm::DenseSet<mlir::Value> &rowed, int64_t rows,
                   int64_t chunk, mlir::IRMapping &map);
+
+/// @<name>, private, inserted after `after`: the part `ops` (of `after`'s
+/// body) for `chunk` steps. Its arguments are the values `stackedArgs`
+/// (block arguments of `after`) stacked `chunk`-fold, then `sharedArgs` as
+/// they are; it returns `results` stacked.
+mlir::func::FuncOp buildStackedFunction(
+    mlir::func::FuncOp after, llvm::StringRef name,
+    llvm::ArrayRef<mlir::Value> stackedArgs,
+    llvm::ArrayRef<mlir::Value> sharedArgs,
+    llvm::ArrayRef<mlir::Operation *> ops,
+    const llvm::DenseSet<mlir::Value> &rowed, int64_t rows, int64_t chunk,
+    llvm::ArrayRef<mlir::Value> results);
+
+/// `fn` reads `values` (of its body) from new arguments after its last one,
+/// in order, and what only they needed is erased: the rest of a function
+/// whose part computing them was split off.
+void valuesAsArguments(mlir::func::FuncOp fn,
+                       llvm::ArrayRef<mlir::Value> values);
+
+/// Erases the ops of `fn`'s body whose results nothing uses.
+void eraseDeadOps(mlir::func::FuncOp fn);
 
 } // namespace bptt::rnn
 
