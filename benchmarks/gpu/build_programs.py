@@ -56,14 +56,19 @@ def pct_tag(budget):
 
 
 def entry(set_, cell, B, H, V, T, strategy, budget, cpu_dump=False, dtype="f32",
-          input_gradient=True):
+          input_gradient=True, grad_chunk=-1):
+    # grad_chunk: bptt-compile's --grad-chunk (-1: its default, chosen from
+    # the cell and T).
     name = f"{cell}-T{T}-B{B}-H{H}-V{V}-{strategy}-{pct_tag(budget)}"
     if not input_gradient:
         name += "-nodx"
+    if grad_chunk >= 0:
+        name += f"-gc{grad_chunk}"
     return dict(name=name, set=set_, cell=cell, batch=B, hidden=H, vocab=V, steps=T,
                 dtype=dtype, strategy=strategy, budget=budget,
                 program=name + ".so", mlir=f"cells/{cell}-b{B}-h{H}-v{V}.mlir",
-                cpu_dump=cpu_dump, seed=1, input_gradient=input_gradient)
+                cpu_dump=cpu_dump, seed=1, input_gradient=input_gradient,
+                grad_chunk=grad_chunk)
 
 
 def bench_set():
@@ -119,6 +124,16 @@ def check_set():
                      input_gradient=False))
     out.append(entry("check", "gru", 4, 16, 8, 64, "msm", "30%",
                      input_gradient=False))
+    # Parameter gradients summed over chunks of steps (the default picks
+    # none at these small T): whole chunks, a shorter one holding T (33 =
+    # 4 x 8 + 1, 20 = 2 x 8 + 4), and the benchmark's shape. The chunk's
+    # buffers raise the smallest budgets (to 32% of store-all at T = 20).
+    out.append(entry("check", "lstm", 4, 16, 8, 64, "msm", "30%", cpu_dump=True,
+                     grad_chunk=16))
+    out.append(entry("check", "gru", 3, 20, 5, 33, "msm", "40%", cpu_dump=True,
+                     grad_chunk=8))
+    out.append(entry("check", "lstm", 64, 512, 128, 20, "msm", "40%",
+                     input_gradient=False, grad_chunk=8))
     return out
 
 
@@ -131,6 +146,7 @@ def compile_command(args, p, out):
         cmd += ["--features", args.features]
     if not p.get("input_gradient", True):
         cmd += ["--input-gradient=false"]
+    cmd += ["--grad-chunk", str(p.get("grad_chunk", -1))]
     return cmd
 
 
@@ -289,7 +305,8 @@ def main(argv=None):
             print("build_programs: " + msg)
         else:
             runner = (shlex.quote(args.bptt_run) +
-                      " {mlir} --steps {steps} --strategy {strategy} --budget {budget}")
+                      " {mlir} --steps {steps} --strategy {strategy} --budget {budget}"
+                      " --grad-chunk {grad_chunk}")
             names = "^(" + "|".join(re.escape(p["name"]) for p in dumps) + ")$"
             cmd = [args.python, os.path.join(HERE, "check_pytorch.py"), "suite",
                    "--programs", path, "--set", "check", "--filter", names,

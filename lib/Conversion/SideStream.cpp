@@ -136,6 +136,8 @@ private:
 /// products are left as they are.
 struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(SideStreamPass)
+  SideStreamPass() = default;
+  SideStreamPass(const SideStreamPass &other) : PassWrapper(other) {}
   StringRef getArgument() const override { return "bptt-gpu-side-stream"; }
   StringRef getDescription() const override {
     return "Run device work off a function's critical path on the side "
@@ -165,8 +167,17 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
   static constexpr double kProductFlopsPerMicro = 30e6;
   static constexpr double kSaturatingFlops = 1e9;
   static constexpr double kSaturatingThreads = 132.0 * 2048.0;
-  // What a side region costs beyond its work (the fork's event and edge).
-  static constexpr double kRegionMicros = 0.5;
+  // What a side region costs the function beyond its work, on its critical
+  // path: the fork's and the join's events and edges. Measured in graph
+  // replays once the weight gradients had left the steps (docs/gpu.md): the
+  // LSTM backward step's one region, a loss reduction and a copy beside the
+  // gate kernel and dh·W_hh^T, made T = 1000 programs 5-11% slower, about
+  // 6 us a region; as cheap as the first model's 0.5 us, it kept them.
+  Option<double> regionMicros{
+      *this, "region-micros",
+      llvm::cl::desc("Estimated microseconds a side region costs the "
+                     "function's critical path (fork and join)"),
+      llvm::cl::init(6.0)};
   // A function changes only for an estimated gain of at least this share
   // of its one-stream time: the model is coarse.
   static constexpr double kMinimumGain = 0.05;
@@ -425,18 +436,19 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
       };
       std::vector<Queued> onMain, onSide;
       bool inRegion = false;
+      unsigned regions = 0;
       for (size_t i : enqueueOrder(side)) {
         if (!side[i]) {
           onMain.push_back({steps[i].cost, steps[i].fill, 0});
           inRegion = false;
           continue;
         }
-        double cost = steps[i].cost + (inRegion ? 0.0 : kRegionMicros);
+        regions += inRegion ? 0 : 1;
         size_t after = inRegion ? onSide.back().after : onMain.size();
-        onSide.push_back({cost, steps[i].fill, after});
+        onSide.push_back({steps[i].cost, steps[i].fill, after});
         inRegion = true;
       }
-      double now = 0;
+      double now = regions * regionMicros;
       size_t mainAt = 0, sideAt = 0;
       double mainLeft = onMain.empty() ? 0 : onMain[0].cost;
       double sideLeft = onSide.empty() ? 0 : onSide[0].cost;

@@ -2,6 +2,7 @@
 
 #include "bptt/Execution/Request.h"
 
+#include "bptt/Dialect/RNN/GradientChunk.h"
 #include "bptt/Dialect/RNN/InputProjection.h"
 #include "bptt/Dialect/RNN/LossPart.h"
 
@@ -107,12 +108,13 @@ planner::Chain RequestFacts::chain() const {
   return planner::Chain::uniform(steps, hiddenBytes,
                                  std::max(internalBytes, hiddenBytes),
                                  workspaceBytes + projectionBytes +
-                                     lossBytes);
+                                     lossBytes + gradBytes);
 }
 
 llvm::Expected<RequestFacts> bptt::inspectBPTTRequest(mlir::ModuleOp module,
                                                       int64_t inputChunk,
-                                                      int64_t lossChunk) {
+                                                      int64_t lossChunk,
+                                                      int64_t gradChunk) {
   mlir::OwningOpRef<mlir::ModuleOp> copy(module.clone());
   mlir::PassManager pm(module.getContext());
   pm.addPass(rnn::createRNNDifferentiate());
@@ -141,6 +143,19 @@ llvm::Expected<RequestFacts> bptt::inspectBPTTRequest(mlir::ModuleOp module,
   if (lossChunk >= 1)
     facts.lossBytes =
         rnn::lossPartBytes(cell, facts.inputGradient).value_or(0);
+  if (gradChunk != 0)
+    if (std::optional<int64_t> perStep =
+            rnn::gradientPartBytes(cell, facts.inputGradient)) {
+      int64_t chunk =
+          gradChunk < 0
+              ? rnn::defaultGradientChunk(16, *perStep, facts.steps,
+                                          facts.internalBytes)
+              : std::min(gradChunk, facts.steps);
+      if (chunk >= 2) {
+        facts.gradChunk = chunk;
+        facts.gradBytes = chunk * *perStep;
+      }
+    }
   return facts;
 }
 

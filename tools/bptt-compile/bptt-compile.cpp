@@ -236,7 +236,8 @@ int main(int argc, char **argv) {
     if (llvm::Error e = dropInputGradient(*module))
       return fail(llvm::toString(std::move(e)));
   llvm::Expected<RequestFacts> facts = inspectBPTTRequest(
-      *module, requestOptions.inputChunk, requestOptions.lossChunk);
+      *module, requestOptions.inputChunk, requestOptions.lossChunk,
+      requestOptions.gradChunk);
   if (!facts)
     return fail(llvm::toString(facts.takeError()));
 
@@ -259,7 +260,7 @@ int main(int argc, char **argv) {
     if (llvm::Error e = addBPTTRequest(
             *copy, facts->cell,
             std::max<int64_t>({2, requestOptions.inputChunk,
-                               requestOptions.lossChunk})))
+                               requestOptions.lossChunk, facts->gradChunk})))
       return fail(llvm::toString(std::move(e)));
     if (!inputGradientOpt)
       if (llvm::Error e = dropInputGradient(*copy))
@@ -273,6 +274,7 @@ int main(int argc, char **argv) {
     rnn::RNNRematOptions probeRemat;
     probeRemat.inputChunk = requestOptions.inputChunk;
     probeRemat.lossChunk = requestOptions.lossChunk;
+    probeRemat.gradChunk = facts->gradChunk;
     pm.addPass(rnn::createRNNRemat(probeRemat));
     mlir::FailureOr<int64_t> bytes = mlir::failure();
     if (mlir::succeeded(pm.run(*copy)))
@@ -306,6 +308,7 @@ int main(int argc, char **argv) {
     remat.workspaceBytes = scratch;
     remat.inputChunk = requestOptions.inputChunk;
     remat.lossChunk = requestOptions.lossChunk;
+    remat.gradChunk = facts->gradChunk;
     pm.addPass(rnn::createRNNRemat(remat));
     if (mlir::failed(pm.run(*module)))
       return fail("planning or materialising the request failed");

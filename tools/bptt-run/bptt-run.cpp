@@ -117,6 +117,7 @@ static llvm::Expected<Compiled> compile(mlir::ModuleOp module, const RequestFact
   rnn::RNNRematOptions remat;
   remat.inputChunk = requestOptions.inputChunk;
   remat.lossChunk = requestOptions.lossChunk;
+  remat.gradChunk = s.gradChunk;
   pm.addPass(rnn::createRNNRemat(remat));
   if (mlir::failed(pm.run(*copy)))
     return llvm::createStringError("planning or materialising failed");
@@ -355,7 +356,8 @@ int main(int argc, char **argv) {
   }
   mlir::OwningOpRef<mlir::ModuleOp> module = std::move(*loaded);
   llvm::Expected<RequestFacts> setup = inspectBPTTRequest(
-      *module, requestOptions.inputChunk, requestOptions.lossChunk);
+      *module, requestOptions.inputChunk, requestOptions.lossChunk,
+      requestOptions.gradChunk);
   if (!setup) {
     llvm::errs() << "bptt-run: " << llvm::toString(setup.takeError()) << "\n";
     return 2;

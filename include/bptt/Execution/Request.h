@@ -58,6 +58,16 @@ struct RequestOptions {
                      "as one batched call; fewer where the budget is tight; "
                      "0: each backward step is one function"),
       llvm::cl::init(16)};
+  llvm::cl::opt<int64_t> gradChunk{
+      "grad-chunk",
+      llvm::cl::desc("Accumulate the parameter gradients (dW += h^T·dgates "
+                     "and the like) of this many steps at once, one product "
+                     "over their batch rows stacked, in fixed chunks of "
+                     "steps whatever the schedule; the same for every "
+                     "budget. -1: up to 16, fewer where the chunk's buffers "
+                     "would take more than 1/64 of store-all's slots; 0: "
+                     "each backward step accumulates its own"),
+      llvm::cl::init(-1)};
 };
 
 /// Reads --input into `sourceMgr` and parses it (errors go to the context's
@@ -106,6 +116,11 @@ struct RequestFacts {
   /// part splits off): one step's values of it, the loss buffers' smallest
   /// size, counted in every plan's working set; else 0.
   int64_t lossBytes = 0;
+  /// Steps whose parameter gradients are accumulated at once (--grad-chunk
+  /// resolved for this cell and T: 0 for each step its own), and the bytes
+  /// of their buffers, counted in every plan's working set.
+  int64_t gradChunk = 0;
+  int64_t gradBytes = 0;
   /// The request as the planner sees it: T uniform steps.
   planner::Chain chain() const;
   /// Store-all's planned peak: every internal state kept.
@@ -113,7 +128,8 @@ struct RequestFacts {
 };
 llvm::Expected<RequestFacts> inspectBPTTRequest(mlir::ModuleOp module,
                                                 int64_t inputChunk,
-                                                int64_t lossChunk);
+                                                int64_t lossChunk,
+                                                int64_t gradChunk);
 
 /// A budget: bytes with an optional unit (64MiB, 1.5GB) or a percentage of
 /// `storeAllBytes` (5%).

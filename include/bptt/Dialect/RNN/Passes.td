@@ -121,6 +121,14 @@ def RNNRemat : Pass<"rnn-remat", "mlir::ModuleOp"> {
            "working set; fewer where the budget is tight. 1: each step calls "
            "the split function for itself; 0: the backward step is one "
            "function">,
+    Option<"gradChunk", "grad-chunk", "int64_t", /*default=*/"0",
+           "Accumulate the parameter gradients (dW += h^T·dgates and the "
+           "like: reductions over a step's batch rows) of this many steps "
+           "at once, one reduction over their rows stacked, in fixed chunks "
+           "of steps whatever the schedule; each backward step writes its "
+           "operands into buffers in the working set. Capped at T; the same "
+           "for every budget, so every budget sums the same chunks. 0 or 1: "
+           "each backward step accumulates its own">,
   ];
   let statistics = [
     Statistic<"numMaterialized", "num-materialized",

@@ -103,13 +103,10 @@ bptt::rnn::findInputProjection(func::FuncOp forward, unsigned numStates) {
   for (Operation *op : p.ops)
     if (touchesRows(op, p.rowed) && !stacksByRows(op, p.rowed, p.rows))
       return std::nullopt;
-  for (Value v : p.projected) {
+  for (Value v : p.projected)
     if (!p.rowed.contains(v))
       return std::nullopt;
-    auto t = cast<RankedTensorType>(v.getType());
-    p.bytesPerStep += t.getNumElements() *
-                      llvm::divideCeil(t.getElementTypeBitWidth(), 8);
-  }
+  p.bytesPerStep = tensorBytes(p.projected);
   return p;
 }
 

@@ -710,9 +710,19 @@ void bptt::rnn::foldCopiesIntoElementwise(func::FuncOp fn) {
   }
 }
 
-void bptt::rnn::writeSlicesInPlace(func::FuncOp fn) {
+void bptt::rnn::writeSlicesInPlace(func::FuncOp fn,
+                                   ArrayRef<unsigned> freshArguments) {
   if (fn.isExternal())
     return;
+  // A larger buffer the function allocates, or an out-parameter that
+  // aliases no argument.
+  auto isFresh = [&](Value v, memref::CopyOp copy) {
+    if (auto alloc = v.getDefiningOp<memref::AllocOp>())
+      return alloc->getBlock() == copy->getBlock();
+    auto arg = dyn_cast<BlockArgument>(v);
+    return arg && arg.getOwner() == &fn.getBody().front() &&
+           llvm::is_contained(freshArguments, arg.getArgNumber());
+  };
   SmallVector<memref::CopyOp> copies;
   for (Operation &op : fn.getBody().front())
     if (auto copy = dyn_cast<memref::CopyOp>(&op))
@@ -722,9 +732,9 @@ void bptt::rnn::writeSlicesInPlace(func::FuncOp fn) {
     auto slice = copy.getTarget().getDefiningOp<memref::SubViewOp>();
     if (!tmp || !slice || tmp->getBlock() != copy->getBlock())
       continue;
-    auto whole = slice.getSource().getDefiningOp<memref::AllocOp>();
+    Value whole = slice.getSource();
     std::optional<SliceBox> box = staticBox(slice);
-    if (!whole || !box || whole->getBlock() != copy->getBlock())
+    if (!isFresh(whole, copy) || !box)
       continue;
     // The writer: the one op besides the copy that uses the buffer, as an
     // output it overwrites without reading.
@@ -739,16 +749,18 @@ void bptt::rnn::writeSlicesInPlace(func::FuncOp fn) {
         simple = false;
       writer = op;
     }
+    Operation *wholeDef = whole.getDefiningOp();
     if (!simple || !writer || writer->getBlock() != copy->getBlock() ||
-        !writer->isBeforeInBlock(copy) || !whole->isBeforeInBlock(writer))
+        !writer->isBeforeInBlock(copy) ||
+        (wholeDef && !wholeDef->isBeforeInBlock(writer)))
       continue;
     // The writer's other accesses to the larger buffer miss the slice.
     bool disjoint = llvm::all_of(writer->getOperands(), [&](Value v) {
-      if (v == tmp.getResult() || viewedBuffer(v) != whole.getResult())
+      if (v == tmp.getResult() || viewedBuffer(v) != whole)
         return true;
       auto other = v.getDefiningOp<memref::SubViewOp>();
       std::optional<SliceBox> otherBox =
-          other && other.getSource() == whole.getResult()
+          other && other.getSource() == whole
               ? staticBox(other)
               : std::nullopt;
       return otherBox && otherBox->disjointFrom(*box);
@@ -763,7 +775,7 @@ void bptt::rnn::writeSlicesInPlace(func::FuncOp fn) {
           return;
         for (Value v : inner->getOperands())
           if (isa<MemRefType>(v.getType()) &&
-              viewedBuffer(v) == whole.getResult())
+              viewedBuffer(v) == whole)
             untouched = false;
       });
     if (!disjoint || !untouched)

@@ -34,7 +34,11 @@ void writeResultsInPlace(mlir::func::FuncOp fn,
 /// the larger buffer and the op's other accesses to it are disjoint from the
 /// slice. (Adjoints assembled slice by slice from a multi-result op, which
 /// empty-tensor elimination leaves to copies: an LSTM's gate gradients.)
-void writeSlicesInPlace(mlir::func::FuncOp fn);
+/// The larger buffer may also be one of the out-parameters `freshArguments`
+/// (indices of `fn`'s arguments), which the caller guarantees alias no
+/// argument.
+void writeSlicesInPlace(mlir::func::FuncOp fn,
+                        llvm::ArrayRef<unsigned> freshArguments = {});
 
 /// After bufferization: `memref.copy %in, %out` of an argument the function
 /// only reads into an out-parameter nothing else in it touches becomes one

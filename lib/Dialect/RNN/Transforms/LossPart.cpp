@@ -235,42 +235,19 @@ std::optional<LossPart> bptt::rnn::findLossPart(func::FuncOp backward,
   for (unsigned i = 0; i < body.getNumArguments(); ++i)
     if (a.isStep(i) && readArgs.contains(i))
       p.stepArgs.push_back(i);
-  for (Value v : p.exported) {
-    auto t = cast<RankedTensorType>(v.getType());
-    p.bytesPerStep += t.getNumElements() *
-                      llvm::divideCeil(t.getElementTypeBitWidth(), 8);
-  }
+  p.bytesPerStep = tensorBytes(p.exported);
   return p;
 }
 
 std::optional<int64_t> bptt::rnn::lossPartBytes(CellOp cell,
                                                 bool inputGradient) {
-  auto ref = cell->getAttrOfType<FlatSymbolRefAttr>("rnn.backward");
-  auto fwdRef = cell->getAttrOfType<FlatSymbolRefAttr>("rnn.forward");
-  if (!ref || !fwdRef)
+  std::optional<BackwardCopy> copy = BackwardCopy::of(cell, inputGradient);
+  if (!copy)
     return std::nullopt;
-  auto backward = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(cell, ref);
-  auto forward =
-      SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(cell, fwdRef);
-  if (!backward || !forward)
-    return std::nullopt;
-  unsigned numStates = cell.getNumStates();
-  // What the forward function returns after the new states and the loss.
-  unsigned numSaved = forward.getNumResults() - numStates - 1;
-  OwningOpRef<ModuleOp> scratch(ModuleOp::create(cell.getLoc()));
-  OpBuilder b = OpBuilder::atBlockEnd(scratch->getBody());
-  auto copy = cast<func::FuncOp>(b.clone(*backward));
-  if (!inputGradient) {
-    // dx is the result after the state gradients.
-    Operation *ret = copy.front().getTerminator();
-    ret->eraseOperand(numStates);
-    copy.setFunctionType(FunctionType::get(cell.getContext(),
-                                           copy.getArgumentTypes(),
-                                           ret->getOperandTypes()));
-  }
-  splitLossAccumulations(copy, cell.getNumParams(), numStates, numSaved);
-  std::optional<LossPart> part =
-      findLossPart(copy, cell.getNumParams(), numStates, numSaved);
+  splitLossAccumulations(copy->backward, copy->numParams, copy->numStates,
+                         copy->numSaved);
+  std::optional<LossPart> part = findLossPart(
+      copy->backward, copy->numParams, copy->numStates, copy->numSaved);
   if (!part)
     return std::nullopt;
   return part->bytesPerStep;

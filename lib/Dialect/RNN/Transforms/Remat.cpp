@@ -27,6 +27,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "bptt/Dialect/RNN/GradientChunk.h"
 #include "bptt/Dialect/RNN/InputProjection.h"
 #include "bptt/Dialect/RNN/LossPart.h"
 #include "KernelPreparation.h"
@@ -104,6 +105,20 @@ struct Kernels {
   /// loss part reads gathered into buffers.
   SmallVector<Type> lossGatherTypes;
   int64_t lossRows = 0;
+  /// With the parameter gradients accumulated over chunks of steps
+  /// (GradientChunk.h; null without): the accumulations of `gradChunk`
+  /// steps, and of the `gradTailSteps` steps of the chunk holding T when
+  /// that one is shorter. `backward` then writes the step's operands of
+  /// them, of types `gradTypes`, into out-parameters after the parameter
+  /// gradients; the chunk functions read x stacked first if `gradReadsX`,
+  /// then those operands stacked, and accumulate into the gradients of
+  /// `gradParams`.
+  func::FuncOp gradFull, gradTail;
+  int64_t gradChunk = 0, gradTailSteps = 0;
+  SmallVector<Type> gradTypes;
+  SmallVector<unsigned> gradParams;
+  bool gradReadsX = false;
+  int64_t gradRows = 0;
 };
 
 /// `fn` (one block) no longer returns its result `index`; its type follows
@@ -149,9 +164,13 @@ static void addLossToTotal(func::FuncOp g) {
 /// `lossChunk` >= 1 (a cell whose loss part can be split off, LossPart.h),
 /// the loss part of one step and, when `lossChunk` >= 2, of `lossChunk`
 /// steps are functions of their own, and @c_backward_kernel reads their
-/// results.
+/// results. With `gradChunk` >= 2 (a cell whose parameter gradients can be
+/// deferred, GradientChunk.h), the accumulations of `gradChunk` steps (and
+/// of the shorter chunk holding T, of `steps`) are functions of their own,
+/// and @c_backward_kernel writes their operands.
 FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
                                     int64_t chunk, int64_t lossChunk,
+                                    int64_t gradChunk, int64_t steps,
                                     bool inputGradient) {
   auto fwd = symbols.lookup<func::FuncOp>(
       cell->getAttrOfType<FlatSymbolRefAttr>("rnn.forward").getValue());
@@ -279,6 +298,48 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
       if (fn)
         inputsReadOnly(fn);
   }
+  // The parameter gradients, deferred from the rest of the step.
+  func::FuncOp gradFull, gradTail;
+  if (gradChunk >= 2) {
+    std::optional<GradientPart> part =
+        findGradientPart(g, numParams, numStates, numSaved);
+    if (!part)
+      return cell.emitError()
+             << "rnn-remat: the parameter gradients of cell @"
+             << cell.getSymName()
+             << " cannot be accumulated over chunks of steps (no "
+                "accumulation adds a reduction over the batch rows of "
+                "per-step values); rerun with grad-chunk=0";
+    k.gradChunk = std::min(gradChunk, steps);
+    k.gradTailSteps = steps % k.gradChunk;
+    gradFull = buildGradientChunk(*part, k.gradChunk);
+    if (k.gradTailSteps)
+      gradTail = buildGradientChunk(*part, k.gradTailSteps);
+    for (Value v : part->exported)
+      k.gradTypes.push_back(v.getType());
+    k.gradParams = part->params;
+    k.gradReadsX = part->readsX;
+    k.gradRows = part->rows;
+    makeGradientRest(*part);
+    bool valid;
+    {
+      ScopedDiagnosticHandler quiet(ctx, [](Diagnostic &) { return success(); });
+      valid = succeeded(verify(g)) && succeeded(verify(gradFull)) &&
+              (!gradTail || succeeded(verify(gradTail)));
+    }
+    if (!valid)
+      return cell.emitError()
+             << "rnn-remat: deferring the parameter gradients of cell @"
+             << cell.getSymName() << " made invalid IR; rerun with grad-chunk=0";
+    // The stacked operands are read; the accumulators are updated in place.
+    unsigned numStacked = (part->readsX ? 1 : 0) + part->exported.size();
+    for (func::FuncOp fn : {gradFull, gradTail})
+      if (fn)
+        for (unsigned i = 0; i < numStacked; ++i)
+          fn.setArgAttrs(i, {readOnly});
+  }
+  std::string gradFullName = gradFull ? gradFull.getSymName().str() : "";
+  std::string gradTailName = gradTail ? gradTail.getSymName().str() : "";
   std::string lossSingleName = lossSingle ? lossSingle.getSymName().str() : "";
   std::string lossBatchedName =
       lossBatched ? lossBatched.getSymName().str() : "";
@@ -349,16 +410,39 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
         if (fn)
           writeResultsInPlace(fn, lastArguments(fn, k.lossTypes.size()));
     }
-    unsigned bwdFirst = g.getNumArguments() - numStates - numDx - numParams;
+    // Out-parameters: d states, [dx], d params, [gradient operands].
+    unsigned numGradOuts = k.gradTypes.size();
+    unsigned bwdFirst =
+        g.getNumArguments() - numStates - numDx - numParams - numGradOuts;
     SmallVector<unsigned> bwdOut;
     for (unsigned i = bwdFirst; i < bwdFirst + numStates + numDx; ++i)
       bwdOut.push_back(i);
+    for (unsigned e = 0; e < numGradOuts; ++e)
+      bwdOut.push_back(bwdFirst + numStates + numDx + numParams + e);
     writeResultsInPlace(g, bwdOut);
     SmallVector<std::pair<unsigned, unsigned>> accumulators;
     for (unsigned q = 0; q < numParams; ++q)
       accumulators.push_back(
           {firstWritable + numStates + 1 + q, bwdFirst + numStates + numDx + q});
     dropSelfCopies(g, accumulators);
+    if (!gradFullName.empty()) {
+      gradFull = scratch->lookupSymbol<func::FuncOp>(gradFullName);
+      gradTail = gradTailName.empty()
+                     ? nullptr
+                     : scratch->lookupSymbol<func::FuncOp>(gradTailName);
+      // (stacked operands..., accumulators..., their out-parameters...):
+      // the caller passes each accumulator for both.
+      for (func::FuncOp fn : {gradFull, gradTail}) {
+        if (!fn)
+          continue;
+        unsigned numAcc = k.gradParams.size();
+        unsigned firstAcc = fn.getNumArguments() - 2 * numAcc;
+        SmallVector<std::pair<unsigned, unsigned>> inOut;
+        for (unsigned j = 0; j < numAcc; ++j)
+          inOut.push_back({firstAcc + j, firstAcc + numAcc + j});
+        dropSelfCopies(fn, inOut);
+      }
+    }
     // Views of one region become one value, and copies onto themselves go.
     PassManager cleanup(ctx);
     cleanup.addNestedPass<func::FuncOp>(createCSEPass());
@@ -370,11 +454,13 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
     // With the copies onto themselves gone, results copied into slices can
     // be computed there.
     writeSlicesInPlace(f);
-    writeSlicesInPlace(g);
+    writeSlicesInPlace(g, bwdOut);
     for (func::FuncOp fn : {projected, single, batched, lossSingle, lossBatched})
       if (fn)
         writeSlicesInPlace(fn);
-    for (func::FuncOp fn : {f, projected})
+    // (In the backward step: its operands of the deferred parameter
+    // gradients that are arguments, h_{t-1} and h', copied into its rows.)
+    for (func::FuncOp fn : {f, projected, g})
       if (fn)
         foldCopiesIntoElementwise(fn);
     addLossToTotal(g);
@@ -393,6 +479,8 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
                            : before == singleName    ? &k.singleInput
                            : before == lossSingleName ? &k.lossSingle
                            : before == lossBatchedName ? &k.lossBatched
+                           : before == gradFullName ? &k.gradFull
+                           : before == gradTailName ? &k.gradTail
                                                      : nullptr;
       symbols.insert(fn);
       if (role)
@@ -772,6 +860,15 @@ private:
   /// step's value, stacked row-wise, one per type in lossGatherTypes.
   SmallVector<Value> lossGathers;
   func::FuncOp lossWrapper;
+  /// The gradient buffers: one step's operands of the deferred parameter
+  /// gradients times the gradient chunk, stacked row-wise, step k·c + j + 1
+  /// in block j (empty without deferred parameter gradients).
+  SmallVector<Value> gradBuffers;
+  /// After backward step `step`: when it completes its chunk, the chunk's
+  /// parameter gradients (a call of the chunk function).
+  void gradientChunkEnd(Value step);
+  /// Step `step`'s block of the gradient buffers.
+  SmallVector<Value> gradientViews(Value step);
 };
 
 } // namespace
@@ -1023,6 +1120,7 @@ void ScheduleEmitter::backwardStep(Value step, ValueRange states,
     args.push_back(row);
     llvm::append_range(args, lossBuffers);
   }
+  llvm::append_range(args, gradBuffers);
   llvm::append_range(args, states);
   llvm::append_range(args, saved);
   llvm::append_range(args, dCur);
@@ -1127,6 +1225,7 @@ void ScheduleEmitter::buildWrappers() {
     bwdTypes.push_back(indexType);
     llvm::append_range(bwdTypes, typesOf(lossBuffers));
   }
+  llvm::append_range(bwdTypes, typesOf(gradBuffers));
   llvm::append_range(bwdTypes, stateStorage);
   llvm::append_range(bwdTypes, savedStorage);
   llvm::append_range(bwdTypes, stateStorage);
@@ -1147,15 +1246,19 @@ void ScheduleEmitter::buildWrappers() {
       dparams[q] = a[i++];
     loss = a[i++];
     Value step = a[i++], row;
-    SmallVector<Value> savedBuffers = lossBuffers;
+    SmallVector<Value> savedBuffers = lossBuffers,
+                       savedGradBuffers = gradBuffers;
     if (!lossBuffers.empty()) {
       row = a[i++];
       for (Value &buffer : lossBuffers)
         buffer = a[i++];
     }
+    for (Value &buffer : gradBuffers)
+      buffer = a[i++];
     backwardBody(step, a.slice(i, ns), a.slice(i + ns, nv),
                  a.slice(i + ns + nv, ns), a.slice(i + 2 * ns + nv, ns), row);
     lossBuffers = savedBuffers;
+    gradBuffers = savedGradBuffers;
   });
 
   if (k.lossBatched) {
@@ -1363,9 +1466,65 @@ void ScheduleEmitter::backwardBody(Value step, ValueRange states,
     args.push_back(castTo(inputAt(step, dxs), type.getInput(a++)));
   for (Value v : dparams)
     args.push_back(castTo(v, type.getInput(a++)));
+  // Its operands of the deferred parameter gradients, into its block.
+  for (Value v : gradientViews(step))
+    args.push_back(castTo(v, type.getInput(a++)));
   // The running loss, to which the step adds its own (addLossToTotal).
   args.push_back(castTo(loss, type.getInput(a++)));
   func::CallOp::create(b, loc, k.backward, args);
+  gradientChunkEnd(step);
+}
+
+SmallVector<Value> ScheduleEmitter::gradientViews(Value step) {
+  SmallVector<Value> views;
+  if (gradBuffers.empty())
+    return views;
+  Value block = fold<arith::RemUIOp>(sub(step, index(1)), index(k.gradChunk));
+  Value firstRow = mul(block, index(k.gradRows));
+  for (Value buffer : gradBuffers)
+    views.push_back(leadingSlice(buffer, firstRow, k.gradRows));
+  return views;
+}
+
+void ScheduleEmitter::gradientChunkEnd(Value step) {
+  if (gradBuffers.empty())
+    return;
+  // Backward steps run T..1: step k·c + 1 completes chunk k, which holds
+  // steps k·c + 1 .. min(k·c + c, T) in its first blocks.
+  int64_t steps = cast<MemRefType>(xs.getType()).getDimSize(0);
+  Value chunkStart = equal(
+      fold<arith::RemUIOp>(sub(step, index(1)), index(k.gradChunk)), index(0));
+  Value tailStart = index(steps - k.gradTailSteps + 1);
+  auto call = [&](func::FuncOp fn, int64_t count) {
+    SmallVector<Value> args;
+    if (k.gradReadsX) {
+      // x_step .. x_{step+count-1}, stacked row-wise (contiguous in xs).
+      Value chunkInputs = leadingSlice(xs, sub(step, index(1)), count);
+      SmallVector<ReassociationIndices> rows{{0, 1}};
+      for (unsigned d = 2, rank = cast<MemRefType>(xs.getType()).getRank();
+           d < rank; ++d)
+        rows.push_back({int64_t(d)});
+      args.push_back(
+          memref::CollapseShapeOp::create(b, loc, chunkInputs, rows));
+    }
+    for (Value buffer : gradBuffers)
+      args.push_back(count == k.gradChunk
+                         ? buffer
+                         : leadingSlice(buffer, index(0), count * k.gradRows));
+    for (int pass = 0; pass < 2; ++pass)
+      for (unsigned q : k.gradParams)
+        args.push_back(dparams[q]);
+    callKernel(fn, args);
+  };
+  if (!k.gradTail) {
+    when(chunkStart, [&] { call(k.gradFull, k.gradChunk); });
+    return;
+  }
+  Value isTail = equal(step, tailStart);
+  when(fold<arith::AndIOp>(chunkStart,
+                           fold<arith::XOrIOp>(isTail, flag(true))),
+       [&] { call(k.gradFull, k.gradChunk); });
+  when(isTail, [&] { call(k.gradTail, k.gradTailSteps); });
 }
 
 
@@ -1591,6 +1750,13 @@ void ScheduleEmitter::emit() {
     lossGathers.push_back(memref::AllocOp::create(
         b, loc, MemRefType::get(shape, perStep.getElementType())));
   }
+  for (Type t : k.gradTypes) {
+    auto perStep = cast<RankedTensorType>(t);
+    SmallVector<int64_t> shape(perStep.getShape());
+    shape[0] *= k.gradChunk;
+    gradBuffers.push_back(memref::AllocOp::create(
+        b, loc, MemRefType::get(shape, perStep.getElementType())));
+  }
   // 4|h| + |s| plus the step's workspace (e.g. GPU kernel temporaries):
   // the planner's working set, so that stats[1] is the planned peak.
   int64_t workingBytes = p.chain.workingSetBytes();
@@ -1630,7 +1796,7 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SymbolTable symbols(module);
-    llvm::MapVector<std::tuple<Operation *, int64_t, int64_t, unsigned>, Kernels>
+    llvm::MapVector<std::tuple<Operation *, int64_t, int64_t, int64_t, unsigned>, Kernels>
         kernels;
     SmallVector<BPTTOp> requests;
     module.walk([&](BPTTOp op) { requests.push_back(op); });
@@ -1662,14 +1828,15 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
   /// buffer's rows beyond the first take at most an eighth of the budget's
   /// room above the strategy's smallest feasible budget (which counts one
   /// row), so that it costs the schedule few slots.
-  FailureOr<int64_t> chooseInputChunk(BPTTOp op, CellOp cell) {
+  FailureOr<int64_t> chooseInputChunk(BPTTOp op, CellOp cell,
+                                      int64_t otherBytes) {
     if (inputChunk < 2)
       return 0;
     std::optional<int64_t> perStep = inputProjectionBytes(cell);
     if (!perStep)
       return 0;
     FailureOr<planner::Chain> chain =
-        bpttChain(op, cell, workspaceBytes + *perStep);
+        bpttChain(op, cell, workspaceBytes + otherBytes + *perStep);
     if (failed(chain))
       return failure();
     int64_t room = op.getMemoryBudget() -
@@ -1739,7 +1906,7 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
 
   LogicalResult
   rewrite(BPTTOp op, SymbolTable &symbols,
-          llvm::MapVector<std::tuple<Operation *, int64_t, int64_t, unsigned>,
+          llvm::MapVector<std::tuple<Operation *, int64_t, int64_t, int64_t, unsigned>,
                           Kernels> &kernels) {
     auto cell = symbols.lookup<CellOp>(op.getCell());
     if (!cell)
@@ -1749,24 +1916,36 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
       return op.emitOpError()
              << "needs the backward step of cell @" << cell.getSymName()
              << "; run -rnn-differentiate before -rnn-remat";
-    FailureOr<int64_t> chunk = chooseInputChunk(op, cell);
+    // The input gradient is computed where the request's result is used.
+    bool inputGradient = !op.getInputGrads().use_empty();
+    int64_t steps = cast<RankedTensorType>(op.getInputs().getType()).getDimSize(0);
+    // Parameter gradients over chunks of steps: the option as it is (capped
+    // at T), whatever the budget, so that every budget sums the same chunks.
+    int64_t gradChunkChosen = 0, gradBytes = 0;
+    if (std::min(gradChunk.getValue(), steps) >= 2)
+      if (std::optional<int64_t> perStep =
+              gradientPartBytes(cell, inputGradient)) {
+        gradChunkChosen = std::min(gradChunk.getValue(), steps);
+        gradBytes = gradChunkChosen * *perStep;
+      }
+    FailureOr<int64_t> chunk = chooseInputChunk(op, cell, gradBytes);
     if (failed(chunk))
       return failure();
     int64_t projectionRowBytes = 0;
     if (*chunk >= 1)
       projectionRowBytes = inputProjectionBytes(cell).value_or(0);
-    // The input gradient is computed where the request's result is used.
-    bool inputGradient = !op.getInputGrads().use_empty();
     FailureOr<int64_t> lossChunkChosen = chooseLossChunk(
-        op, cell, std::max<int64_t>(*chunk, 1) * projectionRowBytes,
+        op, cell,
+        gradBytes + std::max<int64_t>(*chunk, 1) * projectionRowBytes,
         inputGradient);
     if (failed(lossChunkChosen))
       return failure();
-    std::tuple<Operation *, int64_t, int64_t, unsigned> key{
-        cell, *chunk, *lossChunkChosen, inputGradient};
+    std::tuple<Operation *, int64_t, int64_t, int64_t, unsigned> key{
+        cell, *chunk, *lossChunkChosen, gradChunkChosen, inputGradient};
     if (!kernels.count(key)) {
-      FailureOr<Kernels> k = bufferizeKernels(cell, symbols, *chunk,
-                                              *lossChunkChosen, inputGradient);
+      FailureOr<Kernels> k =
+          bufferizeKernels(cell, symbols, *chunk, *lossChunkChosen,
+                           gradChunkChosen, steps, inputGradient);
       if (failed(k))
         return failure();
       kernels[key] = *k;
@@ -1781,6 +1960,9 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
       projectionBytes += std::max<int64_t>(k.lossChunk, 1) * *storageBytes(t);
     for (Type t : k.lossGatherTypes)
       projectionBytes += k.lossChunk * *storageBytes(t);
+    // And the gradient buffers.
+    for (Type t : k.gradTypes)
+      projectionBytes += k.gradChunk * *storageBytes(t);
     FailureOr<BPTTPlan> plan =
         planBPTT(op, cell, workspaceBytes + projectionBytes);
     if (failed(plan))

@@ -6,6 +6,8 @@
 
 #include "RowStacking.h"
 
+#include "bptt/Dialect/RNN/RNNOps.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -72,11 +74,7 @@ namespace {
 /// does not read loop indices.
 bool rowsIndependent(linalg::LinalgOp op,
                      const llvm::DenseSet<Value> &rowed) {
-  if (!op.hasPureTensorSemantics())
-    return false;
-  bool readsIndex = false;
-  op->walk([&](linalg::IndexOp) { readsIndex = true; });
-  if (readsIndex)
+  if (!op.hasPureTensorSemantics() || bptt::rnn::readsLoopIndex(op))
     return false;
   std::optional<unsigned> rowLoop;
   for (OpOperand &operand : op->getOpOperands()) {
@@ -252,4 +250,53 @@ void bptt::rnn::eraseDeadOps(func::FuncOp fn) {
   for (Operation *op : llvm::reverse(ops))
     if (isOpTriviallyDead(op))
       op->erase();
+}
+
+bool bptt::rnn::readsLoopIndex(linalg::LinalgOp op) {
+  bool reads = false;
+  op->walk([&](linalg::IndexOp) { reads = true; });
+  return reads;
+}
+
+int64_t bptt::rnn::tensorBytes(ArrayRef<Value> values) {
+  int64_t bytes = 0;
+  for (Value v : values) {
+    auto t = cast<RankedTensorType>(v.getType());
+    bytes += t.getNumElements() * llvm::divideCeil(t.getElementTypeBitWidth(), 8);
+  }
+  return bytes;
+}
+
+std::optional<bptt::rnn::BackwardCopy>
+bptt::rnn::BackwardCopy::of(Operation *cellOp, bool inputGradient) {
+  auto cell = dyn_cast<CellOp>(cellOp);
+  if (!cell)
+    return std::nullopt;
+  auto ref = cell->getAttrOfType<FlatSymbolRefAttr>("rnn.backward");
+  auto fwdRef = cell->getAttrOfType<FlatSymbolRefAttr>("rnn.forward");
+  if (!ref || !fwdRef)
+    return std::nullopt;
+  auto backward = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(cell, ref);
+  auto forward =
+      SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(cell, fwdRef);
+  if (!backward || !forward || backward.isExternal())
+    return std::nullopt;
+  BackwardCopy c;
+  c.numParams = cell.getNumParams();
+  c.numStates = cell.getNumStates();
+  // What the forward function returns after the new states and the loss.
+  c.numSaved = forward.getNumResults() - c.numStates - 1;
+  c.module = ModuleOp::create(cell.getLoc());
+  OpBuilder b = OpBuilder::atBlockEnd(c.module->getBody());
+  c.backward = cast<func::FuncOp>(b.clone(*backward));
+  if (!inputGradient) {
+    // dx is the result after the state gradients.
+    Operation *ret = c.backward.front().getTerminator();
+    ret->eraseOperand(c.numStates);
+    c.backward.setFunctionType(FunctionType::get(
+        cell.getContext(), c.backward.getArgumentTypes(),
+        ret->getOperandTypes()));
+  }
+  eraseDeadOps(c.backward);
+  return c;
 }

@@ -19,9 +19,13 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/OwningOpRef.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/SmallVector.h"
+
+#include <optional>
 
 namespace bptt::rnn {
 
@@ -84,6 +88,25 @@ void valuesAsArguments(mlir::func::FuncOp fn,
 
 /// Erases the ops of `fn`'s body whose results nothing uses.
 void eraseDeadOps(mlir::func::FuncOp fn);
+
+/// Whether the body of `op` reads a loop index (linalg.index).
+bool readsLoopIndex(mlir::linalg::LinalgOp op);
+
+/// Bytes of `values` (static tensors).
+int64_t tensorBytes(llvm::ArrayRef<mlir::Value> values);
+
+/// A copy of a differentiated cell's tensor-level backward function in a
+/// module of its own, to analyse what a program's backward step would be:
+/// without `inputGradient` it does not return dx, and what only dx needed
+/// is erased.
+struct BackwardCopy {
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  mlir::func::FuncOp backward;
+  unsigned numParams = 0, numStates = 0, numSaved = 0;
+  /// Nullopt when `cell` has no (defined) forward and backward functions.
+  static std::optional<BackwardCopy> of(mlir::Operation *cell,
+                                        bool inputGradient);
+};
 
 } // namespace bptt::rnn
 
