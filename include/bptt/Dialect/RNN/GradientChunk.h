@@ -49,6 +49,8 @@ namespace bptt::rnn {
 struct GradientPart {
   mlir::func::FuncOp backward;
   unsigned numParams = 0, numStates = 0, numSaved = 0;
+  /// Results of dx: 1, or 0 when the caller dropped it.
+  unsigned numDx = 0;
   /// Parameters whose whole accumulation chain is deferred, in order.
   llvm::SmallVector<unsigned> params;
   /// The deferred accumulations and the views of x they read, in program

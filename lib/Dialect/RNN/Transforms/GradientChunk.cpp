@@ -21,24 +21,6 @@ using namespace bptt::rnn;
 
 namespace {
 
-/// Argument and result positions of rnn-differentiate's backward function.
-struct BackwardLayout {
-  unsigned numParams, numStates, numSaved, numDx;
-  unsigned firstState() const { return 1 + numParams; }
-  unsigned dLoss() const { return firstState() + 2 * numStates + numSaved; }
-  unsigned accumulator(unsigned q) const { return dLoss() + 1 + q; }
-  /// Arguments that hold this step's values: x, new states, saved values and
-  /// whatever follows the accumulators (the loss part's values, LossPart.h).
-  bool isStepValue(unsigned i) const {
-    return i == 0 || (i >= firstState() && i < firstState() + numStates +
-                                                    numSaved) ||
-           i > accumulator(numParams - 1);
-  }
-  unsigned gradientResult(unsigned q) const {
-    return numStates + numDx + q;
-  }
-};
-
 /// `v` below linalg ops that only copy: a generic of identity maps and
 /// parallel loops yielding one of its inputs (the adjoint of a value with
 /// two uses, handed to both).
@@ -137,13 +119,12 @@ std::optional<GradientPart> bptt::rnn::findGradientPart(func::FuncOp backward,
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   if (ret.getNumOperands() < numStates + numParams + 1)
     return std::nullopt;
-  BackwardLayout a{numParams, numStates, numSaved,
-                   ret.getNumOperands() - numStates - numParams - 1};
-  if (body.getNumArguments() < a.accumulator(numParams - 1) + 1)
+  BackwardArgs a{numParams, numStates, numSaved};
+  if (body.getNumArguments() < a.afterAccumulators())
     return std::nullopt;
   Value x = body.getArgument(0);
-  auto xType = dyn_cast<RankedTensorType>(x.getType());
-  if (!xType || xType.getRank() < 1 || !xType.hasStaticShape())
+  std::optional<int64_t> rows = leadingRows(x);
+  if (!rows)
     return std::nullopt;
 
   GradientPart p;
@@ -151,7 +132,8 @@ std::optional<GradientPart> bptt::rnn::findGradientPart(func::FuncOp backward,
   p.numParams = numParams;
   p.numStates = numStates;
   p.numSaved = numSaved;
-  p.rows = xType.getDimSize(0);
+  p.numDx = ret.getNumOperands() - numStates - numParams - 1;
+  p.rows = *rows;
 
   // Each parameter's chain, from its accumulator to its returned gradient.
   llvm::DenseSet<Operation *> deferred;
@@ -162,7 +144,7 @@ std::optional<GradientPart> bptt::rnn::findGradientPart(func::FuncOp backward,
     while (v.hasOneUse()) {
       OpOperand &use = *v.use_begin();
       if (use.getOwner() == ret) {
-        complete = use.getOperandNumber() == a.gradientResult(q);
+        complete = use.getOperandNumber() == a.gradientResult(q, p.numDx);
         break;
       }
       auto op = dyn_cast<linalg::LinalgOp>(use.getOwner());
@@ -180,7 +162,7 @@ std::optional<GradientPart> bptt::rnn::findGradientPart(func::FuncOp backward,
           cast<linalg::LinalgOp>(op).getDpsInputs(), [&](Value in) {
             auto arg = dyn_cast<BlockArgument>(throughCopies(in));
             return !arg || (arg.getOwner() == &body &&
-                            a.isStepValue(arg.getArgNumber()));
+                            a.isStep(arg.getArgNumber()));
           });
     });
     if (!stepInputs)
@@ -247,9 +229,8 @@ func::FuncOp bptt::rnn::buildGradientChunk(const GradientPart &p,
                                            int64_t chunk) {
   func::FuncOp backward = p.backward;
   Block &body = backward.front();
-  BackwardLayout a{p.numParams, p.numStates, p.numSaved, 0};
+  BackwardArgs a{p.numParams, p.numStates, p.numSaved};
   auto ret = cast<func::ReturnOp>(body.getTerminator());
-  a.numDx = ret.getNumOperands() - p.numStates - p.numParams - 1;
   Value x = body.getArgument(0);
 
   SmallVector<Type> inputTypes, resultTypes;
@@ -259,7 +240,7 @@ func::FuncOp bptt::rnn::buildGradientChunk(const GradientPart &p,
     inputTypes.push_back(stacked(v.getType(), chunk));
   for (unsigned q : p.params) {
     inputTypes.push_back(body.getArgument(a.accumulator(q)).getType());
-    resultTypes.push_back(ret.getOperand(a.gradientResult(q)).getType());
+    resultTypes.push_back(ret.getOperand(a.gradientResult(q, p.numDx)).getType());
   }
   OpBuilder b(backward);
   b.setInsertionPointAfter(backward);
@@ -288,7 +269,7 @@ func::FuncOp bptt::rnn::buildGradientChunk(const GradientPart &p,
   }
   SmallVector<Value> returned;
   for (unsigned q : p.params)
-    returned.push_back(map.lookup(ret.getOperand(a.gradientResult(q))));
+    returned.push_back(map.lookup(ret.getOperand(a.gradientResult(q, p.numDx))));
   func::ReturnOp::create(b, loc, returned);
   return fn;
 }
@@ -297,10 +278,9 @@ void bptt::rnn::makeGradientRest(const GradientPart &p) {
   func::FuncOp backward = p.backward;
   Block &body = backward.front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
-  BackwardLayout a{p.numParams, p.numStates, p.numSaved, 0};
-  a.numDx = ret.getNumOperands() - p.numStates - p.numParams - 1;
+  BackwardArgs a{p.numParams, p.numStates, p.numSaved};
   for (unsigned q : p.params)
-    ret->setOperand(a.gradientResult(q), body.getArgument(a.accumulator(q)));
+    ret->setOperand(a.gradientResult(q, p.numDx), body.getArgument(a.accumulator(q)));
   SmallVector<Value> results(ret.getOperands());
   results.insert(results.end() - 1, p.exported.begin(), p.exported.end());
   ret->setOperands(results);

@@ -33,8 +33,8 @@ bptt::rnn::findInputProjection(func::FuncOp forward, unsigned numStates) {
   if (body.getNumArguments() <= numStates)
     return std::nullopt;
   Value x = body.getArgument(numStates);
-  auto xType = dyn_cast<RankedTensorType>(x.getType());
-  if (!xType || xType.getRank() < 1 || !xType.hasStaticShape())
+  std::optional<int64_t> rows = leadingRows(x);
+  if (!rows)
     return std::nullopt;
 
   // Ops that read no state, directly or through their regions, and have no
@@ -63,7 +63,7 @@ bptt::rnn::findInputProjection(func::FuncOp forward, unsigned numStates) {
   InputProjection p;
   p.forward = forward;
   p.numStates = numStates;
-  p.rows = xType.getDimSize(0);
+  p.rows = *rows;
   p.projected = usedOutside(body, independent,
                             [&](Value v) { return readsX.contains(v); });
   if (p.projected.empty())

@@ -22,24 +22,6 @@ using namespace bptt::rnn;
 
 namespace {
 
-/// Argument ranges of rnn-differentiate's backward function.
-struct BackwardArgs {
-  unsigned numParams, numStates, numSaved;
-  unsigned firstState() const { return 1 + numParams; }
-  unsigned firstSaved() const { return firstState() + numStates; }
-  unsigned firstGradient() const { return firstSaved() + numSaved; }
-  unsigned dLoss() const { return firstGradient() + numStates; }
-  bool isStep(unsigned i) const {
-    return i == 0 || (i >= firstState() && i < firstGradient());
-  }
-  bool isStateGradient(unsigned i) const {
-    return i >= firstGradient() && i < dLoss();
-  }
-  bool isGradient(unsigned i) const {
-    return (i >= firstGradient() && i < dLoss()) || i > dLoss();
-  }
-};
-
 /// The values of `fn`'s body that depend on the incoming state gradients or
 /// (unless `statesOnly`) the parameter-gradient accumulators, or on side
 /// effects.
@@ -135,18 +117,18 @@ std::optional<LossPart> bptt::rnn::findLossPart(func::FuncOp backward,
                                                 unsigned numSaved) {
   BackwardArgs a{numParams, numStates, numSaved};
   if (backward.isExternal() ||
-      backward.getNumArguments() < a.dLoss() + 1 + numParams)
+      backward.getNumArguments() < a.afterAccumulators())
     return std::nullopt;
   Block &body = backward.front();
-  auto xType = dyn_cast<RankedTensorType>(body.getArgument(0).getType());
-  if (!xType || xType.getRank() < 1 || !xType.hasStaticShape())
+  std::optional<int64_t> rows = leadingRows(body.getArgument(0));
+  if (!rows)
     return std::nullopt;
   LossPart p;
   p.backward = backward;
   p.numParams = numParams;
   p.numStates = numStates;
   p.numSaved = numSaved;
-  p.rows = xType.getDimSize(0);
+  p.rows = *rows;
 
   // Per-step arguments of one step's shape stack by rows; others (a saved
   // scalar) cannot be read by the part.

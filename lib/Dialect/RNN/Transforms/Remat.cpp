@@ -757,6 +757,9 @@ private:
   }
   /// x_t for a 1-based step index.
   Value inputAt(Value step, Value from);
+  /// x_step .. x_{step+count-1}, stacked row-wise: the slice of xs with its
+  /// two leading dimensions collapsed (contiguous, as xs is).
+  Value stackedInputs(Value step, int64_t count);
   Value castTo(Value v, Type t) {
     return v.getType() == t ? v : memref::CastOp::create(b, loc, t, v);
   }
@@ -1053,16 +1056,17 @@ SmallVector<Value> ScheduleEmitter::projectionViews(Value row) {
   return views;
 }
 
-void ScheduleEmitter::projectionBody(Value step) {
-  // x_step .. x_{step+chunk-1}, stacked row-wise: the chunk's slice of xs
-  // with its two leading dimensions collapsed (contiguous, as xs is).
-  Value chunkInputs = leadingSlice(xs, sub(step, index(1)), k.chunk);
+Value ScheduleEmitter::stackedInputs(Value step, int64_t count) {
+  Value chunkInputs = leadingSlice(xs, sub(step, index(1)), count);
   SmallVector<ReassociationIndices> rows{{0, 1}};
   for (unsigned d = 2, rank = cast<MemRefType>(xs.getType()).getRank();
        d < rank; ++d)
     rows.push_back({int64_t(d)});
-  SmallVector<Value> args{
-      memref::CollapseShapeOp::create(b, loc, chunkInputs, rows)};
+  return memref::CollapseShapeOp::create(b, loc, chunkInputs, rows);
+}
+
+void ScheduleEmitter::projectionBody(Value step) {
+  SmallVector<Value> args{stackedInputs(step, k.chunk)};
   llvm::append_range(args, params);
   llvm::append_range(args, projections);
   callKernel(k.batchedInput, args);
@@ -1343,13 +1347,7 @@ void ScheduleEmitter::lossBody(Value step, Value lowest) {
   unsigned gathered = 0;
   for (unsigned i : k.lossStepArgs) {
     if (i == 0) {
-      // x_step .. x_{step+chunk-1}, stacked row-wise (contiguous in xs).
-      Value chunkInputs = leadingSlice(xs, sub(step, index(1)), k.lossChunk);
-      SmallVector<ReassociationIndices> rows{{0, 1}};
-      for (unsigned d = 2, rank = cast<MemRefType>(xs.getType()).getRank();
-           d < rank; ++d)
-        rows.push_back({int64_t(d)});
-      args.push_back(memref::CollapseShapeOp::create(b, loc, chunkInputs, rows));
+      args.push_back(stackedInputs(step, k.lossChunk));
       continue;
     }
     // The chunk's values of this slot part, gathered row-wise: the buffer
@@ -1497,16 +1495,8 @@ void ScheduleEmitter::gradientChunkEnd(Value step) {
   Value tailStart = index(steps - k.gradTailSteps + 1);
   auto call = [&](func::FuncOp fn, int64_t count) {
     SmallVector<Value> args;
-    if (k.gradReadsX) {
-      // x_step .. x_{step+count-1}, stacked row-wise (contiguous in xs).
-      Value chunkInputs = leadingSlice(xs, sub(step, index(1)), count);
-      SmallVector<ReassociationIndices> rows{{0, 1}};
-      for (unsigned d = 2, rank = cast<MemRefType>(xs.getType()).getRank();
-           d < rank; ++d)
-        rows.push_back({int64_t(d)});
-      args.push_back(
-          memref::CollapseShapeOp::create(b, loc, chunkInputs, rows));
-    }
+    if (k.gradReadsX)
+      args.push_back(stackedInputs(step, count));
     for (Value buffer : gradBuffers)
       args.push_back(count == k.gradChunk
                          ? buffer

@@ -252,6 +252,13 @@ void bptt::rnn::eraseDeadOps(func::FuncOp fn) {
       op->erase();
 }
 
+std::optional<int64_t> bptt::rnn::leadingRows(Value v) {
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  if (!t || t.getRank() < 1 || !t.hasStaticShape())
+    return std::nullopt;
+  return t.getDimSize(0);
+}
+
 bool bptt::rnn::readsLoopIndex(linalg::LinalgOp op) {
   bool reads = false;
   op->walk([&](linalg::IndexOp) { reads = true; });

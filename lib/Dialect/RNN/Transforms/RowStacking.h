@@ -89,6 +89,41 @@ void valuesAsArguments(mlir::func::FuncOp fn,
 /// Erases the ops of `fn`'s body whose results nothing uses.
 void eraseDeadOps(mlir::func::FuncOp fn);
 
+/// Argument and result positions of rnn-differentiate's backward function:
+/// arguments (x, params..., new states..., saved..., d new states..., d loss,
+/// d params so far..., [this step's loss-part values, LossPart.h]) and
+/// results (d states..., [dx], d params..., loss).
+struct BackwardArgs {
+  unsigned numParams, numStates, numSaved;
+  unsigned firstState() const { return 1 + numParams; }
+  unsigned firstSaved() const { return firstState() + numStates; }
+  unsigned firstGradient() const { return firstSaved() + numSaved; }
+  unsigned dLoss() const { return firstGradient() + numStates; }
+  unsigned accumulator(unsigned q) const { return dLoss() + 1 + q; }
+  unsigned afterAccumulators() const { return accumulator(numParams); }
+  /// Arguments that hold this step's values: x, new states, saved values
+  /// and whatever follows the accumulators.
+  bool isStep(unsigned i) const {
+    return i == 0 || (i >= firstState() && i < firstGradient()) ||
+           i >= afterAccumulators();
+  }
+  bool isStateGradient(unsigned i) const {
+    return i >= firstGradient() && i < dLoss();
+  }
+  /// An incoming state gradient or a parameter-gradient accumulator.
+  bool isGradient(unsigned i) const {
+    return isStateGradient(i) || (i > dLoss() && i < afterAccumulators());
+  }
+  /// The result holding parameter q's gradient, after `numDx` results of dx.
+  unsigned gradientResult(unsigned q, unsigned numDx) const {
+    return numStates + numDx + q;
+  }
+};
+
+/// The leading dimension of `v`, a static tensor of rank >= 1 (x_t's rows),
+/// or nullopt.
+std::optional<int64_t> leadingRows(mlir::Value v);
+
 /// Whether the body of `op` reads a loop index (linalg.index).
 bool readsLoopIndex(mlir::linalg::LinalgOp op);
 
