@@ -88,7 +88,7 @@ std::optional<int64_t> gradientPartBytes(CellOp cell, bool inputGradient);
 /// The chunk the drivers use by default: `requested` (a power of two),
 /// halved while the chunk buffers (`chunk` x `bytesPerStep`) would take more
 /// than 1/64 of store-all's slots (`steps` x `internalBytes`), so that the
-/// smallest feasible budget rises by at most that; below 2, 0 (every step
+/// smallest feasible budget rises by at most that; below 4, 0 (every step
 /// accumulates its own). It depends on the cell and T only, so that every
 /// strategy and budget of a request sums the same chunks.
 int64_t defaultGradientChunk(int64_t requested, int64_t bytesPerStep,
