@@ -690,11 +690,11 @@ def main(argv=None):
     ap.add_argument("--peers-share", type=float, default=0.4,
                     help="share of the time before the long configurations for the peers")
     ap.add_argument("--vocab", type=int, default=128)
-    ap.add_argument("--tune-gemms", type=int, default=0,
-                    help="1: BPTT_GEMM_TUNE=1 for the programs (the fastest "
-                         "cuBLASLt algorithm per product shape, timed alone); "
-                         "0: cuBLASLt's first (as fast or faster in graph "
-                         "replays: docs/gpu-benchmarks.md)")
+    ap.add_argument("--tune-gemms", type=int, default=1,
+                    help="1 (the runtime's default): the fastest cuBLASLt "
+                         "algorithm per product shape, timed in a graph; "
+                         "0: BPTT_GEMM_TUNE=0, cuBLASLt's first "
+                         "(docs/gpu-benchmarks.md)")
     ap.add_argument("--only", help="regular expression on program names")
     ap.add_argument("--skip-peers", action="store_true")
     args = ap.parse_args(argv)

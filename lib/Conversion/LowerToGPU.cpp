@@ -1067,7 +1067,8 @@ FailureOr<int64_t> bptt::gpuScratchBytes(ModuleOp module,
 void bptt::buildLowerToGPUPipeline(OpPassManager &pm,
                                    const GPUPipelineOptions &options) {
   buildPlacementPipeline(pm, options.precision);
-  pm.addPass(bptt::createSideStreamPass());
+  if (options.sideStream)
+    pm.addPass(bptt::createSideStreamPass());
   pm.addPass(std::make_unique<AsyncPass>());
   pm.addPass(createCanonicalizerPass());
 

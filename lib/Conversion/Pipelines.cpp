@@ -123,7 +123,7 @@ void bptt::registerPipelines() {
   PassPipelineRegistration<GPUPipelineOptions>(
       "bptt-lower-to-gpu",
       "Lower rnn-remat's BPTT programs to the LLVM dialect with NVIDIA GPU "
-      "kernels (options: chip, features, precision, format, opt-level)",
+      "kernels (options: chip, features, precision, format, opt-level, side-stream)",
       buildLowerToGPUPipeline);
   registerGPUPasses();
 }

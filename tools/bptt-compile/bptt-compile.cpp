@@ -70,6 +70,12 @@ static cl::opt<bool> inputGradientOpt(
              "its backward steps skip what computes it (an LSTM's "
              "dgates·W_ih), as a model whose inputs are data needs"),
     cl::init(true));
+static cl::opt<bool> sideStreamOpt(
+    "side-stream",
+    cl::desc("Run work off each function's critical path on the runtime's "
+             "side stream (off by default: measured slower or the same on "
+             "the LSTM benchmark, docs/gpu.md)"),
+    cl::init(false));
 static cl::opt<bool> emitLLVMOpt(
     "emit-llvm", cl::desc("Also write the host LLVM IR next to the output "
                           "(<output>.ll), for inspection"));
@@ -358,6 +364,7 @@ int main(int argc, char **argv) {
     options.chip = chipOpt;
     options.features = featuresOpt;
     options.precision = precisionOpt;
+    options.sideStream = sideStreamOpt;
     buildLowerToGPUPipeline(pm, options);
     if (mlir::failed(pm.run(*module)))
       return fail("lowering to the GPU failed");

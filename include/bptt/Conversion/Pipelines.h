@@ -46,6 +46,14 @@ struct GPUPipelineOptions
   Option<int> optLevel{*this, "opt-level",
                        llvm::cl::desc("Device code optimisation level"),
                        llvm::cl::init(3)};
+  // Off by default: on an H100 the LSTM benchmark ran 10% slower with it at
+  // B = 64 and the same at B = 128 once the weight gradients were summed
+  // over chunks of steps (docs/gpu.md, "Work beside the recurrence").
+  Option<bool> sideStream{
+      *this, "side-stream",
+      llvm::cl::desc("Run work off each function's critical path on the "
+                     "runtime's side stream (bptt-gpu-side-stream)"),
+      llvm::cl::init(false)};
 };
 
 /// The BPTT programs of rnn-remat to the LLVM dialect with embedded NVIDIA
