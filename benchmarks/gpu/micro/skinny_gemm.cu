@@ -12,6 +12,8 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include "common.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -21,25 +23,6 @@
 #include <vector>
 
 namespace cg = cooperative_groups;
-
-#define CHECK(x)                                                               \
-  do {                                                                         \
-    cudaError_t e_ = (x);                                                      \
-    if (e_ != cudaSuccess) {                                                   \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x,          \
-                   cudaGetErrorString(e_));                                    \
-      std::exit(1);                                                            \
-    }                                                                          \
-  } while (0)
-#define CHECK_BLAS(x)                                                          \
-  do {                                                                         \
-    cublasStatus_t s_ = (x);                                                   \
-    if (s_ != CUBLAS_STATUS_SUCCESS) {                                         \
-      std::fprintf(stderr, "%s:%d: %s: status %d\n", __FILE__, __LINE__, #x,   \
-                   int(s_));                                                   \
-      std::exit(1);                                                            \
-    }                                                                          \
-  } while (0)
 
 // Column-major C[m x n] = alpha op(A) op(B) + beta C, as cublasSgemm.
 // Block (x, y, z): rows [x BM, +BM), columns [y BN, +BN), the z-th of S
@@ -260,36 +243,8 @@ static Config makeConfig() {
   return c;
 }
 
-template <typename F> static double timeGraph(cudaStream_t s, F body) {
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-  body();
-  CHECK(cudaStreamEndCapture(s, &graph));
-  CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  for (int i = 0; i < 3; ++i)
-    CHECK(cudaGraphLaunch(exec, s));
-  CHECK(cudaStreamSynchronize(s));
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
-  std::vector<float> ms;
-  for (int i = 0; i < 11; ++i) {
-    CHECK(cudaEventRecord(a, s));
-    CHECK(cudaGraphLaunch(exec, s));
-    CHECK(cudaEventRecord(b, s));
-    CHECK(cudaEventSynchronize(b));
-    float t;
-    CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
-  CHECK(cudaGraphExecDestroy(exec));
-  CHECK(cudaGraphDestroy(graph));
-  CHECK(cudaEventDestroy(a));
-  CHECK(cudaEventDestroy(b));
-  return ms[ms.size() / 2];
-}
+// Timed replays per graph (the median is reported).
+constexpr int kReplays = 11;
 
 int main() {
   cudaStream_t s;
@@ -348,7 +303,7 @@ int main() {
     double blasUs = timeGraph(s, [&] {
       for (int i = 0; i < reps; ++i)
         blasCall(r, 1.0f);
-    }) * 1000.0 / reps;
+    }, kReplays) * 1000.0 / reps;
     blasCall(ref, 0.0f);
     size_t outN = size_t(g.m) * g.n;
     CHECK(cudaMemcpy(want.data(), ref, outN * 4, cudaMemcpyDeviceToHost));
@@ -376,7 +331,7 @@ int main() {
         double us = timeGraph(s, [&] {
           for (int i = 0; i < reps; ++i)
             c.launch(g, p, q, r, 1.0f, split, s);
-        }) * 1000.0 / reps;
+        }, kReplays) * 1000.0 / reps;
         std::printf("  %-18s split %d: %4d blocks %6.2f us (%.2fx) err %.1e\n",
                     c.name.c_str(), split, blocks, us, blasUs / us,
                     err / scale);

@@ -13,30 +13,13 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include "common.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
-
-#define CHECK(x)                                                               \
-  do {                                                                         \
-    cudaError_t e_ = (x);                                                      \
-    if (e_ != cudaSuccess) {                                                   \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x,          \
-                   cudaGetErrorString(e_));                                    \
-      std::exit(1);                                                            \
-    }                                                                          \
-  } while (0)
-#define CHECK_BLAS(x)                                                          \
-  do {                                                                         \
-    cublasStatus_t s_ = (x);                                                   \
-    if (s_ != CUBLAS_STATUS_SUCCESS) {                                         \
-      std::fprintf(stderr, "%s:%d: %s: status %d\n", __FILE__, __LINE__, #x,   \
-                   int(s_));                                                   \
-      std::exit(1);                                                            \
-    }                                                                          \
-  } while (0)
 
 // y = sigmoid(x) * 0.5 + y * 0.5: a step's elementwise kernel, reading what
 // the previous kernel wrote.
@@ -68,35 +51,8 @@ static void launchStep(bool pdl, const float *x, float *y, int n,
     CHECK(cudaLaunchKernelEx(&config, step<false>, x, y, n));
 }
 
-// Median milliseconds of one replay of the graph captured from `body`.
-template <typename F> static double timeGraph(cudaStream_t s, F body) {
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-  body();
-  CHECK(cudaStreamEndCapture(s, &graph));
-  CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  for (int i = 0; i < 3; ++i)
-    CHECK(cudaGraphLaunch(exec, s));
-  CHECK(cudaStreamSynchronize(s));
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
-  std::vector<float> ms;
-  for (int i = 0; i < 15; ++i) {
-    CHECK(cudaEventRecord(a, s));
-    CHECK(cudaGraphLaunch(exec, s));
-    CHECK(cudaEventRecord(b, s));
-    CHECK(cudaEventSynchronize(b));
-    float t;
-    CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
-  CHECK(cudaGraphExecDestroy(exec));
-  CHECK(cudaGraphDestroy(graph));
-  return ms[ms.size() / 2];
-}
+// Timed replays per graph (the median is reported).
+constexpr int kReplays = 15;
 
 int main() {
   cudaStream_t s;
@@ -126,7 +82,7 @@ int main() {
       double ms = timeGraph(s, [&] {
         for (int i = 0; i < chain; ++i)
           launchStep(pdl, i % 2 ? p : q, i % 2 ? q : p, n, s);
-      });
+      }, kReplays);
       std::printf("kernel chain n=%d pdl=%d: %.2f us per kernel\n", n, pdl,
                   ms * 1000 / chain);
     }
@@ -163,7 +119,7 @@ int main() {
                                 g.k, &one, p, CUDA_R_32F, lda, q, CUDA_R_32F,
                                 ldb, &one, r, CUDA_R_32F, g.m,
                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    }) * 1000.0 / reps; // us per product
+    }, kReplays) * 1000.0 / reps; // us per product
     cublasLtMatmulDesc_t desc;
     CHECK_BLAS(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasOperation_t ta = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N,
@@ -197,7 +153,7 @@ int main() {
           CHECK_BLAS(cublasLtMatmul(lt, desc, &one, p, la, q, lb, &one, r, lc,
                                     r, lc, &results[i].algo, workspace,
                                     wsBytes, s));
-      }) * 1000.0 / reps;
+      }, kReplays) * 1000.0 / reps;
       if (i == 0)
         first = t;
       if (t < best) {
