@@ -4,18 +4,22 @@
 #
 #   benchmarks/gpu/device_job.sh [BUILD_DIR] [PROGRAMS]
 #
-#   BUILD_DIR  default build: bin/bptt-gpu-run and lib/libbptt_cuda_runtime.so
+#   BUILD_DIR  default build: bin/bptt-gpu-run, bin/bptt-matmul-check and
+#              lib/libbptt_cuda_runtime.so
 #   PROGRAMS   default BUILD_DIR/gpu-programs: build_programs.py's directory,
 #              or its .tar.xz / .tar.gz
 #
+# 0. the runtime's matrix products (bptt-matmul-check --large: cuBLASLt's
+#    bias epilogue and the plain product against a host product);
 # 1. correctness: check_pytorch.py on the programs of the 'check' set against
 #    PyTorch (cuDNN, fp32, TF32 off) and, where PROGRAMS/cpu-dumps has the
 #    case, against the CPU path's dump on the same inputs; each program runs
 #    twice (--warmup 1 --iters 1), so the dump is that of a repeated call;
 # 2. benchmark: bench.py on the 'bench' set and the PyTorch peers.
 #
-# Writes five files into $OUT (default ./gpu-out): check.txt, results.json,
-# results.md, plot.svg, log.txt (everything printed). Starts nothing new
+# Writes six files into $OUT (default ./gpu-out): matmul-check.txt,
+# check.txt, results.json, results.md, plot.svg, log.txt (everything
+# printed). Starts nothing new
 # after BPTT_JOB_SECONDS (default 480) and kills what still runs 45 s later,
 # so that the job ends within 9 minutes. Exit status: 0 when the correctness
 # check passed and the benchmark ran, 1 otherwise.
@@ -76,6 +80,13 @@ if [ ! -x "$RUNNER" ]; then
   echo "device_job: $RUNNER is missing or not executable"
   STATUS=1
 fi
+
+# 0. The runtime's products.
+stamp "the runtime's matrix products (bptt-matmul-check --large)"
+if ! timeout --kill-after=10 120 "$BUILD/bin/bptt-matmul-check" --large > "$OUT/matmul-check.txt" 2>&1; then
+  STATUS=1
+fi
+tail -1 "$OUT/matmul-check.txt"
 
 # 1. Correctness.
 REMAIN=$((DEADLINE - $(date +%s)))

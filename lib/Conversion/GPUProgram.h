@@ -25,6 +25,9 @@ inline constexpr llvm::StringLiteral kPlanAttr = "rnn.plan";
 inline constexpr llvm::StringLiteral kScheduleAttr = "rnn.schedule";
 /// The runtime's matrix product: (A, B, C, mode), docs/gpu-abi.md.
 inline constexpr llvm::StringLiteral kMatmulFn = "bpttMatmulF32";
+/// The runtime's product with an addend and a bias epilogue: (A, B, S, bias,
+/// C, mode), docs/gpu-abi.md.
+inline constexpr llvm::StringLiteral kMatmulBiasFn = "bpttMatmulBiasF32";
 
 inline bool isProgram(mlir::func::FuncOp f) { return f->hasAttr(kPlanAttr); }
 

@@ -53,6 +53,7 @@
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/SymbolTable.h"
@@ -64,11 +65,13 @@
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/SetVector.h"
 
+#include <array>
 #include <functional>
 
 using namespace mlir;
 using bptt::callSites;
 using bptt::isProgram;
+using bptt::kMatmulBiasFn;
 using bptt::kMatmulFn;
 using bptt::kPlanAttr;
 using bptt::kScheduleAttr;
@@ -329,8 +332,18 @@ struct ScalarResultsPass
 /// Precision of matrix products, bit 0 of the runtime's `mode` argument.
 enum class MatmulMode : int32_t { F32 = 0, TF32 = 1 };
 /// Bit 1 of `mode`: C = A·B instead of C += A·B (cuBLAS's beta = 0), for a
-/// product whose accumulator was just filled with zeros: the fill goes.
+/// product whose accumulator was just filled with zeros: the fill goes. For
+/// bpttMatmulBiasF32 the same bit says there is no addend S.
 static constexpr int32_t kMatmulOverwrite = 2;
+
+/// What a product's accumulator was set to right before it, by an
+/// elementwise op the product can absorb: `bias` broadcast over the rows,
+/// plus `addend` (a matrix of the accumulator's shape) or not.
+struct ProductSeed {
+  linalg::GenericOp op;
+  Value bias;
+  Value addend; // null: the seed is the bias alone
+};
 
 struct LibraryCallsPass
     : PassWrapper<LibraryCallsPass, OperationPass<ModuleOp>> {
@@ -393,9 +406,15 @@ struct LibraryCallsPass
       if (isMatrixProduct(op) && !onHost(op))
         products.push_back(op);
     });
-    for (linalg::LinalgOp op : products)
+    for (linalg::LinalgOp op : products) {
+      if (std::optional<ProductSeed> seed = seedJustBefore(op)) {
+        if (failed(toBiasCall(rewriter, module, op, *seed, mode)))
+          return signalPassFailure();
+        continue;
+      }
       if (failed(toLibraryCall(rewriter, module, op, mode)))
         return signalPassFailure();
+    }
     SmallVector<linalg::LinalgOp> ops;
     module.walk([&](linalg::LinalgOp op) { ops.push_back(op); });
     for (linalg::LinalgOp op : ops) {
@@ -443,30 +462,33 @@ struct LibraryCallsPass
     return true;
   }
 
-  /// C[m, n] += A[m, k] B[k, n] as `bpttMatmulF32(A, B, C, mode)`, each
-  /// operand viewed (transposed where its map says so) in that orientation;
-  /// the runtime reads the orientation from the strides.
-  static LogicalResult toLibraryCall(IRRewriter &rewriter, ModuleOp module,
-                                     linalg::LinalgOp op, MatmulMode mode) {
-    linalg::ContractionDimensions dims = *linalg::inferContractionDims(op);
+  static LogicalResult checkF32(linalg::LinalgOp op) {
     for (Value v : op->getOperands())
       if (!cast<MemRefType>(v.getType()).getElementType().isF32())
         return op->emitError()
                << "the GPU pipeline supports f32 matrix products; this one "
                   "has element type "
                << cast<MemRefType>(v.getType()).getElementType();
-    int32_t modeBits = static_cast<int32_t>(mode);
-    if (linalg::FillOp zeroing = zeroFillJustBefore(op)) {
-      rewriter.eraseOp(zeroing);
-      modeBits |= kMatmulOverwrite;
-    }
-    Location loc = op.getLoc();
-    rewriter.setInsertionPoint(op);
-    MLIRContext *ctx = op->getContext();
-    auto dynamic = MemRefType::get(
-        {ShapedType::kDynamic, ShapedType::kDynamic}, rewriter.getF32Type(),
+    return success();
+  }
+
+  /// memref<?x?xf32, strided<[?, ?], offset: ?>>, the runtime's 2-D view.
+  static MemRefType dynamicMatrixType(MLIRContext *ctx) {
+    return MemRefType::get(
+        {ShapedType::kDynamic, ShapedType::kDynamic}, Float32Type::get(ctx),
         StridedLayoutAttr::get(ctx, ShapedType::kDynamic,
                                {ShapedType::kDynamic, ShapedType::kDynamic}));
+  }
+
+  /// A, B and C of a product, each viewed (transposed where its map says
+  /// so) as the M x K, K x N and M x N matrix and cast to the runtime's
+  /// view type, at the rewriter's insertion point.
+  static std::array<Value, 3> orientedOperands(IRRewriter &rewriter,
+                                               linalg::LinalgOp op) {
+    linalg::ContractionDimensions dims = *linalg::inferContractionDims(op);
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op->getContext();
+    MemRefType dynamic = dynamicMatrixType(ctx);
     auto oriented = [&](OpOperand &operand, unsigned row, unsigned col) {
       AffineMap map = op.getMatchingIndexingMap(&operand);
       Value v = operand.get();
@@ -483,15 +505,208 @@ struct LibraryCallsPass
       return memref::CastOp::create(rewriter, loc, dynamic, v).getResult();
     };
     unsigned m = dims.m[0], n = dims.n[0], k = dims.k[0];
-    Value a = oriented(*op.getDpsInputOperand(0), m, k);
-    Value b = oriented(*op.getDpsInputOperand(1), k, n);
-    Value c = oriented(*op.getDpsInitOperand(0), m, n);
+    return {oriented(*op.getDpsInputOperand(0), m, k),
+            oriented(*op.getDpsInputOperand(1), k, n),
+            oriented(*op.getDpsInitOperand(0), m, n)};
+  }
+
+  /// C[m, n] += A[m, k] B[k, n] as `bpttMatmulF32(A, B, C, mode)`, each
+  /// operand viewed (transposed where its map says so) in that orientation;
+  /// the runtime reads the orientation from the strides.
+  static LogicalResult toLibraryCall(IRRewriter &rewriter, ModuleOp module,
+                                     linalg::LinalgOp op, MatmulMode mode) {
+    if (failed(checkF32(op)))
+      return failure();
+    int32_t modeBits = static_cast<int32_t>(mode);
+    if (linalg::FillOp zeroing = zeroFillJustBefore(op)) {
+      rewriter.eraseOp(zeroing);
+      modeBits |= kMatmulOverwrite;
+    }
+    Location loc = op.getLoc();
+    rewriter.setInsertionPoint(op);
+    auto [a, b, c] = orientedOperands(rewriter, op);
     Value modeValue = arith::ConstantIntOp::create(rewriter, loc, modeBits, 32);
-    declareMatmul(rewriter, module, dynamic);
+    MemRefType dynamic = dynamicMatrixType(op->getContext());
+    declareRuntimeFn(rewriter, module, kMatmulFn,
+                     {dynamic, dynamic, dynamic, rewriter.getI32Type()});
     func::CallOp::create(rewriter, loc, kMatmulFn, TypeRange{},
                          ValueRange{a, b, c, modeValue});
     rewriter.eraseOp(op);
     return success();
+  }
+
+  /// The elementwise op right before `op` that sets `op`'s whole
+  /// accumulator C to bias[j] or S[i, j] + bias[j] (the forward step's
+  /// projections, seeded with their biases, and the logits), if any: the
+  /// product then adds it in its epilogue (bpttMatmulBiasF32) and the
+  /// op's kernel goes. Only where C is written in full by that op alone,
+  /// nothing else reads it, and every extent is known non-zero (as for a
+  /// zero fill).
+  static std::optional<ProductSeed> seedJustBefore(linalg::LinalgOp op) {
+    auto generic = dyn_cast_or_null<linalg::GenericOp>(op->getPrevNode());
+    Value c = op.getDpsInitOperand(0)->get();
+    if (!generic || !generic.hasPureBufferSemantics() ||
+        generic.getNumDpsInits() != 1 || generic.getDpsInits()[0] != c ||
+        generic.getNumLoops() != 2 ||
+        generic.getNumParallelLoops() != 2 ||
+        !generic.getMatchingIndexingMap(generic.getDpsInitOperand(0))
+             .isIdentity())
+      return std::nullopt;
+    for (Value v : op->getOperands()) {
+      auto t = cast<MemRefType>(v.getType());
+      if (!t.hasStaticShape() || t.getNumElements() == 0)
+        return std::nullopt;
+    }
+    Block &body = generic.getRegion().front();
+    if (!body.getArgument(generic.getNumDpsInputs()).use_empty())
+      return std::nullopt;
+    auto yield = cast<linalg::YieldOp>(body.getTerminator());
+    Value yielded = yield.getValues()[0];
+    // The yielded value: one input, or the sum of two, read directly.
+    SmallVector<BlockArgument> terms;
+    if (auto arg = dyn_cast<BlockArgument>(yielded)) {
+      terms.push_back(arg);
+    } else if (auto add = yielded.getDefiningOp<arith::AddFOp>()) {
+      if (&body.front() != add.getOperation() ||
+          add->getNextNode() != yield.getOperation())
+        return std::nullopt;
+      for (Value v : add->getOperands()) {
+        auto arg = dyn_cast<BlockArgument>(v);
+        if (!arg)
+          return std::nullopt;
+        terms.push_back(arg);
+      }
+    } else {
+      return std::nullopt;
+    }
+    if (terms.size() == 2 && terms[0] == terms[1])
+      return std::nullopt;
+    ProductSeed seed{generic, Value(), Value()};
+    MLIRContext *ctx = op->getContext();
+    AffineMap rowBroadcast = AffineMap::get(
+        2, 0, {getAffineDimExpr(1, ctx)}, ctx);
+    for (BlockArgument arg : terms) {
+      if (arg.getOwner() != &body ||
+          arg.getArgNumber() >= generic.getNumDpsInputs())
+        return std::nullopt;
+      OpOperand *operand = generic.getDpsInputOperand(arg.getArgNumber());
+      AffineMap map = generic.getMatchingIndexingMap(operand);
+      auto type = dyn_cast<MemRefType>(operand->get().getType());
+      if (!type || !type.getElementType().isF32())
+        return std::nullopt;
+      if (map == rowBroadcast && !seed.bias) {
+        seed.bias = operand->get();
+      } else if (map.isIdentity() && !seed.addend) {
+        // The addend is read while C is written: it must be C itself or
+        // memory C does not view.
+        Value addend = operand->get();
+        if (addend != c && viewRoot(addend) == viewRoot(c))
+          return std::nullopt;
+        seed.addend = addend;
+      } else {
+        return std::nullopt;
+      }
+    }
+    if (!seed.bias)
+      return std::nullopt;
+    return seed;
+  }
+
+  /// `index == 1`, folded where `stride` is known.
+  static Value isOne(OpBuilder &b, Location loc, OpFoldResult stride) {
+    if (std::optional<int64_t> known = getConstantIntValue(stride))
+      return arith::ConstantIntOp::create(b, loc, *known == 1, 1);
+    Value one = arith::ConstantIndexOp::create(b, loc, 1);
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                 cast<Value>(stride), one);
+  }
+
+  /// The product and its seed as
+  ///   scf.if (C and S row-major, the bias contiguous and 16-byte aligned)
+  ///     bpttMatmulBiasF32(A, B, S or C, bias, C, mode)
+  ///   else
+  ///     the seed op, then bpttMatmulF32(A, B, C, mode)
+  /// The layouts are checked on the host from the views' metadata, since
+  /// the step functions take their buffers with dynamic strides; in the
+  /// programs the test is always true and costs a few host instructions.
+  static LogicalResult toBiasCall(IRRewriter &rewriter, ModuleOp module,
+                                  linalg::LinalgOp op,
+                                  const ProductSeed &seed, MatmulMode mode) {
+    if (failed(checkF32(op)))
+      return failure();
+    Location loc = op.getLoc();
+    MLIRContext *ctx = op->getContext();
+    rewriter.setInsertionPoint(seed.op);
+    Value c = op.getDpsInitOperand(0)->get();
+    auto innerStride = [&](memref::ExtractStridedMetadataOp meta) {
+      return isOne(rewriter, loc, meta.getConstifiedMixedStrides().back());
+    };
+    auto metadata = [&](Value v) {
+      return memref::ExtractStridedMetadataOp::create(rewriter, loc, v);
+    };
+    // Row-major: stride 1 along the columns, from the type where it says.
+    auto rowMajor = [&](Value v) -> Value {
+      int64_t offset;
+      SmallVector<int64_t> strides;
+      if (succeeded(cast<MemRefType>(v.getType())
+                        .getStridesAndOffset(strides, offset)) &&
+          !ShapedType::isDynamic(strides.back()))
+        return arith::ConstantIntOp::create(rewriter, loc, strides.back() == 1,
+                                            1);
+      return innerStride(metadata(v));
+    };
+    Value ok = rowMajor(c);
+    if (seed.addend)
+      ok = arith::AndIOp::create(rewriter, loc, ok, rowMajor(seed.addend));
+    {
+      auto meta = metadata(seed.bias);
+      ok = arith::AndIOp::create(rewriter, loc, ok, innerStride(meta));
+      Value base = memref::ExtractAlignedPointerAsIndexOp::create(
+          rewriter, loc, seed.bias);
+      Value four = arith::ConstantIndexOp::create(rewriter, loc, 4);
+      Value sixteen = arith::ConstantIndexOp::create(rewriter, loc, 16);
+      Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+      Value bytes = arith::MulIOp::create(
+          rewriter, loc,
+          getValueOrCreateConstantIndexOp(rewriter, loc,
+                                          meta.getConstifiedMixedOffset()),
+          four);
+      Value address = arith::AddIOp::create(rewriter, loc, base, bytes);
+      Value rem = arith::RemUIOp::create(rewriter, loc, address, sixteen);
+      ok = arith::AndIOp::create(
+          rewriter, loc, ok,
+          arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq, rem,
+                                zero));
+    }
+    auto branch = scf::IfOp::create(rewriter, loc, ok, /*withElseRegion=*/true);
+
+    // Then: the one call.
+    rewriter.setInsertionPointToStart(branch.thenBlock());
+    auto [a, b, cView] = orientedOperands(rewriter, op);
+    MemRefType dynamic = dynamicMatrixType(ctx);
+    Value s = seed.addend
+                  ? memref::CastOp::create(rewriter, loc, dynamic, seed.addend)
+                        .getResult()
+                  : cView;
+    auto vectorType = MemRefType::get(
+        {ShapedType::kDynamic}, rewriter.getF32Type(),
+        StridedLayoutAttr::get(ctx, ShapedType::kDynamic,
+                               {ShapedType::kDynamic}));
+    Value bias = memref::CastOp::create(rewriter, loc, vectorType, seed.bias);
+    int32_t modeBits =
+        static_cast<int32_t>(mode) | (seed.addend ? 0 : kMatmulOverwrite);
+    Value modeValue = arith::ConstantIntOp::create(rewriter, loc, modeBits, 32);
+    declareRuntimeFn(rewriter, module, kMatmulBiasFn,
+                     {dynamic, dynamic, dynamic, vectorType, dynamic,
+                      rewriter.getI32Type()});
+    func::CallOp::create(rewriter, loc, kMatmulBiasFn, TypeRange{},
+                         ValueRange{a, b, s, bias, cView, modeValue});
+
+    // Else: what there was.
+    Block *otherwise = branch.elseBlock();
+    seed.op->moveBefore(otherwise->getTerminator());
+    op->moveBefore(otherwise->getTerminator());
+    return toLibraryCall(rewriter, module, op, mode);
   }
 
   /// The linalg.fill whose value `buffer` (the whole of it) still holds when
@@ -537,15 +752,14 @@ struct LibraryCallsPass
     return fill;
   }
 
-  static void declareMatmul(OpBuilder &builder, ModuleOp module,
-                            MemRefType matrix) {
-    if (module.lookupSymbol(kMatmulFn))
+  static void declareRuntimeFn(OpBuilder &builder, ModuleOp module,
+                               StringRef name, ArrayRef<Type> arguments) {
+    if (module.lookupSymbol(name))
       return;
     OpBuilder::InsertionGuard guard(builder);
     builder.setInsertionPointToStart(module.getBody());
-    auto type = builder.getFunctionType(
-        {matrix, matrix, matrix, builder.getI32Type()}, {});
-    auto fn = func::FuncOp::create(builder, module.getLoc(), kMatmulFn, type);
+    auto type = builder.getFunctionType(arguments, {});
+    auto fn = func::FuncOp::create(builder, module.getLoc(), name, type);
     fn.setPrivate();
     fn->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
   }

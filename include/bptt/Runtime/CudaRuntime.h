@@ -111,6 +111,29 @@ BPTT_RUNTIME_EXPORT void _mlir_ciface_bpttMatmulF32(BpttMemRef2DF32 *A,
                                                     BpttMemRef2DF32 *C,
                                                     int32_t mode);
 
+/* MLIR's C-interface descriptor of a memref<?xf32, strided<[?], offset: ?>>. */
+typedef struct BpttMemRef1DF32 {
+  float *allocated;
+  float *aligned;
+  int64_t offset;
+  int64_t sizes[1];
+  int64_t strides[1];
+} BpttMemRef1DF32;
+
+/* C[m][n] = sum_k A[m][k] * B[k][n] + S[m][n] + bias[n] on the program
+ * stream, in one cuBLASLt call with a bias epilogue (the compiler emits it
+ * for a product whose accumulator was just set to a row-broadcast bias,
+ * plus a matrix or not). S may be C itself (C += A·B + bias). mode bit 0:
+ * tf32 as for bpttMatmulF32; bit 1: no S (C = A·B + bias), S is not read.
+ * C and S must be row-major (stride 1 along n) and of the same shape; the
+ * bias has N contiguous elements, 16-byte aligned; K must not be 0 unless M
+ * or N is. Anything else is reported and aborts: generated code checks the
+ * layout and alignment before it calls, and otherwise keeps the plain
+ * product. */
+BPTT_RUNTIME_EXPORT void _mlir_ciface_bpttMatmulBiasF32(
+    BpttMemRef2DF32 *A, BpttMemRef2DF32 *B, BpttMemRef2DF32 *S,
+    BpttMemRef1DF32 *bias, BpttMemRef2DF32 *C, int32_t mode);
+
 /*===--- The memory pool -------------------------------------------------===*/
 
 typedef struct BpttPoolStats {

@@ -244,9 +244,14 @@ SPIN:
 struct GemmKey {
   int64_t m, n, k, ldx, ldy, ldc;
   int opX, opY, tf32, alignX, alignY, alignC;
+  /// bpttMatmulBiasF32's products: the bias epilogue, and the seed matrix's
+  /// leading dimension and alignment (ldc and alignC for the others).
+  int bias = 0;
+  int64_t lds = 0;
+  int alignS = 0;
   auto tied() const {
     return std::tie(m, n, k, ldx, ldy, ldc, opX, opY, tf32, alignX, alignY,
-                    alignC);
+                    alignC, bias, lds, alignS);
   }
   bool operator<(const GemmKey &o) const { return tied() < o.tied(); }
 };
@@ -256,7 +261,10 @@ struct GemmKey {
 /// call (about 11 us of host time each, which bounds runs without a graph).
 struct LtPlan {
   cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t x = nullptr, y = nullptr, c = nullptr;
+  /// `s` is the layout of the matrix added to the product (cuBLASLt's C),
+  /// `c` that of the result (its D); they differ only for a seed matrix
+  /// with its own leading dimension.
+  cublasLtMatrixLayout_t x = nullptr, y = nullptr, c = nullptr, s = nullptr;
   /// cuBLASLt's candidates, best first by its heuristic; `chosen` indexes
   /// them. Empty: no algorithm fits, cublasGemmEx runs the product.
   std::vector<cublasLtMatmulHeuristicResult_t> candidates;
@@ -687,15 +695,25 @@ MatrixView viewOf(const BpttMemRef2DF32 *m) {
   return v;
 }
 
-uintptr_t firstElement(const BpttMemRef2DF32 *m, const char *name) {
-  if (!m->aligned)
-    fatal(std::string("bpttMatmulF32: operand ") + name +
-          " has a null data pointer");
-  if (m->offset < 0)
-    fatal(std::string("bpttMatmulF32: operand ") + name +
-          " has a negative offset " + std::to_string(m->offset));
-  return reinterpret_cast<uintptr_t>(m->aligned) +
-         static_cast<uintptr_t>(m->offset) * sizeof(float);
+uintptr_t firstElementAt(float *aligned, int64_t offset, const char *fn,
+                         const char *name) {
+  if (!aligned)
+    fatal(std::string(fn) + ": operand " + name + " has a null data pointer");
+  if (offset < 0)
+    fatal(std::string(fn) + ": operand " + name + " has a negative offset " +
+          std::to_string(offset));
+  return reinterpret_cast<uintptr_t>(aligned) +
+         static_cast<uintptr_t>(offset) * sizeof(float);
+}
+
+uintptr_t firstElement(const BpttMemRef2DF32 *m, const char *fn,
+                       const char *name) {
+  return firstElementAt(m->aligned, m->offset, fn, name);
+}
+
+uintptr_t firstElement1D(const BpttMemRef1DF32 *m, const char *fn,
+                         const char *name) {
+  return firstElementAt(m->aligned, m->offset, fn, name);
 }
 
 cublasOperation_t blasOp(bptt::runtime::BlasOp op) {
@@ -962,8 +980,16 @@ std::string describeGemm(const GemmCall &call, bool tf32, bool overwrite) {
 /// descriptors and cuBLASLt's candidate algorithms for them (host work only,
 /// so it may happen during a graph capture). Candidates are asked for with
 /// the operands' actual alignment and at most the shared workspace.
+/// The matrix added to a product (cuBLASLt's C) and the bias epilogue:
+/// for bpttMatmulF32 the result itself, and no bias.
+struct Addend {
+  int64_t lds;
+  uintptr_t s;
+  bool bias;
+};
+
 LtPlan &ltPlanFor(Runtime &r, const GemmCall &call, bool tf32, uintptr_t x,
-                  uintptr_t y, uintptr_t c) {
+                  uintptr_t y, uintptr_t c, const Addend &addend) {
   GemmKey key{call.m,
               call.n,
               call.k,
@@ -975,12 +1001,19 @@ LtPlan &ltPlanFor(Runtime &r, const GemmCall &call, bool tf32, uintptr_t x,
               int(tf32),
               alignmentLog2(x),
               alignmentLog2(y),
-              alignmentLog2(c)};
+              alignmentLog2(c),
+              int(addend.bias),
+              addend.lds,
+              alignmentLog2(addend.s)};
   auto [it, fresh] = r.ltPlans.try_emplace(key);
   LtPlan &plan = it->second;
   if (!fresh)
     return plan;
-  std::string what = describeGemm(call, tf32, false);
+  std::string what = describeGemm(call, tf32, false) +
+                     (addend.bias ? " bias" : "") +
+                     (addend.lds != call.ldc
+                          ? " lds=" + std::to_string(addend.lds)
+                          : std::string());
   BPTT_CUBLAS_CTX(cublasLtMatmulDescCreate(&plan.desc,
                                            tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
                                                 : CUBLAS_COMPUTE_32F,
@@ -1008,6 +1041,20 @@ LtPlan &ltPlanFor(Runtime &r, const GemmCall &call, bool tf32, uintptr_t x,
   BPTT_CUBLAS_CTX(cublasLtMatrixLayoutCreate(&plan.c, CUDA_R_32F, call.m,
                                              call.n, call.ldc),
                   what);
+  plan.s = plan.c;
+  if (addend.lds != call.ldc)
+    BPTT_CUBLAS_CTX(cublasLtMatrixLayoutCreate(&plan.s, CUDA_R_32F, call.m,
+                                               call.n, addend.lds),
+                    what);
+  if (addend.bias) {
+    // The bias runs along cuBLAS's m, the rows of the column-major result;
+    // its pointer is set on the descriptor before each call.
+    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    BPTT_CUBLAS_CTX(cublasLtMatmulDescSetAttribute(
+                        plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                        sizeof(epilogue)),
+                    what);
+  }
   cublasLtMatmulPreference_t preference = nullptr;
   BPTT_CUBLAS_CTX(cublasLtMatmulPreferenceCreate(&preference), what);
   uint64_t workspace = r.blasWorkspaceBytes;
@@ -1018,7 +1065,7 @@ LtPlan &ltPlanFor(Runtime &r, const GemmCall &call, bool tf32, uintptr_t x,
   const std::pair<cublasLtMatmulPreferenceAttributes_t, int> alignments[] = {
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.alignX},
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.alignY},
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.alignC},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.alignS},
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.alignC}};
   for (auto [attribute, log2] : alignments) {
     uint32_t bytes = uint32_t(1) << log2;
@@ -1029,7 +1076,7 @@ LtPlan &ltPlanFor(Runtime &r, const GemmCall &call, bool tf32, uintptr_t x,
   cublasLtMatmulHeuristicResult_t results[8] = {};
   int found = 0;
   cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
-      r.lt, plan.desc, plan.x, plan.y, plan.c, plan.c, preference, 8, results,
+      r.lt, plan.desc, plan.x, plan.y, plan.s, plan.c, preference, 8, results,
       &found);
   cublasLtMatmulPreferenceDestroy(preference);
   // No algorithm for these operands is not an error: cublasGemmEx runs it.
@@ -1122,6 +1169,80 @@ void tuneLtPlan(Runtime &r, LtPlan &plan, const GemmCall &call,
 
 } // namespace
 
+namespace {
+
+/// Enqueues op(X)·op(Y) + beta·S (+ bias) into `out` as planned by `call`
+/// (`x`, `y` already swapped as it says). S is `out` itself for
+/// bpttMatmulF32; `bias` is null there.
+void enqueueProduct(Runtime &r, const GemmCall &call, bool tf32,
+                    const void *x, const void *y, const void *s, void *out,
+                    int64_t lds, const float *bias, bool overwrite) {
+  const float one = 1.0f, zero = 0.0f;
+  cublasComputeType_t compute =
+      tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  ProfiledCall timed(r, [&] {
+    return "cublas m=" + std::to_string(call.m) + " n=" +
+           std::to_string(call.n) + " k=" + std::to_string(call.k) +
+           (call.opX == bptt::runtime::BlasOp::N ? " N" : " T") +
+           (call.opY == bptt::runtime::BlasOp::N ? "N" : "T") +
+           (overwrite ? " beta=0" : "") + (bias ? " bias" : "") +
+           (s != out ? " seed" : "");
+  });
+  std::lock_guard<std::mutex> lock(r.blasMutex);
+  CUstream stream = r.current();
+  void *workspace = r.routingToSide ? r.sideBlasWorkspace : r.blasWorkspace;
+  Addend addend{lds, reinterpret_cast<uintptr_t>(s), bias != nullptr};
+  LtPlan &plan = ltPlanFor(r, call, tf32, reinterpret_cast<uintptr_t>(x),
+                           reinterpret_cast<uintptr_t>(y),
+                           reinterpret_cast<uintptr_t>(out), addend);
+  std::string what = describeGemm(call, tf32, overwrite) +
+                     (bias ? " with a bias epilogue" : "");
+  if (bias)
+    BPTT_CUBLAS_CTX(cublasLtMatmulDescSetAttribute(
+                        plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                        sizeof(bias)),
+                    what);
+  if (!plan.candidates.empty()) {
+    if (r.tuneGemms && !plan.tuned && !streamIsCapturing(r))
+      tuneLtPlan(r, plan, call, x, y, tf32, stream, workspace);
+    const cublasLtMatmulHeuristicResult_t &chosen =
+        plan.candidates[plan.chosen];
+    BPTT_CUBLAS_CTX(cublasLtMatmul(r.lt, plan.desc, &one, x, plan.x, y,
+                                   plan.y, overwrite ? &zero : &one, s,
+                                   plan.s, out, plan.c, &chosen.algo,
+                                   workspace, chosen.workspaceSize, stream),
+                    "cublasLtMatmul " + what);
+    noteEnqueued(r);
+    return;
+  }
+  // Only cuBLASLt has a bias epilogue and a separate addend.
+  if (bias || s != out)
+    fatal("bpttMatmulBiasF32: cuBLASLt offers no algorithm for " + what +
+          " (its heuristic returned none for these operands)");
+  // The handle is bound to the program stream and its workspace; a side
+  // product rebinds it for the call (stream first: cublasSetStream resets
+  // the workspace).
+  if (r.routingToSide) {
+    BPTT_CUBLAS(cublasSetStream(r.blas, stream));
+    BPTT_CUBLAS(cublasSetWorkspace(r.blas, workspace,
+                                   size_t(r.blasWorkspaceBytes)));
+  }
+  BPTT_CUBLAS_CTX(
+      cublasGemmEx_64(r.blas, blasOp(call.opX), blasOp(call.opY), call.m,
+                      call.n, call.k, &one, x, CUDA_R_32F, call.ldx, y,
+                      CUDA_R_32F, call.ldy, overwrite ? &zero : &one, out,
+                      CUDA_R_32F, call.ldc, compute, CUBLAS_GEMM_DEFAULT),
+      what);
+  if (r.routingToSide) {
+    BPTT_CUBLAS(cublasSetStream(r.blas, r.stream));
+    BPTT_CUBLAS(cublasSetWorkspace(r.blas, r.blasWorkspace,
+                                   size_t(r.blasWorkspaceBytes)));
+  }
+  noteEnqueued(r);
+}
+
+} // namespace
+
 void _mlir_ciface_bpttMatmulF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
                                 BpttMemRef2DF32 *C, int32_t mode) {
   if (!A || !B || !C)
@@ -1137,58 +1258,83 @@ void _mlir_ciface_bpttMatmulF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
   if (call.empty)
     return;
   Runtime &r = runtime();
-  uintptr_t a = firstElement(A, "A"), b = firstElement(B, "B"),
-            c = firstElement(C, "C");
+  uintptr_t a = firstElement(A, "bpttMatmulF32", "A"),
+            b = firstElement(B, "bpttMatmulF32", "B"),
+            c = firstElement(C, "bpttMatmulF32", "C");
   const void *x = reinterpret_cast<const void *>(call.swapOperands ? b : a);
   const void *y = reinterpret_cast<const void *>(call.swapOperands ? a : b);
   void *out = reinterpret_cast<void *>(c);
-  const float one = 1.0f, zero = 0.0f;
-  cublasComputeType_t compute =
-      tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-  ProfiledCall timed(r, [&] {
-    return "cublas m=" + std::to_string(call.m) + " n=" +
-           std::to_string(call.n) + " k=" + std::to_string(call.k) +
-           (call.opX == bptt::runtime::BlasOp::N ? " N" : " T") +
-           (call.opY == bptt::runtime::BlasOp::N ? "N" : "T") +
-           (overwrite ? " beta=0" : "");
-  });
-  std::lock_guard<std::mutex> lock(r.blasMutex);
-  CUstream stream = r.current();
-  void *workspace = r.routingToSide ? r.sideBlasWorkspace : r.blasWorkspace;
-  LtPlan &plan = ltPlanFor(r, call, tf32, reinterpret_cast<uintptr_t>(x),
-                           reinterpret_cast<uintptr_t>(y), c);
-  if (!plan.candidates.empty()) {
-    if (r.tuneGemms && !plan.tuned && !streamIsCapturing(r))
-      tuneLtPlan(r, plan, call, x, y, tf32, stream, workspace);
-    const cublasLtMatmulHeuristicResult_t &chosen =
-        plan.candidates[plan.chosen];
-    BPTT_CUBLAS_CTX(cublasLtMatmul(r.lt, plan.desc, &one, x, plan.x, y,
-                                   plan.y, overwrite ? &zero : &one, out,
-                                   plan.c, out, plan.c, &chosen.algo,
-                                   workspace, chosen.workspaceSize, stream),
-                    "cublasLtMatmul " + describeGemm(call, tf32, overwrite));
-  } else {
-    // The handle is bound to the program stream and its workspace; a side
-    // product rebinds it for the call (stream first: cublasSetStream resets
-    // the workspace).
-    if (r.routingToSide) {
-      BPTT_CUBLAS(cublasSetStream(r.blas, stream));
-      BPTT_CUBLAS(cublasSetWorkspace(r.blas, workspace,
-                                     size_t(r.blasWorkspaceBytes)));
-    }
-    BPTT_CUBLAS_CTX(
-        cublasGemmEx_64(r.blas, blasOp(call.opX), blasOp(call.opY), call.m,
-                        call.n, call.k, &one, x, CUDA_R_32F, call.ldx, y,
-                        CUDA_R_32F, call.ldy, overwrite ? &zero : &one, out,
-                        CUDA_R_32F, call.ldc, compute, CUBLAS_GEMM_DEFAULT),
-        describeGemm(call, tf32, overwrite));
-    if (r.routingToSide) {
-      BPTT_CUBLAS(cublasSetStream(r.blas, r.stream));
-      BPTT_CUBLAS(cublasSetWorkspace(r.blas, r.blasWorkspace,
-                                     size_t(r.blasWorkspaceBytes)));
-    }
+  enqueueProduct(r, call, tf32, x, y, out, out, call.ldc, nullptr, overwrite);
+}
+
+void _mlir_ciface_bpttMatmulBiasF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
+                                    BpttMemRef2DF32 *S,
+                                    BpttMemRef1DF32 *bias,
+                                    BpttMemRef2DF32 *C, int32_t mode) {
+  const char *fn = "bpttMatmulBiasF32";
+  if (!A || !B || !S || !bias || !C)
+    fatal(std::string(fn) + ": null memref descriptor");
+  if (mode & ~3)
+    fatal(std::string(fn) + ": mode " + std::to_string(mode) +
+          " has bits other than 1 (tf32) and 2 (no addend S)");
+  bool tf32 = mode & 1, withoutS = mode & 2;
+  GemmCall call;
+  std::string error;
+  if (!bptt::runtime::planGemm(viewOf(A), viewOf(B), viewOf(C), call, error))
+    fatal(std::string(fn) + ": " + error);
+  // cuBLASLt adds its bias along the rows of its column-major result, which
+  // is C's columns only when C is row-major (the product is then computed
+  // as C^T = B^T A^T).
+  if (!call.empty && !call.swapOperands)
+    fatal(std::string(fn) + ": C (" + std::to_string(C->sizes[0]) + "x" +
+          std::to_string(C->sizes[1]) + ", strides " +
+          std::to_string(C->strides[0]) + ", " +
+          std::to_string(C->strides[1]) +
+          ") must be row-major (stride 1 along its columns), the layout "
+          "the bias epilogue adds along");
+  if (bias->sizes[0] != C->sizes[1])
+    fatal(std::string(fn) + ": the bias has " +
+          std::to_string(bias->sizes[0]) + " elements; C has " +
+          std::to_string(C->sizes[1]) + " columns");
+  if (bias->sizes[0] > 1 && bias->strides[0] != 1)
+    fatal(std::string(fn) + ": the bias has stride " +
+          std::to_string(bias->strides[0]) + "; it must be contiguous");
+  int64_t lds = call.ldc;
+  if (!withoutS) {
+    if (S->sizes[0] != C->sizes[0] || S->sizes[1] != C->sizes[1])
+      fatal(std::string(fn) + ": S is " + std::to_string(S->sizes[0]) + "x" +
+            std::to_string(S->sizes[1]) + ", C " +
+            std::to_string(C->sizes[0]) + "x" + std::to_string(C->sizes[1]) +
+            "; they must have the same shape");
+    lds = S->sizes[0] > 1 ? S->strides[0] : call.ldc;
+    if ((S->sizes[1] > 1 && S->strides[1] != 1) ||
+        lds < std::max<int64_t>(1, S->sizes[1]))
+      fatal(std::string(fn) + ": S (strides " +
+            std::to_string(S->strides[0]) + ", " +
+            std::to_string(S->strides[1]) +
+            ") must be row-major with rows at least " +
+            std::to_string(S->sizes[1]) + " elements apart, as C");
   }
-  noteEnqueued(r);
+  if (call.empty) {
+    if (C->sizes[0] > 0 && C->sizes[1] > 0)
+      fatal(std::string(fn) + ": K = 0 (A has no columns): the result would "
+            "be S + bias without a product, which this call does not make");
+    return;
+  }
+  Runtime &r = runtime();
+  uintptr_t a = firstElement(A, fn, "A"), b = firstElement(B, fn, "B"),
+            c = firstElement(C, fn, "C");
+  uintptr_t s = withoutS ? c : firstElement(S, fn, "S");
+  uintptr_t biasAddress = firstElement1D(bias, fn, "bias");
+  if (biasAddress % 16 != 0)
+    fatal(std::string(fn) + ": the bias at " + hex(reinterpret_cast<void *>(
+                                                    biasAddress)) +
+          " is not 16-byte aligned, which cuBLASLt's bias epilogue needs");
+  const void *x = reinterpret_cast<const void *>(call.swapOperands ? b : a);
+  const void *y = reinterpret_cast<const void *>(call.swapOperands ? a : b);
+  enqueueProduct(r, call, tf32, x, y, reinterpret_cast<const void *>(s),
+                 reinterpret_cast<void *>(c), lds,
+                 reinterpret_cast<const float *>(biasAddress), withoutS);
 }
 
 //===--- The memory pool --------------------------------------------------===//

@@ -127,7 +127,8 @@ cublasStatus_t CUBLASWINAPI cublasGemmEx_64(
   CUresult r = mockcuda::enqueueGemm(
       handle->stream, !nA, !nB, m, n, k, *static_cast<const float *>(alpha),
       static_cast<const float *>(A), lda, static_cast<const float *>(B), ldb,
-      *static_cast<const float *>(beta), static_cast<float *>(C), ldc);
+      *static_cast<const float *>(beta), static_cast<const float *>(C), ldc,
+      static_cast<float *>(C), ldc);
   return r == CUDA_SUCCESS ? CUBLAS_STATUS_SUCCESS
                            : CUBLAS_STATUS_EXECUTION_FAILED;
 }

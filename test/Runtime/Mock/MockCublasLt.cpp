@@ -5,9 +5,11 @@
 // algorithms (both the same host product, so BPTT_GEMM_TUNE has a choice to
 // make) within the preference's workspace, and cublasLtMatmul checks its
 // arguments as cuBLASLt documents them (fp32 layouts whose sizes agree with
-// the transposes, leading dimensions, D = C, every accessed element in
-// device memory, an algorithm from the heuristic) and computes the
-// column-major product on the host in double precision.
+// the transposes, leading dimensions, C and D of one shape and, when they
+// are the same matrix, one layout, a bias epilogue's vector in device memory
+// and 16-byte aligned, every accessed element in device memory, an
+// algorithm from the heuristic) and computes the column-major product on the
+// host in double precision.
 //
 //===----------------------------------------------------------------------===//
 
@@ -31,6 +33,8 @@ struct Desc {
   uint64_t magic;
   cublasComputeType_t compute;
   cublasOperation_t transa, transb;
+  cublasLtEpilogue_t epilogue;
+  const float *bias;
 };
 struct Layout {
   uint64_t magic;
@@ -83,7 +87,8 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmulDescCreate(
       scaleType != CUDA_R_32F)
     return CUBLAS_STATUS_NOT_SUPPORTED;
   *desc = make<cublasLtMatmulDescOpaque_t>(
-      Desc{kMagic, computeType, CUBLAS_OP_N, CUBLAS_OP_N});
+      Desc{kMagic, computeType, CUBLAS_OP_N, CUBLAS_OP_N,
+           CUBLASLT_EPILOGUE_DEFAULT, nullptr});
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -93,6 +98,22 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmulDescSetAttribute(
   Desc *d = as<Desc>(matmulDesc);
   if (!d || !buf)
     return CUBLAS_STATUS_INVALID_VALUE;
+  if (attr == CUBLASLT_MATMUL_DESC_EPILOGUE) {
+    if (sizeInBytes != sizeof(cublasLtEpilogue_t))
+      return CUBLAS_STATUS_INVALID_VALUE;
+    cublasLtEpilogue_t e;
+    std::memcpy(&e, buf, sizeof(e));
+    if (e != CUBLASLT_EPILOGUE_DEFAULT && e != CUBLASLT_EPILOGUE_BIAS)
+      return CUBLAS_STATUS_NOT_SUPPORTED; // the runtime uses no other
+    d->epilogue = e;
+    return CUBLAS_STATUS_SUCCESS;
+  }
+  if (attr == CUBLASLT_MATMUL_DESC_BIAS_POINTER) {
+    if (sizeInBytes != sizeof(const float *))
+      return CUBLAS_STATUS_INVALID_VALUE;
+    std::memcpy(&d->bias, buf, sizeof(d->bias));
+    return CUBLAS_STATUS_SUCCESS;
+  }
   if (attr != CUBLASLT_MATMUL_DESC_TRANSA &&
       attr != CUBLASLT_MATMUL_DESC_TRANSB)
     return CUBLAS_STATUS_NOT_SUPPORTED; // the runtime sets nothing else
@@ -207,10 +228,9 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmul(
       (workspaceSizeInBytes &&
        !mockcuda::isDevice(workspace, workspaceSizeInBytes)))
     return CUBLAS_STATUS_INVALID_VALUE;
-  // The runtime computes in place: D is C, with C's layout.
-  if (C != D || lc->rows != ld->rows || lc->cols != ld->cols ||
-      lc->ld != ld->ld)
-    return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (lc->rows != ld->rows || lc->cols != ld->cols ||
+      (C == D && lc->ld != ld->ld))
+    return CUBLAS_STATUS_INVALID_VALUE;
   bool nA = d->transa == CUBLAS_OP_N, nB = d->transb == CUBLAS_OP_N;
   int64_t m = int64_t(lc->rows), n = int64_t(lc->cols);
   int64_t k = int64_t(nA ? la->cols : la->rows);
@@ -220,15 +240,24 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmul(
     return CUBLAS_STATUS_INVALID_VALUE;
   if (m == 0 || n == 0)
     return CUBLAS_STATUS_SUCCESS;
-  int64_t lda = la->ld, ldb = lb->ld, ldc = lc->ld;
-  if (!mockcuda::matrixInDevice(D, m, n, ldc) || !mockcuda::matrixInDevice(A, nA ? m : k, nA ? k : m, lda) ||
-      !mockcuda::matrixInDevice(B, nB ? k : n, nB ? n : k, ldb))
+  int64_t lda = la->ld, ldb = lb->ld, ldc = lc->ld, ldd = ld->ld;
+  float b = *static_cast<const float *>(beta);
+  const float *bias =
+      d->epilogue == CUBLASLT_EPILOGUE_BIAS ? d->bias : nullptr;
+  if (d->epilogue == CUBLASLT_EPILOGUE_BIAS &&
+      (!bias || reinterpret_cast<uintptr_t>(bias) % 16 != 0))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  if (!mockcuda::matrixInDevice(D, m, n, ldd) ||
+      (b != 0 && !mockcuda::matrixInDevice(C, m, n, ldc)) ||
+      !mockcuda::matrixInDevice(A, nA ? m : k, nA ? k : m, lda) ||
+      !mockcuda::matrixInDevice(B, nB ? k : n, nB ? n : k, ldb) ||
+      (bias && !mockcuda::isDevice(bias, uint64_t(m) * sizeof(float))))
     return CUBLAS_STATUS_EXECUTION_FAILED; // an illegal address, really
   CUresult r = mockcuda::enqueueGemm(
       reinterpret_cast<CUstream>(stream), !nA, !nB, m, n, k,
       *static_cast<const float *>(alpha), static_cast<const float *>(A), lda,
-      static_cast<const float *>(B), ldb, *static_cast<const float *>(beta),
-      static_cast<float *>(D), ldc);
+      static_cast<const float *>(B), ldb, b, static_cast<const float *>(C),
+      ldc, static_cast<float *>(D), ldd, bias);
   return r == CUDA_SUCCESS ? CUBLAS_STATUS_SUCCESS
                            : CUBLAS_STATUS_EXECUTION_FAILED;
 }

@@ -185,7 +185,8 @@ bool matrixInDevice(const void *p, int64_t rows, int64_t cols, int64_t ld) {
 CUresult enqueueGemm(CUstream stream, bool transA, bool transB, int64_t m,
                      int64_t n, int64_t k, float alpha, const float *A,
                      int64_t lda, const float *B, int64_t ldb, float beta,
-                     float *C, int64_t ldc) {
+                     const float *C, int64_t ldc, float *D, int64_t ldd,
+                     const float *bias) {
   double a = alpha, b = beta;
   return enqueue(stream, [=] {
     for (int64_t j = 0; j < n; ++j)
@@ -194,8 +195,12 @@ CUresult enqueueGemm(CUstream stream, bool transA, bool transB, int64_t m,
         for (int64_t p = 0; p < k; ++p)
           sum += double(transA ? A[p + i * lda] : A[i + p * lda]) *
                  double(transB ? B[j + p * ldb] : B[p + j * ldb]);
-        float &c = C[i + j * ldc];
-        c = b == 0 ? float(a * sum) : float(a * sum + b * double(c));
+        double d = a * sum;
+        if (b != 0)
+          d += b * double(C[i + j * ldc]);
+        if (bias)
+          d += double(bias[i]);
+        D[i + j * ldd] = float(d);
       }
   });
 }

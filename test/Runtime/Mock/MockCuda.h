@@ -39,13 +39,16 @@ bool isCapturing(CUstream stream);
 
 /// What the mock cuBLAS and cuBLASLt share: whether the column-major matrix
 /// of `rows` x `cols` at `p` with leading dimension `ld` lies in device
-/// memory, and C = alpha op(A) op(B) + beta C on `stream`, column-major, in
-/// double precision (C not read when beta = 0, as cuBLAS).
+/// memory, and D = alpha op(A) op(B) + beta C (+ bias[i] down each column,
+/// cuBLASLt's bias epilogue, when `bias` is given) on `stream`, column-major,
+/// in double precision (C not read when beta = 0, as cuBLAS). D may be C,
+/// with the same leading dimension.
 bool matrixInDevice(const void *p, int64_t rows, int64_t cols, int64_t ld);
 CUresult enqueueGemm(CUstream stream, bool transA, bool transB, int64_t m,
                      int64_t n, int64_t k, float alpha, const float *A,
                      int64_t lda, const float *B, int64_t ldb, float beta,
-                     float *C, int64_t ldc);
+                     const float *C, int64_t ldc, float *D, int64_t ldd,
+                     const float *bias = nullptr);
 
 } // namespace mockcuda
 
