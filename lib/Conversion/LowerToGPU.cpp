@@ -710,18 +710,42 @@ struct LibraryCallsPass
   }
 
   /// The linalg.fill whose value `buffer` (the whole of it) still holds when
-  /// `user` runs: the op right before `user`, or, for a fresh allocation
-  /// (which nothing but its own views can alias), the latest one before it
-  /// with nothing in between touching the buffer. Null if there is none.
+  /// `user` runs. For a fresh allocation (which nothing but its own views can
+  /// alias): the latest one before `user` with nothing in between touching
+  /// the buffer. For any other buffer, which may alias others: the latest
+  /// one with only memory-free ops (views, constants) and fills of the same
+  /// value in between, which leave it holding that value whatever they
+  /// alias (a step's loss statistics: three fills, then their reduction).
+  /// Null if there is none.
   static linalg::FillOp fillReaching(Operation *user, Value buffer) {
     bool fresh = buffer.getDefiningOp<memref::AllocOp>() != nullptr;
+    SmallVector<Value> skippedValues;
+    auto sameValue = [](Value a, Value b) {
+      if (a == b)
+        return true;
+      Attribute x, y;
+      return matchPattern(a, m_Constant(&x)) &&
+             matchPattern(b, m_Constant(&y)) && x == y;
+    };
     for (Operation *op = user->getPrevNode(); op; op = op->getPrevNode()) {
       auto fill = dyn_cast<linalg::FillOp>(op);
       if (fill && fill.hasPureBufferSemantics() &&
-          fill.getDpsInits()[0] == buffer)
-        return fill;
-      if (!fresh)
+          fill.getDpsInits()[0] == buffer) {
+        Value value = fill.getInputs()[0];
+        if (llvm::all_of(skippedValues,
+                         [&](Value v) { return sameValue(v, value); }))
+          return fill;
         return nullptr;
+      }
+      if (!fresh) {
+        if (fill && fill.hasPureBufferSemantics()) {
+          skippedValues.push_back(fill.getInputs()[0]);
+          continue;
+        }
+        if (op->getNumRegions() == 0 && isMemoryEffectFree(op))
+          continue;
+        return nullptr;
+      }
       WalkResult touches = op->walk([&](Operation *inner) {
         for (Value v : inner->getOperands())
           if (isa<MemRefType>(v.getType()) && viewRoot(v) == buffer)

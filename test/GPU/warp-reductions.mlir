@@ -197,3 +197,84 @@ func.func @two_outputs(%x: memref<64x128xf32>, %y: memref<64x128xf32>,
   }
   return
 }
+
+// -----
+
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+
+// Buffers that may alias (function arguments): a fill still reaches the
+// reduction past views and past fills of other buffers with the same value,
+// which leave the output holding that value whatever they alias (a step's
+// loss statistics: fills of the maximum and of two sums, a view of the
+// targets, then the reductions). Both outputs' fills are absorbed, and the
+// -inf fill reaches the maximum past the view.
+// CHECK-LABEL: func.func @fills_past_views_and_equal_fills(
+// CHECK-SAME:    %[[X:[^:]*]]: memref<64x256xf32>, %[[MAX:[^:]*]]: memref<64xf32>, %[[S1:[^:]*]]: memref<64xf32>, %[[S2:[^:]*]]: memref<64xf32>)
+// CHECK-NOT:     linalg.fill
+// CHECK:         gpu.launch
+// CHECK:           scf.if
+// CHECK-NOT:         memref.load
+// CHECK:             memref.store %{{.*}}, %[[MAX]][
+// CHECK:         gpu.launch
+// CHECK:           scf.if
+// CHECK-NOT:         memref.load
+// CHECK:             memref.store %{{.*}}, %[[S1]][
+// CHECK-NOT:         memref.load
+// CHECK:             memref.store %{{.*}}, %[[S2]][
+func.func @fills_past_views_and_equal_fills(%x: memref<64x256xf32>, %max: memref<64xf32>,
+                                            %s1: memref<64xf32>, %s2: memref<64xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %zero = arith.constant 0.0 : f32
+  %zero2 = arith.constant 0.0 : f32
+  linalg.fill ins(%ninf : f32) outs(%max : memref<64xf32>)
+  %v = memref.subview %x[0, 0] [64, 128] [1, 1] : memref<64x256xf32> to memref<64x128xf32, strided<[256, 1]>>
+  linalg.generic {indexing_maps = [#rows, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%v : memref<64x128xf32, strided<[256, 1]>>) outs(%max : memref<64xf32>) {
+  ^bb0(%in: f32, %m: f32):
+    %nm = arith.maximumf %m, %in : f32
+    linalg.yield %nm : f32
+  }
+  linalg.fill ins(%zero : f32) outs(%s1 : memref<64xf32>)
+  linalg.fill ins(%zero2 : f32) outs(%s2 : memref<64xf32>)
+  linalg.generic {indexing_maps = [#rows, #row, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%v : memref<64x128xf32, strided<[256, 1]>>) outs(%s1, %s2 : memref<64xf32>, memref<64xf32>) {
+  ^bb0(%in: f32, %a: f32, %b: f32):
+    %na = arith.addf %a, %in : f32
+    %e = math.exp %in : f32
+    %nb = arith.addf %b, %e : f32
+    linalg.yield %na, %nb : f32, f32
+  }
+  return
+}
+
+// -----
+
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+
+// A fill of another buffer with another value in between may overwrite the
+// output (they may alias): the output's fill is not absorbed, and the kernel
+// reads the output.
+// CHECK-LABEL: func.func @fill_of_other_value_between(
+// CHECK-SAME:    %[[X:[^:]*]]: memref<64x128xf32>, %[[OUT:[^:]*]]: memref<64xf32>, %[[OTHER:[^:]*]]: memref<64xf32>)
+// CHECK:         linalg.fill ins(%{{.*}} : f32) outs(%[[OUT]]
+// CHECK:         linalg.fill ins(%{{.*}} : f32) outs(%[[OTHER]]
+// CHECK:         gpu.launch
+// CHECK:           scf.if
+// CHECK:             memref.load %[[OUT]][
+// CHECK:             memref.store %{{.*}}, %[[OUT]][
+func.func @fill_of_other_value_between(%x: memref<64x128xf32>, %out: memref<64xf32>,
+                                       %other: memref<64xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  linalg.fill ins(%zero : f32) outs(%out : memref<64xf32>)
+  linalg.fill ins(%one : f32) outs(%other : memref<64xf32>)
+  linalg.generic {indexing_maps = [#rows, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<64x128xf32>) outs(%out : memref<64xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %s = arith.addf %acc, %in : f32
+    linalg.yield %s : f32
+  }
+  return
+}
