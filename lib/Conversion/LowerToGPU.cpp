@@ -638,29 +638,22 @@ struct LibraryCallsPass
     MLIRContext *ctx = op->getContext();
     rewriter.setInsertionPoint(seed.op);
     Value c = op.getDpsInitOperand(0)->get();
-    auto innerStride = [&](memref::ExtractStridedMetadataOp meta) {
-      return isOne(rewriter, loc, meta.getConstifiedMixedStrides().back());
-    };
     auto metadata = [&](Value v) {
       return memref::ExtractStridedMetadataOp::create(rewriter, loc, v);
     };
-    // Row-major: stride 1 along the columns, from the type where it says.
-    auto rowMajor = [&](Value v) -> Value {
-      int64_t offset;
-      SmallVector<int64_t> strides;
-      if (succeeded(cast<MemRefType>(v.getType())
-                        .getStridesAndOffset(strides, offset)) &&
-          !ShapedType::isDynamic(strides.back()))
-        return arith::ConstantIntOp::create(rewriter, loc, strides.back() == 1,
-                                            1);
-      return innerStride(metadata(v));
+    // Stride 1 along the last dimension (C and S row-major, the bias
+    // contiguous), constant where the type says (the canonicalizer then
+    // drops the unused metadata).
+    auto unitInnerStride = [&](memref::ExtractStridedMetadataOp meta) {
+      return isOne(rewriter, loc, meta.getConstifiedMixedStrides().back());
     };
-    Value ok = rowMajor(c);
+    Value ok = unitInnerStride(metadata(c));
     if (seed.addend)
-      ok = arith::AndIOp::create(rewriter, loc, ok, rowMajor(seed.addend));
+      ok = arith::AndIOp::create(rewriter, loc, ok,
+                                 unitInnerStride(metadata(seed.addend)));
     {
       auto meta = metadata(seed.bias);
-      ok = arith::AndIOp::create(rewriter, loc, ok, innerStride(meta));
+      ok = arith::AndIOp::create(rewriter, loc, ok, unitInnerStride(meta));
       Value base = memref::ExtractAlignedPointerAsIndexOp::create(
           rewriter, loc, seed.bias);
       Value four = arith::ConstantIndexOp::create(rewriter, loc, 4);

@@ -30,6 +30,22 @@
     }                                                                          \
   } while (0)
 
+// The stream graphs are captured on, and a cuBLAS handle bound to it with a
+// workspace of its own (cuBLAS may not allocate during a capture).
+struct BlasStream {
+  static constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+  cudaStream_t stream;
+  cublasHandle_t blas;
+  void *workspace;
+  BlasStream() {
+    CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    CHECK_BLAS(cublasCreate(&blas));
+    CHECK_BLAS(cublasSetStream(blas, stream));
+    CHECK(cudaMalloc(&workspace, kWorkspaceBytes));
+    CHECK_BLAS(cublasSetWorkspace(blas, workspace, kWorkspaceBytes));
+  }
+};
+
 // Median milliseconds of one replay, over `replays` timed replays (after
 // three untimed ones), of the graph captured from `body` on `s`.
 template <typename F>

@@ -247,14 +247,9 @@ static Config makeConfig() {
 constexpr int kReplays = 11;
 
 int main() {
-  cudaStream_t s;
-  CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-  cublasHandle_t blas;
-  CHECK_BLAS(cublasCreate(&blas));
-  CHECK_BLAS(cublasSetStream(blas, s));
-  void *workspace;
-  CHECK(cudaMalloc(&workspace, 32 << 20));
-  CHECK_BLAS(cublasSetWorkspace(blas, workspace, 32 << 20));
+  BlasStream bs;
+  cudaStream_t s = bs.stream;
+  cublasHandle_t blas = bs.blas;
 
   const size_t big = size_t(16) << 20;
   float *p, *q, *r, *ref;

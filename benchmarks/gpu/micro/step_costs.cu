@@ -55,14 +55,10 @@ static void launchStep(bool pdl, const float *x, float *y, int n,
 constexpr int kReplays = 15;
 
 int main() {
-  cudaStream_t s;
-  CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-  cublasHandle_t blas;
-  CHECK_BLAS(cublasCreate(&blas));
-  CHECK_BLAS(cublasSetStream(blas, s));
-  void *workspace;
-  CHECK(cudaMalloc(&workspace, 32 << 20));
-  CHECK_BLAS(cublasSetWorkspace(blas, workspace, 32 << 20));
+  BlasStream bs;
+  cudaStream_t s = bs.stream;
+  cublasHandle_t blas = bs.blas;
+  void *workspace = bs.workspace;
 
   const size_t big = size_t(64) << 20;
   float *p, *q, *r;
@@ -92,7 +88,7 @@ int main() {
   // C[m x n] = op(A) op(B), fp32 without TF32.
   cublasLtHandle_t lt;
   CHECK_BLAS(cublasLtCreate(&lt));
-  const size_t wsBytes = 32 << 20;
+  const size_t wsBytes = BlasStream::kWorkspaceBytes;
   struct Gemm {
     int m, n, k;
     bool ta, tb;

@@ -40,6 +40,7 @@
 #include <tuple>
 #include <vector>
 
+using bptt::runtime::BlasMatrix;
 using bptt::runtime::GemmCall;
 using bptt::runtime::MatrixView;
 using bptt::runtime::PoolAllocator;
@@ -695,25 +696,16 @@ MatrixView viewOf(const BpttMemRef2DF32 *m) {
   return v;
 }
 
-uintptr_t firstElementAt(float *aligned, int64_t offset, const char *fn,
-                         const char *name) {
-  if (!aligned)
+/// The address of a view's first element (BpttMemRef2DF32 or 1DF32).
+template <typename MemRef>
+uintptr_t firstElement(const MemRef *m, const char *fn, const char *name) {
+  if (!m->aligned)
     fatal(std::string(fn) + ": operand " + name + " has a null data pointer");
-  if (offset < 0)
+  if (m->offset < 0)
     fatal(std::string(fn) + ": operand " + name + " has a negative offset " +
-          std::to_string(offset));
-  return reinterpret_cast<uintptr_t>(aligned) +
-         static_cast<uintptr_t>(offset) * sizeof(float);
-}
-
-uintptr_t firstElement(const BpttMemRef2DF32 *m, const char *fn,
-                       const char *name) {
-  return firstElementAt(m->aligned, m->offset, fn, name);
-}
-
-uintptr_t firstElement1D(const BpttMemRef1DF32 *m, const char *fn,
-                         const char *name) {
-  return firstElementAt(m->aligned, m->offset, fn, name);
+          std::to_string(m->offset));
+  return reinterpret_cast<uintptr_t>(m->aligned) +
+         static_cast<uintptr_t>(m->offset) * sizeof(float);
 }
 
 cublasOperation_t blasOp(bptt::runtime::BlasOp op) {
@@ -976,10 +968,6 @@ std::string describeGemm(const GemmCall &call, bool tf32, bool overwrite) {
          (overwrite ? " beta=0" : "");
 }
 
-/// The cuBLASLt plan of a product, made at its shape's first call: the
-/// descriptors and cuBLASLt's candidate algorithms for them (host work only,
-/// so it may happen during a graph capture). Candidates are asked for with
-/// the operands' actual alignment and at most the shared workspace.
 /// The matrix added to a product (cuBLASLt's C) and the bias epilogue:
 /// for bpttMatmulF32 the result itself, and no bias.
 struct Addend {
@@ -988,6 +976,10 @@ struct Addend {
   bool bias;
 };
 
+/// The cuBLASLt plan of a product, made at its shape's first call: the
+/// descriptors and cuBLASLt's candidate algorithms for them (host work only,
+/// so it may happen during a graph capture). Candidates are asked for with
+/// the operands' actual alignment and at most the shared workspace.
 LtPlan &ltPlanFor(Runtime &r, const GemmCall &call, bool tf32, uintptr_t x,
                   uintptr_t y, uintptr_t c, const Addend &addend) {
   GemmKey key{call.m,
@@ -1306,14 +1298,16 @@ void _mlir_ciface_bpttMatmulBiasF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
             std::to_string(S->sizes[1]) + ", C " +
             std::to_string(C->sizes[0]) + "x" + std::to_string(C->sizes[1]) +
             "; they must have the same shape");
-    lds = S->sizes[0] > 1 ? S->strides[0] : call.ldc;
-    if ((S->sizes[1] > 1 && S->strides[1] != 1) ||
-        lds < std::max<int64_t>(1, S->sizes[1]))
+    // Read as C is: row-major, so that S^T is cuBLASLt's column-major C.
+    BlasMatrix seen;
+    if (!bptt::runtime::classifyView(viewOf(S), "S", seen, error))
+      fatal(std::string(fn) + ": " + error);
+    if (!seen.transposed)
       fatal(std::string(fn) + ": S (strides " +
             std::to_string(S->strides[0]) + ", " +
             std::to_string(S->strides[1]) +
-            ") must be row-major with rows at least " +
-            std::to_string(S->sizes[1]) + " elements apart, as C");
+            ") must be row-major (stride 1 along its columns), as C");
+    lds = seen.ld;
   }
   if (call.empty) {
     if (C->sizes[0] > 0 && C->sizes[1] > 0)
@@ -1325,7 +1319,7 @@ void _mlir_ciface_bpttMatmulBiasF32(BpttMemRef2DF32 *A, BpttMemRef2DF32 *B,
   uintptr_t a = firstElement(A, fn, "A"), b = firstElement(B, fn, "B"),
             c = firstElement(C, fn, "C");
   uintptr_t s = withoutS ? c : firstElement(S, fn, "S");
-  uintptr_t biasAddress = firstElement1D(bias, fn, "bias");
+  uintptr_t biasAddress = firstElement(bias, fn, "bias");
   if (biasAddress % 16 != 0)
     fatal(std::string(fn) + ": the bias at " + hex(reinterpret_cast<void *>(
                                                     biasAddress)) +
