@@ -45,6 +45,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Pipelines/Passes.h"
+#include "mlir/Dialect/GPU/Transforms/ParallelLoopMapper.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Passes.h"
@@ -809,18 +810,28 @@ struct LibraryCallsPass
 
 /// Tiles each outermost scf.parallel so that its innermost dimension is
 /// split into blocks of up to `kThreads` threads and every other dimension
-/// spans blocks; gpu-map-parallel-loops then maps the outer loop to the grid
-/// and the inner one to the threads of a block.
+/// spans blocks, and maps both loops to the hardware itself (the greedy
+/// mapper would put a rank-3 loop's threads on blockDim.z, which holds at
+/// most 64, and a dimension's blocks on gridDim.y or z whatever its size):
+///
+///   - the block's threads are the innermost dimension, on x; the tile's
+///     other dimensions are one iteration each, run in place;
+///   - of the grid, the dimension with the most blocks (or an unknown
+///     number) goes on x, which holds 2^31 - 1; the next two, in loop order,
+///     on y and z when they are known to fit in 65535; any other runs as a
+///     loop inside the kernel.
 struct TileLoopsPass : PassWrapper<TileLoopsPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(TileLoopsPass)
   static constexpr int64_t kThreads = 256;
+  static constexpr int64_t kMaxGridYZ = 65535;
   StringRef getArgument() const override { return "bptt-gpu-tile-loops"; }
   StringRef getDescription() const override {
-    return "Tile outermost parallel loops into blocks of threads";
+    return "Tile outermost parallel loops into blocks of threads and map "
+           "them to the grid and the block";
   }
   void getDependentDialects(DialectRegistry &registry) const override {
     registry.insert<affine::AffineDialect, arith::ArithDialect,
-                    scf::SCFDialect>();
+                    scf::SCFDialect, gpu::GPUDialect>();
   }
   void runOnOperation() override {
     SmallVector<scf::ParallelOp> outermost;
@@ -831,15 +842,56 @@ struct TileLoopsPass : PassWrapper<TileLoopsPass, OperationPass<ModuleOp>> {
     });
     for (scf::ParallelOp loop : outermost) {
       unsigned rank = loop.getNumLoops();
-      // Grid dimensions y and z hold at most 65535 blocks; keep the big ones
-      // first (x), which the greedy mapper assigns in order.
+      SmallVector<std::optional<int64_t>> trips;
+      for (unsigned d = 0; d < rank; ++d)
+        trips.push_back(constantTripCount(loop, d));
       SmallVector<int64_t> sizes(rank, 1);
       int64_t extent = kThreads;
-      if (auto trip = constantTripCount(loop, rank - 1))
-        extent = std::min<int64_t>(kThreads, std::max<int64_t>(*trip, 1));
+      if (trips.back())
+        extent = std::min<int64_t>(kThreads, std::max<int64_t>(*trips.back(), 1));
       sizes[rank - 1] = extent;
-      scf::tileParallelLoop(loop, sizes, /*noMinMaxBounds=*/true);
+      SmallVector<std::optional<int64_t>> blocks = trips;
+      if (blocks.back())
+        blocks.back() = (*blocks.back() + extent - 1) / extent;
+      auto [grid, block] =
+          scf::tileParallelLoop(loop, sizes, /*noMinMaxBounds=*/true);
+      SmallVector<gpu::Processor> threads(rank, gpu::Processor::Sequential);
+      threads[rank - 1] = gpu::Processor::ThreadX;
+      if (failed(setMapping(block, threads)) ||
+          failed(setMapping(grid, gridProcessors(blocks))))
+        return signalPassFailure();
     }
+  }
+
+  /// Grid x for the dimension with the most blocks (an unknown count counts
+  /// as the most), y and z for the next two that fit, in loop order.
+  static SmallVector<gpu::Processor>
+  gridProcessors(ArrayRef<std::optional<int64_t>> blocks) {
+    unsigned x = 0;
+    for (unsigned d = 1; d < blocks.size(); ++d)
+      if (blocks[x] && (!blocks[d] || *blocks[d] > *blocks[x]))
+        x = d;
+    SmallVector<gpu::Processor> processors(blocks.size(),
+                                           gpu::Processor::Sequential);
+    processors[x] = gpu::Processor::BlockX;
+    std::array<gpu::Processor, 2> rest = {gpu::Processor::BlockY,
+                                          gpu::Processor::BlockZ};
+    unsigned next = 0;
+    for (unsigned d = 0; d < blocks.size() && next < rest.size(); ++d)
+      if (d != x && blocks[d] && *blocks[d] <= kMaxGridYZ)
+        processors[d] = rest[next++];
+    return processors;
+  }
+
+  static LogicalResult setMapping(scf::ParallelOp loop,
+                                  ArrayRef<gpu::Processor> processors) {
+    MLIRContext *ctx = loop.getContext();
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(1, ctx);
+    SmallVector<gpu::ParallelLoopDimMappingAttr> mapping;
+    for (gpu::Processor p : processors)
+      mapping.push_back(
+          gpu::ParallelLoopDimMappingAttr::get(ctx, p, identity, identity));
+    return gpu::setMappingAttr(loop, mapping);
   }
   static std::optional<int64_t> constantTripCount(scf::ParallelOp loop,
                                                   unsigned d) {
