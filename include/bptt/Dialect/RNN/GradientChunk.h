@@ -31,6 +31,7 @@
 #ifndef BPTT_DIALECT_RNN_GRADIENTCHUNK_H
 #define BPTT_DIALECT_RNN_GRADIENTCHUNK_H
 
+#include "bptt/Dialect/RNN/BackwardArgs.h"
 #include "bptt/Dialect/RNN/RNNOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -48,7 +49,7 @@ namespace bptt::rnn {
 /// results (d states..., [dx], d params..., loss).
 struct GradientPart {
   mlir::func::FuncOp backward;
-  unsigned numParams = 0, numStates = 0, numSaved = 0;
+  BackwardArgs args;
   /// Results of dx: 1, or 0 when the caller dropped it.
   unsigned numDx = 0;
   /// Parameters whose whole accumulation chain is deferred, in order.
@@ -76,9 +77,7 @@ struct GradientPart {
 /// the leading (row) dimension of every input and nothing else, on inputs
 /// that are per-step values. Nullopt when there are none.
 std::optional<GradientPart> findGradientPart(mlir::func::FuncOp backward,
-                                             unsigned numParams,
-                                             unsigned numStates,
-                                             unsigned numSaved);
+                                             BackwardArgs args);
 
 /// Bytes of one step's exported values for a cell differentiated by
 /// rnn-differentiate (without `inputGradient`, for the backward step that

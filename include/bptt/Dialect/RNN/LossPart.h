@@ -31,6 +31,7 @@
 #ifndef BPTT_DIALECT_RNN_LOSSPART_H
 #define BPTT_DIALECT_RNN_LOSSPART_H
 
+#include "bptt/Dialect/RNN/BackwardArgs.h"
 #include "bptt/Dialect/RNN/RNNOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -46,7 +47,7 @@ namespace bptt::rnn {
 /// d params so far...).
 struct LossPart {
   mlir::func::FuncOp backward;
-  unsigned numParams = 0, numStates = 0, numSaved = 0;
+  BackwardArgs args;
   /// The per-step arguments it reads, as argument indices of `backward`: x
   /// (0), new states and saved values, in order.
   llvm::SmallVector<unsigned> stepArgs;
@@ -68,14 +69,12 @@ struct LossPart {
 /// an incoming state gradient into a product into zeros and a sum: the
 /// product then belongs to the loss part. (The sum rounds differently from the
 /// accumulation, so every step of a program must use the split function.)
-void splitLossAccumulations(mlir::func::FuncOp backward, unsigned numParams,
-                            unsigned numStates, unsigned numSaved);
+void splitLossAccumulations(mlir::func::FuncOp backward, BackwardArgs args);
 
 /// The loss part of `backward` (after splitLossAccumulations), or nullopt
 /// when it holds no matrix product or nothing of it can be stacked.
 std::optional<LossPart> findLossPart(mlir::func::FuncOp backward,
-                                     unsigned numParams, unsigned numStates,
-                                     unsigned numSaved);
+                                     BackwardArgs args);
 
 /// Bytes of one step's exported values for a cell differentiated by
 /// rnn-differentiate (its `rnn.backward` function), or nullopt when its loss

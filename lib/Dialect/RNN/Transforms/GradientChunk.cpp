@@ -110,16 +110,13 @@ std::optional<SmallVector<Operation *>> viewOfX(Value v, Value x,
 } // namespace
 
 std::optional<GradientPart> bptt::rnn::findGradientPart(func::FuncOp backward,
-                                                        unsigned numParams,
-                                                        unsigned numStates,
-                                                        unsigned numSaved) {
-  if (backward.isExternal() || numParams == 0)
+                                                        BackwardArgs a) {
+  if (backward.isExternal() || a.numParams == 0)
     return std::nullopt;
   Block &body = backward.front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
-  if (ret.getNumOperands() < numStates + numParams + 1)
+  if (ret.getNumOperands() < a.numStates + a.numParams + 1)
     return std::nullopt;
-  BackwardArgs a{numParams, numStates, numSaved};
   if (body.getNumArguments() < a.afterAccumulators())
     return std::nullopt;
   Value x = body.getArgument(0);
@@ -129,15 +126,13 @@ std::optional<GradientPart> bptt::rnn::findGradientPart(func::FuncOp backward,
 
   GradientPart p;
   p.backward = backward;
-  p.numParams = numParams;
-  p.numStates = numStates;
-  p.numSaved = numSaved;
-  p.numDx = ret.getNumOperands() - numStates - numParams - 1;
+  p.args = a;
+  p.numDx = ret.getNumOperands() - a.numStates - a.numParams - 1;
   p.rows = *rows;
 
   // Each parameter's chain, from its accumulator to its returned gradient.
   llvm::DenseSet<Operation *> deferred;
-  for (unsigned q = 0; q < numParams; ++q) {
+  for (unsigned q = 0; q < a.numParams; ++q) {
     Value v = body.getArgument(a.accumulator(q));
     SmallVector<Operation *> chain;
     bool complete = false;
@@ -206,14 +201,9 @@ std::optional<GradientPart> bptt::rnn::findGradientPart(func::FuncOp backward,
 
 std::optional<int64_t> bptt::rnn::gradientPartBytes(CellOp cell,
                                                     bool inputGradient) {
-  std::optional<BackwardCopy> copy = BackwardCopy::of(cell, inputGradient);
-  if (!copy)
-    return std::nullopt;
-  std::optional<GradientPart> part = findGradientPart(
-      copy->backward, copy->numParams, copy->numStates, copy->numSaved);
-  if (!part)
-    return std::nullopt;
-  return part->bytesPerStep;
+  return partBytesPerStep(cell, inputGradient, [](BackwardCopy &copy) {
+    return findGradientPart(copy.backward, copy.args);
+  });
 }
 
 int64_t bptt::rnn::defaultGradientChunk(int64_t requested,
@@ -234,7 +224,7 @@ func::FuncOp bptt::rnn::buildGradientChunk(const GradientPart &p,
                                            int64_t chunk) {
   func::FuncOp backward = p.backward;
   Block &body = backward.front();
-  BackwardArgs a{p.numParams, p.numStates, p.numSaved};
+  const BackwardArgs &a = p.args;
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   Value x = body.getArgument(0);
 
@@ -283,7 +273,7 @@ void bptt::rnn::makeGradientRest(const GradientPart &p) {
   func::FuncOp backward = p.backward;
   Block &body = backward.front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
-  BackwardArgs a{p.numParams, p.numStates, p.numSaved};
+  const BackwardArgs &a = p.args;
   for (unsigned q : p.params)
     ret->setOperand(a.gradientResult(q, p.numDx), body.getArgument(a.accumulator(q)));
   SmallVector<Value> results(ret.getOperands());

@@ -47,14 +47,12 @@ llvm::DenseSet<Value> dependentValues(func::FuncOp fn, const BackwardArgs &a,
 } // namespace
 
 void bptt::rnn::splitLossAccumulations(func::FuncOp backward,
-                                       unsigned numParams, unsigned numStates,
-                                       unsigned numSaved) {
+                                       BackwardArgs a) {
   if (backward.isExternal())
     return;
   // What no result needs any more (dx, when the caller dropped it) must not
   // count as read by the rest of the step.
   eraseDeadOps(backward);
-  BackwardArgs a{numParams, numStates, numSaved};
   // Products onto the state gradients only: an accumulator's product
   // (dW += h^T·dA) stays an accumulation.
   llvm::DenseSet<Value> dependent = dependentValues(backward, a);
@@ -112,10 +110,7 @@ void bptt::rnn::splitLossAccumulations(func::FuncOp backward,
 }
 
 std::optional<LossPart> bptt::rnn::findLossPart(func::FuncOp backward,
-                                                unsigned numParams,
-                                                unsigned numStates,
-                                                unsigned numSaved) {
-  BackwardArgs a{numParams, numStates, numSaved};
+                                                BackwardArgs a) {
   if (backward.isExternal() ||
       backward.getNumArguments() < a.afterAccumulators())
     return std::nullopt;
@@ -125,9 +120,7 @@ std::optional<LossPart> bptt::rnn::findLossPart(func::FuncOp backward,
     return std::nullopt;
   LossPart p;
   p.backward = backward;
-  p.numParams = numParams;
-  p.numStates = numStates;
-  p.numSaved = numSaved;
+  p.args = a;
   p.rows = *rows;
 
   // Per-step arguments of one step's shape stack by rows; others (a saved
@@ -223,16 +216,10 @@ std::optional<LossPart> bptt::rnn::findLossPart(func::FuncOp backward,
 
 std::optional<int64_t> bptt::rnn::lossPartBytes(CellOp cell,
                                                 bool inputGradient) {
-  std::optional<BackwardCopy> copy = BackwardCopy::of(cell, inputGradient);
-  if (!copy)
-    return std::nullopt;
-  splitLossAccumulations(copy->backward, copy->numParams, copy->numStates,
-                         copy->numSaved);
-  std::optional<LossPart> part = findLossPart(
-      copy->backward, copy->numParams, copy->numStates, copy->numSaved);
-  if (!part)
-    return std::nullopt;
-  return part->bytesPerStep;
+  return partBytesPerStep(cell, inputGradient, [](BackwardCopy &copy) {
+    splitLossAccumulations(copy.backward, copy.args);
+    return findLossPart(copy.backward, copy.args);
+  });
 }
 
 void bptt::rnn::makeLossRest(const LossPart &p) {
@@ -242,13 +229,13 @@ void bptt::rnn::makeLossRest(const LossPart &p) {
 func::FuncOp bptt::rnn::buildBatchedLoss(const LossPart &p, int64_t chunk) {
   func::FuncOp backward = p.backward;
   Block &body = backward.front();
-  BackwardArgs a{p.numParams, p.numStates, p.numSaved};
+  const BackwardArgs &a = p.args;
   // The per-step arguments it reads, stacked by rows (the caller gathers the
   // slots' values into contiguous buffers); the parameters and d loss.
   SmallVector<Value> stepValues, shared;
   for (unsigned i : p.stepArgs)
     stepValues.push_back(body.getArgument(i));
-  for (unsigned q = 0; q < p.numParams; ++q)
+  for (unsigned q = 0; q < a.numParams; ++q)
     shared.push_back(body.getArgument(1 + q));
   shared.push_back(body.getArgument(a.dLoss()));
   return buildStackedFunction(

@@ -263,11 +263,11 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
   }
   // The loss part, split off the backward function the same way.
   unsigned numSaved = k.savedTypes.size();
+  BackwardArgs backwardArgs{numParams, numStates, numSaved};
   func::FuncOp lossSingle, lossBatched;
   if (lossChunk >= 1) {
-    splitLossAccumulations(g, numParams, numStates, numSaved);
-    std::optional<LossPart> part =
-        findLossPart(g, numParams, numStates, numSaved);
+    splitLossAccumulations(g, backwardArgs);
+    std::optional<LossPart> part = findLossPart(g, backwardArgs);
     if (!part)
       return cell.emitError() << "rnn-remat: the loss part of cell @"
                               << cell.getSymName()
@@ -301,8 +301,7 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
   // The parameter gradients, deferred from the rest of the step.
   func::FuncOp gradFull, gradTail;
   if (gradChunk >= 2) {
-    std::optional<GradientPart> part =
-        findGradientPart(g, numParams, numStates, numSaved);
+    std::optional<GradientPart> part = findGradientPart(g, backwardArgs);
     if (!part)
       return cell.emitError()
              << "rnn-remat: the parameter gradients of cell @"

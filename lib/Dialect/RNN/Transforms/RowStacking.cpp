@@ -289,17 +289,17 @@ bptt::rnn::BackwardCopy::of(Operation *cellOp, bool inputGradient) {
   if (!backward || !forward || backward.isExternal())
     return std::nullopt;
   BackwardCopy c;
-  c.numParams = cell.getNumParams();
-  c.numStates = cell.getNumStates();
+  c.args.numParams = cell.getNumParams();
+  c.args.numStates = cell.getNumStates();
   // What the forward function returns after the new states and the loss.
-  c.numSaved = forward.getNumResults() - c.numStates - 1;
+  c.args.numSaved = forward.getNumResults() - c.args.numStates - 1;
   c.module = ModuleOp::create(cell.getLoc());
   OpBuilder b = OpBuilder::atBlockEnd(c.module->getBody());
   c.backward = cast<func::FuncOp>(b.clone(*backward));
   if (!inputGradient) {
     // dx is the result after the state gradients.
     Operation *ret = c.backward.front().getTerminator();
-    ret->eraseOperand(c.numStates);
+    ret->eraseOperand(c.args.numStates);
     c.backward.setFunctionType(FunctionType::get(
         cell.getContext(), c.backward.getArgumentTypes(),
         ret->getOperandTypes()));

@@ -27,6 +27,8 @@
 
 #include <optional>
 
+#include "bptt/Dialect/RNN/BackwardArgs.h"
+
 namespace bptt::rnn {
 
 /// `t` with its leading dimension multiplied by `factor`.
@@ -89,37 +91,6 @@ void valuesAsArguments(mlir::func::FuncOp fn,
 /// Erases the ops of `fn`'s body whose results nothing uses.
 void eraseDeadOps(mlir::func::FuncOp fn);
 
-/// Argument and result positions of rnn-differentiate's backward function:
-/// arguments (x, params..., new states..., saved..., d new states..., d loss,
-/// d params so far..., [this step's loss-part values, LossPart.h]) and
-/// results (d states..., [dx], d params..., loss).
-struct BackwardArgs {
-  unsigned numParams, numStates, numSaved;
-  unsigned firstState() const { return 1 + numParams; }
-  unsigned firstSaved() const { return firstState() + numStates; }
-  unsigned firstGradient() const { return firstSaved() + numSaved; }
-  unsigned dLoss() const { return firstGradient() + numStates; }
-  unsigned accumulator(unsigned q) const { return dLoss() + 1 + q; }
-  unsigned afterAccumulators() const { return accumulator(numParams); }
-  /// Arguments that hold this step's values: x, new states, saved values
-  /// and whatever follows the accumulators.
-  bool isStep(unsigned i) const {
-    return i == 0 || (i >= firstState() && i < firstGradient()) ||
-           i >= afterAccumulators();
-  }
-  bool isStateGradient(unsigned i) const {
-    return i >= firstGradient() && i < dLoss();
-  }
-  /// An incoming state gradient or a parameter-gradient accumulator.
-  bool isGradient(unsigned i) const {
-    return isStateGradient(i) || (i > dLoss() && i < afterAccumulators());
-  }
-  /// The result holding parameter q's gradient, after `numDx` results of dx.
-  unsigned gradientResult(unsigned q, unsigned numDx) const {
-    return numStates + numDx + q;
-  }
-};
-
 /// The leading dimension of `v`, a static tensor of rank >= 1 (x_t's rows),
 /// or nullopt.
 std::optional<int64_t> leadingRows(mlir::Value v);
@@ -137,11 +108,27 @@ int64_t tensorBytes(llvm::ArrayRef<mlir::Value> values);
 struct BackwardCopy {
   mlir::OwningOpRef<mlir::ModuleOp> module;
   mlir::func::FuncOp backward;
-  unsigned numParams = 0, numStates = 0, numSaved = 0;
+  BackwardArgs args;
   /// Nullopt when `cell` has no (defined) forward and backward functions.
   static std::optional<BackwardCopy> of(mlir::Operation *cell,
                                         bool inputGradient);
 };
+
+/// One step's bytes of the part that `find` (BackwardCopy & -> optional part
+/// with a `bytesPerStep`) splits off a copy of `cell`'s backward function:
+/// what the drivers count in the working set. Nullopt when the cell has no
+/// backward function or `find` finds no part.
+template <typename Find>
+std::optional<int64_t> partBytesPerStep(mlir::Operation *cell,
+                                        bool inputGradient, Find find) {
+  std::optional<BackwardCopy> copy = BackwardCopy::of(cell, inputGradient);
+  if (!copy)
+    return std::nullopt;
+  auto part = find(*copy);
+  if (!part)
+    return std::nullopt;
+  return part->bytesPerStep;
+}
 
 } // namespace bptt::rnn
 
