@@ -300,6 +300,10 @@ int main() {
         blasCall(r, 1.0f);
     }, kReplays) * 1000.0 / reps;
     blasCall(ref, 0.0f);
+    // The stream is non-blocking: cudaMemcpy on the legacy stream would not
+    // wait for the product (the reference of the slowest shape was read
+    // before cuBLAS had written it).
+    CHECK(cudaStreamSynchronize(s));
     size_t outN = size_t(g.m) * g.n;
     CHECK(cudaMemcpy(want.data(), ref, outN * 4, cudaMemcpyDeviceToHost));
     double scale = 0;
