@@ -345,12 +345,11 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
   std::string projectedName = projected ? projected.getSymName().str() : "";
   std::string batchedName = batched ? batched.getSymName().str() : "";
   std::string singleName = single ? single.getSymName().str() : "";
-  // Backward arguments: x, params, new states, saved, d new states, d loss,
-  // d params, [the loss part's values]. The last groups may be written
-  // (each row of the loss buffers is read by one step only).
-  unsigned firstWritable = 1 + numParams + numStates + numSaved;
+  // The backward arguments from the incoming state gradients on (d new
+  // states, d loss, d params, [the loss part's values]) may be written (each
+  // row of the loss buffers is read by one step only).
   for (unsigned i = 0; i < g.getNumArguments(); ++i) {
-    bool writable = i >= firstWritable;
+    bool writable = i >= backwardArgs.firstGradient();
     if (isa<TensorType>(g.getArgumentTypes()[i]) && !writable)
       g.setArgAttrs(i, {readOnly});
   }
@@ -422,7 +421,7 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
     SmallVector<std::pair<unsigned, unsigned>> accumulators;
     for (unsigned q = 0; q < numParams; ++q)
       accumulators.push_back(
-          {firstWritable + numStates + 1 + q, bwdFirst + numStates + numDx + q});
+          {backwardArgs.accumulator(q), bwdFirst + numStates + numDx + q});
     dropSelfCopies(g, accumulators);
     if (!gradFullName.empty()) {
       gradFull = scratch->lookupSymbol<func::FuncOp>(gradFullName);
