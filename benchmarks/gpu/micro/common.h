@@ -46,6 +46,20 @@ struct BlasStream {
   }
 };
 
+// A device buffer of n floats holding a fixed pattern in [-0.5, 0.5): value
+// i is element i + shift of one sequence, so buffers with different shifts
+// hold different data.
+static float *patternBuffer(size_t n, size_t shift = 0) {
+  std::vector<float> host(n);
+  for (size_t i = 0; i < n; ++i)
+    host[i] = float(((i + shift) * 2654435761u) % 1000) / 1000.0f - 0.5f;
+  float *device;
+  CHECK(cudaMalloc(&device, n * sizeof(float)));
+  CHECK(cudaMemcpy(device, host.data(), n * sizeof(float),
+                   cudaMemcpyHostToDevice));
+  return device;
+}
+
 // Median milliseconds of one replay, over `replays` timed replays (after
 // three untimed ones), of the graph captured from `body` on `s`.
 template <typename F>

@@ -61,16 +61,8 @@ int main() {
   void *workspace = bs.workspace;
 
   const size_t big = size_t(64) << 20;
-  float *p, *q, *r;
-  CHECK(cudaMalloc(&p, big * 4));
-  CHECK(cudaMalloc(&q, big * 4));
-  CHECK(cudaMalloc(&r, big * 4));
-  std::vector<float> host(big);
-  for (size_t i = 0; i < big; ++i)
-    host[i] = float((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
-  CHECK(cudaMemcpy(p, host.data(), big * 4, cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(q, host.data(), big * 4, cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(r, host.data(), big * 4, cudaMemcpyHostToDevice));
+  float *p = patternBuffer(big), *q = patternBuffer(big),
+        *r = patternBuffer(big);
 
   const int chain = 200;
   for (int n : {64 * 512, 64 * 2048, 128 * 4096}) {
