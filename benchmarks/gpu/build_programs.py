@@ -17,7 +17,8 @@ With build/bin/bptt-compile (host only, needs LLVM), writes into --out
 The sets:
   bench  LSTM, V = 128, fp32: T in {100, 1000, 10000} x (B, H) in
          {(64, 512), (128, 1024)} x {store-all, MSM at 5%, 10%, 25% of
-         store-all's planned peak}, MSM at 1.5% for T = 10000, and MSM at 5%
+         store-all's planned peak}, MSM at 8% for T = 100 (just under 5% of
+         cuDNN's activation memory), MSM at 1.5% for T = 10000, and MSM at 5%
          and 0.5% for T = 100000, (64, 512) (the low budgets: below the
          checkpointed peer's memory, for the equal-memory comparison);
   check  lstm, gru, elman at B=4, H=16, V=8, T=64: store-all and every other
@@ -82,6 +83,12 @@ def bench_set():
             out.append(bench("lstm", B, H, 128, T, "all", "100%"))
             for p in ("5%", "10%", "25%"):
                 out.append(bench("lstm", B, H, 128, T, "msm", p))
+            # Target 1 is stated against cuDNN's activation memory, of which
+            # store-all's is about 0.6 at T = 100: 8% of store-all is about
+            # 4.6% (B = 64) and 4.9% (B = 128) of cuDNN's, the most memory
+            # the target allows.
+            if T == 100:
+                out.append(bench("lstm", B, H, 128, T, "msm", "8%"))
             # The checkpointed peer holds about 2% of store-all's memory at
             # T = 10,000: a budget below it, for the equal-memory comparison.
             # (At 1% and B = 128 planning takes many minutes, issue 3: with

@@ -5,8 +5,9 @@
 // in one thread, a softmax row 128 logits, so the kernel's time is that many
 // dependent loads (14-21 us on an H100 where an elementwise kernel takes 4).
 // Here `lanes` threads of one warp share each output: thread j of the group
-// takes the reduced iterations j, j + lanes, ..., and the group combines its
-// partial results with xor shuffles. No shared memory and no barrier: the
+// takes the reduced iterations j, j + lanes, ..., unrolled so that their
+// loads are in flight together, and the group combines its partial results
+// with xor shuffles. No shared memory and no barrier: the
 // groups are aligned within warps, and every thread of a warp reaches the
 // shuffles (threads past the last output carry the neutral element).
 //
@@ -29,6 +30,8 @@ namespace {
 
 constexpr int64_t kWarp = 32;
 constexpr int64_t kMaxBlock = 256;
+/// Reduced iterations a thread has in flight at once (see the loads below).
+constexpr int64_t kUnroll = 8;
 
 /// The op of a reduction's region that combines the output's running value
 /// (`out`, the output's block argument) with a contribution computed from
@@ -196,53 +199,105 @@ bptt::lowerToWarpReduction(RewriterBase &rewriter, linalg::GenericOp op,
       arith::DivUIOp::create(b, loc, tid, lanesValue));
   Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
                                         output, index(b, numOutputs));
-  Value end = arith::SelectOp::create(b, loc, inRange, index(b, numReduced),
-                                      index(b, 0));
+  // Threads past the last output read output 0's elements, so that every
+  // thread runs the same straight-line loads; their totals stay in their own
+  // group and are never written.
+  Value readOutput =
+      arith::SelectOp::create(b, loc, inRange, output, index(b, 0));
   SmallVector<Value> neutrals;
   for (const Combiner &c : combiners)
     neutrals.push_back(arith::ConstantOp::create(
         b, loc, *arith::getNeutralElement(c.op)));
   SmallVector<Value> ivs(ranges.size());
-  delinearize(b, loc, output, parallelDims, ranges, ivs);
+  delinearize(b, loc, readOutput, parallelDims, ranges, ivs);
 
-  // Each thread's partial results over its share of the reduced iterations.
+  // Each thread's partial results over its share of the reduced iterations,
+  // lane, lane + lanes, ..., in that order. The iterations are unrolled in
+  // groups of up to kUnroll, so that a group's loads are all in flight at
+  // once: a loop with one load per trip waits a memory latency per element,
+  // the whole time of a small kernel (a bias gradient's 8 rows per thread,
+  // a softmax row's 4). An iteration past the end (when `lanes` does not
+  // divide the reduced iterations, or the last group is short) reads the
+  // thread's first element and leaves the partial results as they were.
   Block &body = op.getRegion().front();
   auto isCombiner = [&](Operation *inner) {
     return llvm::any_of(combiners,
                         [&](const Combiner &c) { return c.op == inner; });
   };
-  auto loop = scf::ForOp::create(
-      b, loc, lane, end, lanesValue, neutrals,
-      [&](OpBuilder &nb, Location l, Value r, ValueRange partial) {
-        SmallVector<Value> at(ivs);
-        delinearize(nb, l, r, reducedDims, ranges, at);
-        IRMapping m;
-        for (OpOperand *input : op.getDpsInputOperands()) {
-          Value v = input->get();
-          if (isa<MemRefType>(v.getType()))
-            v = memref::LoadOp::create(
-                nb, l, v,
-                indicesAt(nb, l, op.getMatchingIndexingMap(input), at));
-          m.map(body.getArgument(input->getOperandNumber()), v);
-        }
-        for (Operation &inner : body.without_terminator()) {
-          if (isCombiner(&inner))
-            continue;
-          if (auto idx = dyn_cast<linalg::IndexOp>(&inner)) {
-            m.map(idx.getResult(), at[idx.getDim()]);
-            continue;
-          }
-          nb.clone(inner, m);
-        }
-        SmallVector<Value> next;
-        for (auto [c, running] : llvm::zip(combiners, partial))
-          next.push_back(
-              combine(nb, c, running, m.lookupOrDefault(c.contribution)));
-        scf::YieldOp::create(nb, l, next);
-      });
+  int64_t perLane = llvm::divideCeil(numReduced, lanes);
+  int64_t unroll = std::min(perLane, kUnroll);
+  int64_t groups = llvm::divideCeil(perLane, unroll);
+  bool guarded = numReduced % lanes != 0 || perLane % unroll != 0;
+  auto iteration = [&](OpBuilder &nb, Location l, Value r, bool mayBePast,
+                       ValueRange partial) -> SmallVector<Value> {
+    Value valid;
+    if (mayBePast) {
+      valid = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, r,
+                                    index(nb, numReduced));
+      r = arith::SelectOp::create(nb, l, valid, r, lane);
+    }
+    SmallVector<Value> at(ivs);
+    delinearize(nb, l, r, reducedDims, ranges, at);
+    IRMapping m;
+    for (OpOperand *input : op.getDpsInputOperands()) {
+      Value v = input->get();
+      if (isa<MemRefType>(v.getType()))
+        v = memref::LoadOp::create(
+            nb, l, v, indicesAt(nb, l, op.getMatchingIndexingMap(input), at));
+      m.map(body.getArgument(input->getOperandNumber()), v);
+    }
+    for (Operation &inner : body.without_terminator()) {
+      if (isCombiner(&inner))
+        continue;
+      if (auto idx = dyn_cast<linalg::IndexOp>(&inner)) {
+        m.map(idx.getResult(), at[idx.getDim()]);
+        continue;
+      }
+      nb.clone(inner, m);
+    }
+    SmallVector<Value> next;
+    for (auto [c, running] : llvm::zip(combiners, partial)) {
+      Value combined =
+          combine(nb, c, running, m.lookupOrDefault(c.contribution));
+      next.push_back(valid ? arith::SelectOp::create(nb, l, valid, combined,
+                                                     running)
+                                 .getResult()
+                           : combined);
+    }
+    return next;
+  };
+  // The iterations of one group, from the reduced iteration `first` on.
+  // With one group, iteration i of every thread is in range when (i + 1)
+  // lanes fit in the reduced iterations.
+  auto group = [&](OpBuilder &nb, Location l, Value first,
+                   ValueRange partial) -> SmallVector<Value> {
+    SmallVector<Value> running(partial);
+    for (int64_t i = 0; i < unroll; ++i) {
+      Value r = i == 0 ? first
+                       : arith::AddIOp::create(nb, l, first,
+                                               index(nb, i * lanes))
+                             .getResult();
+      bool mayBePast =
+          guarded && (groups > 1 || (i + 1) * lanes > numReduced);
+      running = iteration(nb, l, r, mayBePast, running);
+    }
+    return running;
+  };
+  SmallVector<Value> totals;
+  if (groups == 1) {
+    totals = group(b, loc, lane, neutrals);
+  } else {
+    auto loop = scf::ForOp::create(
+        b, loc, index(b, 0), index(b, groups * unroll * lanes),
+        index(b, unroll * lanes), neutrals,
+        [&](OpBuilder &nb, Location l, Value start, ValueRange partial) {
+          Value first = arith::AddIOp::create(nb, l, start, lane);
+          scf::YieldOp::create(nb, l, group(nb, l, first, partial));
+        });
+    totals.assign(loop.getResults().begin(), loop.getResults().end());
+  }
 
   // Each output's tree in the group: lanes / 2, ..., 1 apart.
-  SmallVector<Value> totals(loop.getResults());
   Value width = arith::ConstantIntOp::create(b, loc, b.getI32Type(), kWarp);
   for (int64_t offset = lanes / 2; offset >= 1; offset /= 2) {
     Value distance =

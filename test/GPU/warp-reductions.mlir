@@ -7,16 +7,22 @@
 #row = affine_map<(d0, d1) -> (d0)>
 
 // A row sum along the fastest dimension (a softmax denominator): 32 threads
-// per row, 4 elements each, eight rows per block of 256 threads; the partial
-// sums meet in five xor shuffles, and the first thread of each row adds the
-// total to the output.
+// per row, 4 elements each, eight rows per block of 256 threads. A thread's
+// four elements are straight-line code, not a loop, so that their loads are
+// in flight together; the partial sums meet in five xor shuffles, and the
+// first thread of each row adds the total to the output. Threads past the
+// last row read row 0 (the select) and write nothing.
 // CHECK-LABEL: func.func @row_sum(
 // CHECK-DAG:     %[[C8:.*]] = arith.constant 8 : index
 // CHECK-DAG:     %[[C256:.*]] = arith.constant 256 : index
 // CHECK:         gpu.launch blocks({{.*}}) in ({{.*}} = %[[C8]], {{.*}}) threads({{.*}}) in ({{.*}} = %[[C256]],
-// CHECK:           scf.for {{.*}} step %c32{{.*}} iter_args(%{{.*}} = %cst{{.*}}) -> (f32)
-// CHECK:             math.exp
-// CHECK:             arith.addf
+// CHECK:           %[[ROW:.*]] = arith.select %{{.*}}, %{{.*}}, %c0 : index
+// CHECK-NOT:       scf.for
+// CHECK:           memref.load %arg0
+// CHECK:           math.exp
+// CHECK:           arith.addf %cst
+// CHECK-COUNT-3:   memref.load %arg0
+// CHECK-NOT:       scf.for
 // CHECK-COUNT-5:   gpu.shuffle  xor
 // CHECK:           scf.if
 // CHECK:             memref.load %arg1[
@@ -39,12 +45,16 @@ func.func @row_sum(%x: memref<64x128xf32>, %out: memref<64xf32>) {
 #col = affine_map<(d0, d1) -> (d1)>
 
 // A column sum (a bias gradient over the batch): 8 threads per column, 8
-// rows each, 32 columns per block, three shuffles.
+// rows each (eight loads in a row, no loop), 32 columns per block, three
+// shuffles.
 // CHECK-LABEL: func.func @column_sum(
 // CHECK-DAG:     %[[C64:.*]] = arith.constant 64 : index
 // CHECK-DAG:     %[[C256:.*]] = arith.constant 256 : index
 // CHECK:         gpu.launch blocks({{.*}}) in ({{.*}} = %[[C64]], {{.*}}) threads({{.*}}) in ({{.*}} = %[[C256]],
-// CHECK:           scf.for {{.*}} step %c8
+// CHECK-NOT:       scf.for
+// CHECK-COUNT-8:   memref.load %arg0
+// CHECK-NOT:       scf.for
+// CHECK-NOT:       memref.load %arg0
 // CHECK-COUNT-3:   gpu.shuffle  xor
 // CHECK-NOT:       gpu.shuffle
 func.func @column_sum(%x: memref<64x2048xf32>, %out: memref<2048xf32>) {
@@ -63,12 +73,23 @@ func.func @column_sum(%x: memref<64x2048xf32>, %out: memref<2048xf32>) {
 #all = affine_map<(d0) -> ()>
 
 // A maximum to a scalar starts from the maximum's neutral element, -inf.
+// 100 elements over 32 threads: the first three of a thread's four are
+// always there; the fourth exists for threads 0-3 only, so it is read at
+// a valid index (the thread's first element) and kept only where it exists.
 // CHECK-LABEL: func.func @max_to_scalar(
 // CHECK:         gpu.launch
 // CHECK:           %[[NEG_INF:.*]] = arith.constant 0xFF800000 : f32
-// CHECK:           scf.for {{.*}} iter_args(%{{.*}} = %[[NEG_INF]])
-// CHECK:             arith.maximumf
-// CHECK:           gpu.shuffle  xor
+// CHECK-NOT:       scf.for
+// CHECK:           %[[M0:.*]] = arith.maximumf %[[NEG_INF]], %{{.*}} : f32
+// CHECK:           %[[M1:.*]] = arith.maximumf %[[M0]], %{{.*}} : f32
+// CHECK:           %[[M2:.*]] = arith.maximumf %[[M1]], %{{.*}} : f32
+// CHECK:           %[[PAST:.*]] = arith.cmpi ult, %{{.*}}, %c100
+// CHECK:           %[[AT:.*]] = arith.select %[[PAST]], %{{.*}}, %[[LANE:.*]] : index
+// CHECK:           %[[IDX:.*]] = arith.remui %[[AT]], %{{.*}} : index
+// CHECK:           memref.load %arg0[%[[IDX]]]
+// CHECK:           %[[M3:.*]] = arith.maximumf %[[M2]], %{{.*}} : f32
+// CHECK:           %[[KEPT:.*]] = arith.select %[[PAST]], %[[M3]], %[[M2]] : f32
+// CHECK:           gpu.shuffle  xor %[[KEPT]]
 // CHECK:           arith.maximumf
 func.func @max_to_scalar(%x: memref<100xf32>, %out: memref<f32>) {
   linalg.generic {indexing_maps = [#vec, #all], iterator_types = ["reduction"]}
@@ -76,6 +97,31 @@ func.func @max_to_scalar(%x: memref<100xf32>, %out: memref<f32>) {
   ^bb0(%in: f32, %acc: f32):
     %m = arith.maximumf %acc, %in : f32
     linalg.yield %m : f32
+  }
+  return
+}
+
+// -----
+
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#col = affine_map<(d0, d1) -> (d1)>
+
+// A long column sum (a bias gradient over a chunk of 16 steps' rows): 32
+// threads per column, 32 rows each, in a loop of four trips of eight loads.
+// CHECK-LABEL: func.func @long_column_sum(
+// CHECK:         gpu.launch
+// CHECK-DAG:       %[[C1024:.*]] = arith.constant 1024 : index
+// CHECK-DAG:       %[[C256:.*]] = arith.constant 256 : index
+// CHECK:           scf.for %{{.*}} = %{{.*}} to %[[C1024]] step %[[C256]] iter_args
+// CHECK-COUNT-8:     memref.load %arg0
+// CHECK:             scf.yield
+// CHECK-COUNT-5:   gpu.shuffle  xor
+func.func @long_column_sum(%x: memref<1024x512xf32>, %out: memref<512xf32>) {
+  linalg.generic {indexing_maps = [#rows, #col], iterator_types = ["reduction", "parallel"]}
+      ins(%x : memref<1024x512xf32>) outs(%out : memref<512xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %s = arith.addf %acc, %in : f32
+    linalg.yield %s : f32
   }
   return
 }
@@ -171,10 +217,11 @@ func.func @absorbed_fills(%x: memref<64x128xf32>, %out: memref<64xf32>, %out2: m
 // CHECK:         gpu.launch
 // CHECK-DAG:       %[[NEG_INF:.*]] = arith.constant 0xFF800000 : f32
 // CHECK-DAG:       %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
-// CHECK:           scf.for {{.*}} iter_args(%{{.*}} = %[[NEG_INF]], %{{.*}} = %[[ZERO]]) -> (f32, f32)
-// CHECK:             arith.mulf
-// CHECK:             arith.maximumf
-// CHECK:             arith.addf
+// CHECK-NOT:       scf.for
+// CHECK:           arith.mulf
+// CHECK:           arith.maximumf %[[NEG_INF]]
+// CHECK:           arith.addf %[[ZERO]]
+// CHECK-NOT:       scf.for
 // CHECK-COUNT-10:  gpu.shuffle  xor
 // CHECK:           scf.if
 // CHECK:             memref.store %{{.*}}, %[[MAX]][
