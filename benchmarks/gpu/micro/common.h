@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -58,6 +59,18 @@ static float *patternBuffer(size_t n, size_t shift = 0) {
   CHECK(cudaMemcpy(device, host.data(), n * sizeof(float),
                    cudaMemcpyHostToDevice));
   return device;
+}
+
+// The largest difference between `got` and `want`, relative to the largest
+// magnitude in `want`.
+static float maxRelErr(const std::vector<float> &got,
+                       const std::vector<float> &want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    num = std::max(num, std::fabs(double(got[i]) - want[i]));
+    den = std::max(den, std::fabs(double(want[i])));
+  }
+  return float(num / std::max(den, 1e-30));
 }
 
 // Median milliseconds of one replay, over `replays` timed replays (after

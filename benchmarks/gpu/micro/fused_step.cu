@@ -239,16 +239,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-static float maxRelErr(const std::vector<float> &a,
-                       const std::vector<float> &b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::fabs(double(a[i]) - b[i]));
-    den = std::max(den, std::fabs(double(b[i])));
-  }
-  return float(num / std::max(den, 1e-30));
-}
-
 // MB: rows per block of the persistent kernel (M / MB row blocks); the
 // per-step kernel always takes all M rows.
 template <int M, int K, int U, int KS, int TM, int TN, int KT, int MB = M,

@@ -83,16 +83,10 @@ struct Grouped {
   }
 };
 
-double maxRelDiff(const float *x, const float *y, size_t n) {
-  std::vector<float> hx(n), hy(n);
-  CHECK(cudaMemcpy(hx.data(), x, n * 4, cudaMemcpyDeviceToHost));
-  CHECK(cudaMemcpy(hy.data(), y, n * 4, cudaMemcpyDeviceToHost));
-  double scale = 0, diff = 0;
-  for (size_t i = 0; i < n; ++i) {
-    scale = std::max(scale, double(std::fabs(hx[i])));
-    diff = std::max(diff, double(std::fabs(hx[i] - hy[i])));
-  }
-  return diff / std::max(scale, 1e-30);
+std::vector<float> fetch(const float *device, size_t n) {
+  std::vector<float> host(n);
+  CHECK(cudaMemcpy(host.data(), device, n * 4, cudaMemcpyDeviceToHost));
+  return host;
 }
 
 void runConfig(int B, int H, int V) {
@@ -128,7 +122,8 @@ void runConfig(int B, int H, int V) {
   CHECK(cudaStreamSynchronize(main.stream));
   double err = 0;
   for (int i = 0; i < 3; ++i)
-    err = std::max(err, maxRelDiff(dw[0][i], dw[1][i], sizes[i]));
+    err = std::max(err, double(maxRelErr(fetch(dw[1][i], sizes[i]),
+                                         fetch(dw[0][i], sizes[i]))));
 
   cudaEvent_t fork, join[3];
   CHECK(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming));
