@@ -74,15 +74,31 @@ TEST(PlannerExhaustive, UniformChainsEveryBudget) {
                              " internal=" + std::to_string(internal));
 }
 
-TEST(PlannerExhaustive, UniformChainsT11) {
-  for (int64_t internal : {3, 7})
-    checkAgainstOracle(Chain::uniform(11, 2, internal),
-                       "T=11 internal=" + std::to_string(internal));
+// T = 11 and 12 at the same four ratios, one test each: these searches take
+// seconds to a minute, and separate tests run in parallel under lit.
+class PlannerExhaustiveLong
+    : public ::testing::TestWithParam<std::tuple<int64_t, int64_t>> {};
+
+TEST_P(PlannerExhaustiveLong, UniformChainEveryBudget) {
+  auto [T, internal] = GetParam();
+  Chain chain = Chain::uniform(T, 2, internal);
+  int cases = checkAgainstOracle(chain, "T=" + std::to_string(T) +
+                                            " internal=" +
+                                            std::to_string(internal));
+  // Three strategies at every budget from the working set to one past
+  // store-all: a search that found nothing would have stopped the count.
+  EXPECT_EQ(cases,
+            3 * (chain.storeAllBytes() + 2 - chain.workingSetBytes()));
 }
 
-TEST(PlannerExhaustive, UniformChainsT12) {
-  checkAgainstOracle(Chain::uniform(12, 2, 3), "T=12 internal=3");
-}
+INSTANTIATE_TEST_SUITE_P(
+    T11AndT12, PlannerExhaustiveLong,
+    ::testing::Combine(::testing::Values<int64_t>(11, 12),
+                       ::testing::Values<int64_t>(2, 3, 4, 7)),
+    [](const ::testing::TestParamInfo<std::tuple<int64_t, int64_t>> &info) {
+      return "T" + std::to_string(std::get<0>(info.param)) + "_internal" +
+             std::to_string(std::get<1>(info.param));
+    });
 
 /// A random chain with per-step costs and sizes: forward costs 1..maxCost,
 /// |h_t| in 1..maxHidden, |s_t| = |h_t| + 0..maxExtra; with `bimodal`, |h_t|
