@@ -13,9 +13,12 @@
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Pass/Pass.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/SmallVector.h"
 
 #include <memory>
+#include <optional>
 
 namespace bptt {
 
@@ -37,6 +40,35 @@ callSites(mlir::ModuleOp module, mlir::SymbolTable &symbols);
 
 /// Follows view-like ops and casts back to the memref they view.
 mlir::Value viewRoot(mlir::Value v);
+
+/// Which buffers a memref may be part of. A memref's bases are the
+/// allocations and the program arguments it views, followed through views,
+/// selects, and the arguments of private functions at all their call sites.
+/// A program's arguments are distinct buffers (docs/gpu-abi.md), distinct
+/// from every allocation. Two memrefs with no base in common do not overlap;
+/// two views of one allocation (a pool's) are taken to overlap.
+/// (MemoryProvenance.cpp; used by the side stream and the row chains of
+/// the warp reductions.)
+class MemoryProvenance {
+public:
+  explicit MemoryProvenance(mlir::ModuleOp module);
+
+  /// False only when `a` and `b` are known not to overlap.
+  bool mayAlias(mlir::Value a, mlir::Value b);
+
+private:
+  using Bases = llvm::SmallSetVector<mlir::Value, 4>;
+
+  /// The bases of `v`, or nullopt when they cannot be known.
+  std::optional<Bases> bases(mlir::Value v);
+  std::optional<Bases> compute(mlir::Value v);
+
+  llvm::DenseMap<mlir::func::FuncOp, llvm::SmallVector<mlir::func::CallOp>>
+      callers;
+  // Functions called only directly, and at least once.
+  llvm::DenseSet<mlir::func::FuncOp> onlyCalledDirectly;
+  llvm::DenseMap<mlir::Value, std::optional<Bases>> memo;
+};
 
 /// bptt-gpu-side-stream (SideStream.cpp).
 std::unique_ptr<mlir::Pass> createSideStreamPass();

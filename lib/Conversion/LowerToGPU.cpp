@@ -76,6 +76,7 @@ using bptt::kMatmulBiasFn;
 using bptt::kMatmulFn;
 using bptt::kPlanAttr;
 using bptt::kScheduleAttr;
+using bptt::MemoryProvenance;
 using bptt::viewRoot;
 
 DenseMap<func::FuncOp, SmallVector<func::CallOp>>
@@ -418,7 +419,11 @@ struct LibraryCallsPass
     }
     SmallVector<linalg::LinalgOp> ops;
     module.walk([&](linalg::LinalgOp op) { ops.push_back(op); });
+    MemoryProvenance provenance(module);
+    llvm::DenseSet<Operation *> lowered; // erased with a row chain
     for (linalg::LinalgOp op : ops) {
+      if (lowered.contains(op))
+        continue;
       // Host memory (the statistics) stays with host loops.
       if (onHost(op)) {
         rewriter.setInsertionPoint(op);
@@ -428,20 +433,122 @@ struct LibraryCallsPass
         continue;
       }
       if (auto generic = dyn_cast<linalg::GenericOp>(op.getOperation())) {
-        SmallVector<linalg::FillOp> fills;
-        for (Value init : generic.getDpsInits())
-          fills.push_back(fillReaching(generic, init));
-        // Two outputs filled by the same fill (one buffer) cannot both
-        // absorb it.
-        for (unsigned i = 0; i < fills.size(); ++i)
-          for (unsigned j = 0; j < i; ++j)
-            if (fills[i] && fills[i] == fills[j])
-              fills[i] = fills[j] = nullptr;
+        SmallVector<linalg::FillOp> fills = outputFills(generic);
+        // The longest start of the chain that one kernel can run.
+        SmallVector<bptt::RowChainLink> chain =
+            rowChain(generic, fills, provenance, onHost);
+        while (chain.size() > 1 &&
+               failed(bptt::lowerRowChain(rewriter, chain)))
+          chain.pop_back();
+        if (chain.size() > 1) {
+          // Erased with the chain: its later links and the fills they
+          // absorbed, which come after the lead.
+          for (const bptt::RowChainLink &link : llvm::drop_begin(chain)) {
+            lowered.insert(link.op);
+            for (linalg::FillOp fill : link.fills)
+              if (fill)
+                lowered.insert(fill);
+          }
+          continue;
+        }
         if (succeeded(bptt::lowerToWarpReduction(rewriter, generic, fills)))
           continue;
       }
       parallelLoopsOutermost(rewriter, op);
     }
+  }
+
+  /// The fills that `generic`'s outputs still hold when it runs (null where
+  /// none), as lowerToWarpReduction takes them.
+  static SmallVector<linalg::FillOp> outputFills(linalg::GenericOp generic) {
+    SmallVector<linalg::FillOp> fills;
+    for (Value init : generic.getDpsInits())
+      fills.push_back(fillReaching(generic, init));
+    // Two outputs filled by the same fill (one buffer) cannot both absorb
+    // it.
+    for (unsigned i = 0; i < fills.size(); ++i)
+      for (unsigned j = 0; j < i; ++j)
+        if (fills[i] && fills[i] == fills[j])
+          fills[i] = fills[j] = nullptr;
+    return fills;
+  }
+
+  /// The row chain that reduction `lead` starts (bptt::lowerRowChain): the
+  /// generics after it in its block, up to the first op that is neither a
+  /// generic, a fill nor free of memory effects, each of which the chain
+  /// can take. The kernel runs where the last link was, so every fill
+  /// skipped on the way is either absorbed by a later link or touches no
+  /// memory of the links before it, and no two memrefs of the chain that
+  /// are not the same buffer may overlap (`provenance`). Just `lead` when no
+  /// later op can join.
+  template <typename OnHost>
+  static SmallVector<bptt::RowChainLink>
+  rowChain(linalg::GenericOp lead, ArrayRef<linalg::FillOp> leadFills,
+           MemoryProvenance &provenance, OnHost onHost) {
+    SmallVector<bptt::RowChainLink> chain{
+        {lead, SmallVector<linalg::FillOp>(leadFills)}};
+    if (lead.getNumReductionLoops() == 0)
+      return chain;
+    auto memrefsOf = [](Operation *op) {
+      SmallVector<Value> memrefs;
+      for (Value v : op->getOperands())
+        if (isa<MemRefType>(v.getType()))
+          memrefs.push_back(v);
+      return memrefs;
+    };
+    // Distinct buffers of the chain so far, and fills skipped on the way.
+    SmallVector<Value> touched = memrefsOf(lead);
+    SmallVector<linalg::FillOp> skippedFills;
+    auto overlaps = [&](Value v, ArrayRef<Value> others) {
+      return llvm::any_of(others, [&](Value o) {
+        return viewRoot(o) != viewRoot(v) && provenance.mayAlias(o, v);
+      });
+    };
+    for (Operation *next = lead->getNextNode(); next;
+         next = next->getNextNode()) {
+      if (next->getNumRegions() == 0 && isMemoryEffectFree(next))
+        continue;
+      if (auto fill = dyn_cast<linalg::FillOp>(next)) {
+        if (!fill.hasPureBufferSemantics())
+          break;
+        skippedFills.push_back(fill);
+        continue;
+      }
+      auto generic = dyn_cast<linalg::GenericOp>(next);
+      if (!generic || onHost(cast<linalg::LinalgOp>(next)))
+        break;
+      SmallVector<linalg::FillOp> fills = outputFills(generic);
+      SmallVector<Value> own = memrefsOf(generic);
+      if (llvm::any_of(own, [&](Value v) { return overlaps(v, touched); }) ||
+          llvm::any_of(own, [&](Value v) { return overlaps(v, own); }))
+        break;
+      // A fill skipped so far runs before the kernel: it may not touch what
+      // the links before it touch, unless this link absorbs it.
+      bool movable = true;
+      for (linalg::FillOp fill : skippedFills) {
+        if (llvm::is_contained(fills, fill))
+          continue;
+        Value buffer = fill.getDpsInits()[0];
+        if (llvm::any_of(touched, [&](Value v) {
+              return provenance.mayAlias(v, buffer);
+            }) ||
+            llvm::any_of(own,
+                         [&](Value v) { return provenance.mayAlias(v, buffer); }))
+          movable = false;
+      }
+      if (!movable)
+        break;
+      chain.push_back({generic, fills});
+      touched.append(own);
+      skippedFills.clear();
+    }
+    // The lead alone may have overlapping memrefs of its own: it then runs
+    // alone, as it would have.
+    if (chain.size() > 1 &&
+        llvm::any_of(memrefsOf(lead),
+                     [&](Value v) { return overlaps(v, memrefsOf(lead)); }))
+      chain.resize(1);
+    return chain;
   }
 
   static bool isMatrixProduct(linalg::LinalgOp op) {

@@ -39,6 +39,35 @@ mlir::LogicalResult
 lowerToWarpReduction(mlir::RewriterBase &rewriter, mlir::linalg::GenericOp op,
                      llvm::ArrayRef<mlir::linalg::FillOp> initialFills = {});
 
+/// One op of a row chain, and the fills of its outputs as `initialFills`
+/// above (empty, or one per output, each null or a fill).
+struct RowChainLink {
+  mlir::linalg::GenericOp op;
+  llvm::SmallVector<mlir::linalg::FillOp> fills;
+};
+
+/// Lowers a reduction and the ops after it that read its results row by row
+/// as one kernel. `chain` starts with a reduction as lowerToWarpReduction
+/// takes it; each later link is a reduction over the same iterations (split
+/// among the same threads) or an elementwise op over them. A link may read
+/// an earlier reduction's output only where that output was filled (its
+/// final value is then in every thread of the group: the xor tree leaves
+/// the total in all of them) and only at the output's own position; it may
+/// not otherwise touch an earlier link's outputs. The softmax of a loss is
+/// such a chain: the row maximum, the sum of exponentials after it, and the
+/// gradient of the logits that reads both: one kernel, not three. Every
+/// link computes what it computed alone, in the same order, so the results
+/// are the same bit for bit.
+///
+/// The kernel replaces the last link; the caller guarantees that the ops
+/// between the links touch none of the chain's memory (so the earlier links
+/// may move down to it), and that distinct memrefs of the chain that may
+/// alias do not (only viewRoot identity is checked here). Fails, leaving
+/// the IR as it is, for anything else. A chain of one is
+/// lowerToWarpReduction.
+mlir::LogicalResult lowerRowChain(mlir::RewriterBase &rewriter,
+                                  llvm::ArrayRef<RowChainLink> chain);
+
 } // namespace bptt
 
 #endif // BPTT_LIB_CONVERSION_WARPREDUCTIONS_H

@@ -325,3 +325,177 @@ func.func @fill_of_other_value_between(%x: memref<64x128xf32>, %out: memref<64xf
   }
   return
 }
+
+// -----
+
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+
+// A softmax cross-entropy's row chain (WarpReductions.h, lowerRowChain) in a
+// program, whose arguments are distinct buffers (the last one, the
+// statistics, is host memory): the row maximum, the sum of
+// exponentials and the target's logit that read it, and the logits'
+// gradient that reads both, are one kernel, not two reductions and an
+// elementwise kernel. The maximum and the sum reach the later links in
+// registers (every thread of a row's group holds the total after the xor
+// tree), never through memory that another thread writes; each link still
+// stores its outputs.
+// CHECK-LABEL: func.func @softmax_chain(
+// CHECK-SAME:    %[[L:[^:]*]]: memref<64x128xf32>, %[[T:[^:]*]]: memref<64x128xf32>, %[[MAX:[^:]*]]: memref<64xf32>, %[[SUM:[^:]*]]: memref<64xf32>, %[[DOT:[^:]*]]: memref<64xf32>, %[[DL:[^:]*]]: memref<64x128xf32>, %{{.*}}: memref<2xi64>)
+// CHECK-NOT:     linalg.fill
+// CHECK:         gpu.launch
+// CHECK-NOT:       memref.load %[[MAX]]
+// CHECK-COUNT-5:   gpu.shuffle  xor
+// CHECK:           scf.if
+// CHECK:             memref.store %{{.*}}, %[[MAX]][
+// CHECK-NOT:       memref.load %[[MAX]]
+// CHECK:           math.exp
+// CHECK-COUNT-10:  gpu.shuffle  xor
+// CHECK:           scf.if
+// CHECK:             memref.store %{{.*}}, %[[SUM]][
+// CHECK:             memref.store %{{.*}}, %[[DOT]][
+// CHECK-NOT:       memref.load %[[SUM]]
+// CHECK-NOT:       memref.load %[[MAX]]
+// CHECK:           arith.divf
+// CHECK:           scf.if
+// CHECK:             memref.store %{{.*}}, %[[DL]][
+// CHECK-COUNT-3:     memref.store %{{.*}}, %[[DL]][
+// CHECK:           gpu.terminator
+// CHECK-NOT:     gpu.launch
+// CHECK-NOT:     linalg.generic
+// CHECK:         return
+func.func @softmax_chain(%logits: memref<64x128xf32>, %target: memref<64x128xf32>,
+                         %max: memref<64xf32>, %sum: memref<64xf32>,
+                         %dot: memref<64xf32>, %dl: memref<64x128xf32>,
+                         %stats: memref<2xi64>)
+    attributes {rnn.plan = {}} {
+  %ninf = arith.constant 0xFF800000 : f32
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%ninf : f32) outs(%max : memref<64xf32>)
+  linalg.generic {indexing_maps = [#rows, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%logits : memref<64x128xf32>) outs(%max : memref<64xf32>) {
+  ^bb0(%in: f32, %m: f32):
+    %nm = arith.maximumf %m, %in : f32
+    linalg.yield %nm : f32
+  }
+  linalg.fill ins(%zero : f32) outs(%sum : memref<64xf32>)
+  linalg.fill ins(%zero : f32) outs(%dot : memref<64xf32>)
+  linalg.generic {indexing_maps = [#rows, #row, #rows, #row, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%logits, %max, %target : memref<64x128xf32>, memref<64xf32>, memref<64x128xf32>)
+      outs(%sum, %dot : memref<64xf32>, memref<64xf32>) {
+  ^bb0(%l: f32, %m: f32, %t: f32, %s: f32, %d: f32):
+    %shifted = arith.subf %l, %m : f32
+    %e = math.exp %shifted : f32
+    %ns = arith.addf %s, %e : f32
+    %lt = arith.mulf %l, %t : f32
+    %nd = arith.addf %d, %lt : f32
+    linalg.yield %ns, %nd : f32, f32
+  }
+  linalg.generic {indexing_maps = [#row, #rows, #row, #rows, #rows], iterator_types = ["parallel", "parallel"]}
+      ins(%sum, %logits, %max, %target : memref<64xf32>, memref<64x128xf32>, memref<64xf32>, memref<64x128xf32>)
+      outs(%dl : memref<64x128xf32>) {
+  ^bb0(%s: f32, %l: f32, %m: f32, %t: f32, %out: f32):
+    %shifted = arith.subf %l, %m : f32
+    %e = math.exp %shifted : f32
+    %p = arith.divf %e, %s : f32
+    %g = arith.subf %p, %t : f32
+    linalg.yield %g : f32
+  }
+  return
+}
+
+// -----
+
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+
+// The same chain where the buffers may overlap (a public function's
+// arguments): a later link could overwrite what an earlier one reads for
+// another row, so each reduction is its own kernel and the elementwise op
+// stays for the parallel loops.
+// CHECK-LABEL: func.func @softmax_chain_may_alias(
+// CHECK:         gpu.launch
+// CHECK:         gpu.terminator
+// CHECK:         gpu.launch
+// CHECK:           memref.load %arg2
+// CHECK:         gpu.terminator
+// CHECK-NOT:     gpu.launch
+// CHECK:         linalg.generic
+func.func @softmax_chain_may_alias(%logits: memref<64x128xf32>, %target: memref<64x128xf32>,
+                                   %max: memref<64xf32>, %sum: memref<64xf32>,
+                                   %dl: memref<64x128xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%ninf : f32) outs(%max : memref<64xf32>)
+  linalg.generic {indexing_maps = [#rows, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%logits : memref<64x128xf32>) outs(%max : memref<64xf32>) {
+  ^bb0(%in: f32, %m: f32):
+    %nm = arith.maximumf %m, %in : f32
+    linalg.yield %nm : f32
+  }
+  linalg.fill ins(%zero : f32) outs(%sum : memref<64xf32>)
+  linalg.generic {indexing_maps = [#rows, #row, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%logits, %max : memref<64x128xf32>, memref<64xf32>) outs(%sum : memref<64xf32>) {
+  ^bb0(%l: f32, %m: f32, %s: f32):
+    %shifted = arith.subf %l, %m : f32
+    %e = math.exp %shifted : f32
+    %ns = arith.addf %s, %e : f32
+    linalg.yield %ns : f32
+  }
+  linalg.generic {indexing_maps = [#row, #rows, #rows, #rows], iterator_types = ["parallel", "parallel"]}
+      ins(%sum, %logits, %target : memref<64xf32>, memref<64x128xf32>, memref<64x128xf32>)
+      outs(%dl : memref<64x128xf32>) {
+  ^bb0(%s: f32, %l: f32, %t: f32, %out: f32):
+    %e = math.exp %l : f32
+    %p = arith.divf %e, %s : f32
+    %g = arith.subf %p, %t : f32
+    linalg.yield %g : f32
+  }
+  return
+}
+
+// -----
+
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+
+// In a program, but the sum is not filled before its reduction (it adds to
+// what the buffer held), so only the row's first thread knows its final
+// value: the maximum and the sum share a kernel, and the elementwise op,
+// which reads the sum from memory, runs after it, as its own loops.
+// CHECK-LABEL: func.func @chain_stops_at_unfilled_output(
+// CHECK:         gpu.launch
+// CHECK-COUNT-10:  gpu.shuffle  xor
+// CHECK:           memref.load %arg2
+// CHECK:           memref.store
+// CHECK:         gpu.terminator
+// CHECK-NOT:     gpu.launch
+// CHECK:         linalg.generic
+func.func @chain_stops_at_unfilled_output(%logits: memref<64x128xf32>, %max: memref<64xf32>,
+                                          %sum: memref<64xf32>, %dl: memref<64x128xf32>,
+                                          %stats: memref<2xi64>)
+    attributes {rnn.plan = {}} {
+  %ninf = arith.constant 0xFF800000 : f32
+  linalg.fill ins(%ninf : f32) outs(%max : memref<64xf32>)
+  linalg.generic {indexing_maps = [#rows, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%logits : memref<64x128xf32>) outs(%max : memref<64xf32>) {
+  ^bb0(%in: f32, %m: f32):
+    %nm = arith.maximumf %m, %in : f32
+    linalg.yield %nm : f32
+  }
+  linalg.generic {indexing_maps = [#rows, #row, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%logits, %max : memref<64x128xf32>, memref<64xf32>) outs(%sum : memref<64xf32>) {
+  ^bb0(%l: f32, %m: f32, %s: f32):
+    %shifted = arith.subf %l, %m : f32
+    %e = math.exp %shifted : f32
+    %ns = arith.addf %s, %e : f32
+    linalg.yield %ns : f32
+  }
+  linalg.generic {indexing_maps = [#row, #rows, #rows], iterator_types = ["parallel", "parallel"]}
+      ins(%sum, %logits : memref<64xf32>, memref<64x128xf32>) outs(%dl : memref<64x128xf32>) {
+  ^bb0(%s: f32, %l: f32, %out: f32):
+    %p = arith.divf %l, %s : f32
+    linalg.yield %p : f32
+  }
+  return
+}
