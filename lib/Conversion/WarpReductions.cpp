@@ -273,6 +273,13 @@ LogicalResult bptt::lowerRowChain(RewriterBase &rewriter,
           if (viewRoot(out) == viewRoot(operand.get()))
             return failure();
     }
+    // Nor may it write what an earlier link reads: in one kernel a row's
+    // later link may run before another row's earlier one.
+    for (Value out : op.getDpsInits())
+      for (const RowChainLink &earlier : chain.take_front(i))
+        for (Value in : linalg::GenericOp(earlier.op).getDpsInputs())
+          if (isa<MemRefType>(in.getType()) && viewRoot(in) == viewRoot(out))
+            return failure();
     if (isReduction)
       for (auto [k, init] : llvm::enumerate(op.getDpsInitsMutable()))
         if (!link.fills.empty() && link.fills[k])

@@ -499,3 +499,37 @@ func.func @chain_stops_at_unfilled_output(%logits: memref<64x128xf32>, %max: mem
   }
   return
 }
+
+// -----
+
+#rows = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+#col = affine_map<(d0, d1) -> (d1, d0)>
+
+// The elementwise op overwrites the buffer the maximum reads, and the
+// maximum reads it by columns, across rows: in one kernel a row's write
+// could come before another row's read, so the two stay apart.
+// CHECK-LABEL: func.func @chain_stops_at_write_of_earlier_input(
+// CHECK:         gpu.launch
+// CHECK:         gpu.terminator
+// CHECK-NOT:     gpu.launch
+// CHECK:         linalg.generic
+func.func @chain_stops_at_write_of_earlier_input(%x: memref<128x128xf32>, %max: memref<128xf32>,
+                                                 %stats: memref<2xi64>)
+    attributes {rnn.plan = {}} {
+  %ninf = arith.constant 0xFF800000 : f32
+  linalg.fill ins(%ninf : f32) outs(%max : memref<128xf32>)
+  linalg.generic {indexing_maps = [#col, #row], iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<128x128xf32>) outs(%max : memref<128xf32>) {
+  ^bb0(%in: f32, %m: f32):
+    %nm = arith.maximumf %m, %in : f32
+    linalg.yield %nm : f32
+  }
+  linalg.generic {indexing_maps = [#row, #rows], iterator_types = ["parallel", "parallel"]}
+      ins(%max : memref<128xf32>) outs(%x : memref<128x128xf32>) {
+  ^bb0(%m: f32, %out: f32):
+    %d = arith.subf %out, %m : f32
+    linalg.yield %d : f32
+  }
+  return
+}
