@@ -70,6 +70,22 @@ private:
   llvm::DenseMap<mlir::Value, std::optional<Bases>> memo;
 };
 
+/// The memory an op of a host function reads and writes, as the view roots
+/// of memrefs: a kernel's loads and stores (its own local buffers left
+/// out), the runtime products' operands (bpttMatmulF32 reads A, B and C and
+/// writes C; bpttMatmulBiasF32 reads A, B, the addend, the bias and C and
+/// writes C), and any other op's declared effects. `known` is false where
+/// that cannot be told: an op without declared effects, a call into other
+/// code, an effect on no particular value outside a kernel.
+struct MemoryAccess {
+  llvm::SmallVector<mlir::Value> reads, writes;
+  bool known = true;
+};
+MemoryAccess memoryAccess(mlir::Operation *op);
+
+/// bptt-gpu-fuse-launches (FuseLaunches.cpp).
+std::unique_ptr<mlir::Pass> createFuseLaunchesPass();
+
 /// bptt-gpu-side-stream (SideStream.cpp).
 std::unique_ptr<mlir::Pass> createSideStreamPass();
 

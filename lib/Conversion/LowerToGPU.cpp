@@ -1378,6 +1378,9 @@ static void buildPlacementPipeline(OpPassManager &pm, StringRef precision) {
   pm.addNestedPass<func::FuncOp>(createGpuMapParallelLoopsPass());
   pm.addPass(createConvertParallelLoopToGpuPass());
   pm.addPass(std::make_unique<HostIslandsPass>());
+  // Grid sizes computed from constants become constants.
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(bptt::createFuseLaunchesPass());
 }
 
 /// Bytes of a static allocation.
@@ -1501,6 +1504,7 @@ void bptt::registerGPUPasses() {
   PassRegistration<LibraryCallsPass>();
   PassRegistration<TileLoopsPass>();
   PassRegistration<HostIslandsPass>();
+  registerPass([] { return bptt::createFuseLaunchesPass(); });
   registerPass([] { return bptt::createSideStreamPass(); });
   PassRegistration<AsyncPass>();
 }

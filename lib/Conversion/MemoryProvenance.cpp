@@ -1,14 +1,16 @@
 //===- MemoryProvenance.cpp - which buffers a memref may be part of -------===//
 //
-// Internal to lib/Conversion (the GPU pipeline); GPUProgram.h says what it
-// answers.
+// Internal to lib/Conversion (the GPU pipeline); GPUProgram.h says what
+// MemoryProvenance and memoryAccess answer.
 //
 //===----------------------------------------------------------------------===//
 
 #include "GPUProgram.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 using namespace mlir;
 using namespace bptt;
@@ -79,4 +81,58 @@ std::optional<MemoryProvenance::Bases> MemoryProvenance::compute(Value v) {
     if (!add(call.getOperand(arg.getArgNumber())))
       return std::nullopt;
   return result;
+}
+
+MemoryAccess bptt::memoryAccess(Operation *op) {
+  MemoryAccess access;
+  if (auto call = dyn_cast<func::CallOp>(op)) {
+    unsigned result;
+    if (call.getCallee() == kMatmulFn && call.getNumOperands() == 4)
+      result = 2;
+    else if (call.getCallee() == kMatmulBiasFn && call.getNumOperands() == 6)
+      result = 4;
+    else {
+      access.known = false; // a call into other code
+      return access;
+    }
+    for (unsigned i = 0; i <= result; ++i)
+      access.reads.push_back(viewRoot(call.getOperand(i)));
+    access.writes.push_back(viewRoot(call.getOperand(result)));
+    return access;
+  }
+  op->walk([&](Operation *inner) {
+    if (inner->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
+      return; // its nested ops are visited on their own
+    auto effects = dyn_cast<MemoryEffectOpInterface>(inner);
+    if (!effects) {
+      access.known = false;
+      return;
+    }
+    SmallVector<MemoryEffects::EffectInstance> instances;
+    effects.getEffects(instances);
+    for (const MemoryEffects::EffectInstance &e : instances) {
+      Value v = e.getValue();
+      if (!v) {
+        // An effect on no particular value (a barrier's): inside a kernel
+        // it touches the kernel's own memory only.
+        if (inner != op && isa<gpu::LaunchOp>(op))
+          continue;
+        access.known = false;
+        continue;
+      }
+      Value root = viewRoot(v);
+      // Memory defined inside the op (a kernel's local buffers).
+      if (Operation *def = root.getDefiningOp();
+          def && op != def && op->isAncestor(def))
+        continue;
+      if (auto arg = dyn_cast<BlockArgument>(root);
+          arg && op->isAncestor(arg.getOwner()->getParentOp()))
+        continue;
+      if (isa<MemoryEffects::Read>(e.getEffect()))
+        access.reads.push_back(root);
+      else
+        access.writes.push_back(root);
+    }
+  });
+  return access;
 }

@@ -154,44 +154,12 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
   }
 
   /// The effects of `op` (a top-level op of a function body) on memory
-  /// defined outside it; false when they cannot be known.
+  /// defined outside it, into `step`; false when they cannot be known.
   static bool collectEffects(Operation *op, Step &step) {
-    bool known = true;
-    op->walk([&](Operation *inner) {
-      if (inner->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
-        return; // its nested ops are visited on their own
-      auto effects = dyn_cast<MemoryEffectOpInterface>(inner);
-      if (!effects) {
-        known = false;
-        return;
-      }
-      SmallVector<MemoryEffects::EffectInstance> instances;
-      effects.getEffects(instances);
-      for (const MemoryEffects::EffectInstance &e : instances) {
-        Value v = e.getValue();
-        if (!v) {
-          // An effect on no particular value (a barrier's): inside a
-          // kernel it touches the kernel's own memory only.
-          if (inner != op && isa<gpu::LaunchOp>(op))
-            continue;
-          known = false;
-          continue;
-        }
-        Value root = viewRoot(v);
-        // Memory defined inside the op (a kernel's local buffers).
-        if (Operation *def = root.getDefiningOp();
-            def && op != def && op->isAncestor(def))
-          continue;
-        if (auto arg = dyn_cast<BlockArgument>(root);
-            arg && op->isAncestor(arg.getOwner()->getParentOp()))
-          continue;
-        if (isa<MemoryEffects::Read>(e.getEffect()))
-          step.reads.push_back(root);
-        else
-          step.writes.push_back(root);
-      }
-    });
-    return known;
+    MemoryAccess access = memoryAccess(op);
+    step.reads.append(access.reads);
+    step.writes.append(access.writes);
+    return access.known;
   }
 
   void runOnOperation() override {
@@ -230,9 +198,7 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
           return std::nullopt; // calls into other code
         step.work = true;
         costProduct(call, step);
-        for (unsigned i = 0; i < 3; ++i)
-          step.reads.push_back(viewRoot(call.getOperand(i)));
-        step.writes.push_back(viewRoot(call.getOperand(2)));
+        step.unknown = !collectEffects(call, step);
       } else if (op.getNumRegions() > 0) {
         return std::nullopt; // loops and branches
       } else {
