@@ -98,29 +98,14 @@ struct FuseLaunchesPass
       fuseIn(*block, provenance);
   }
 
-  static bool overlap(ArrayRef<Value> xs, ArrayRef<Value> ys,
-                      MemoryProvenance &provenance) {
-    return llvm::any_of(xs, [&](Value x) {
-      return llvm::any_of(ys, [&](Value y) { return provenance.mayAlias(x, y); });
-    });
-  }
-
-  /// Whether running `a` later, or beside `b`, can change what either does.
-  static bool conflict(const MemoryAccess &a, const MemoryAccess &b,
-                       MemoryProvenance &provenance) {
-    return !a.known || !b.known ||
-           overlap(a.writes, b.reads, provenance) ||
-           overlap(a.writes, b.writes, provenance) ||
-           overlap(a.reads, b.writes, provenance);
-  }
-
-  /// The next launch after `first` in its block that `first` may move down
-  /// to: everything in between is free of memory effects, an allocation, or
-  /// touches none of `first`'s memory. Null if there is none.
-  static gpu::LaunchOp nextReachable(gpu::LaunchOp first,
+  /// The next launch after `last` in its block that the launches before it
+  /// (whose memory is `access`) may move down to: everything in between is
+  /// free of memory effects, an allocation, or touches none of that
+  /// memory. Null if there is none.
+  static gpu::LaunchOp nextReachable(gpu::LaunchOp last,
                                      const MemoryAccess &access,
                                      MemoryProvenance &provenance) {
-    for (Operation *op = first->getNextNode(); op; op = op->getNextNode()) {
+    for (Operation *op = last->getNextNode(); op; op = op->getNextNode()) {
       if (auto launch = dyn_cast<gpu::LaunchOp>(op))
         return launch;
       if (op->getNumRegions() == 0 && isMemoryEffectFree(op))
@@ -128,12 +113,15 @@ struct FuseLaunchesPass
       if (isa<memref::AllocOp>(op))
         continue;
       if (op->getNumRegions() != 0 ||
-          conflict(access, memoryAccess(op), provenance))
+          provenance.mayConflict(access, memoryAccess(op)))
         return nullptr;
     }
     return nullptr;
   }
 
+  /// From each fusible launch on, the launches it reaches one after
+  /// another, each touching none of the memory of those before it, become
+  /// one launch where the last of them was.
   void fuseIn(Block &block, MemoryProvenance &provenance) {
     for (Operation *op = &block.front(); op;) {
       auto first = dyn_cast<gpu::LaunchOp>(op);
@@ -141,46 +129,49 @@ struct FuseLaunchesPass
       if (!first)
         continue;
       std::optional<Shape> firstShape = fusibleShape(first);
-      if (!firstShape)
+      MemoryAccess access = memoryAccess(first);
+      if (!firstShape || !access.known)
         continue;
-      MemoryAccess firstAccess = memoryAccess(first);
-      if (!firstAccess.known)
-        continue;
-      gpu::LaunchOp second = nextReachable(first, firstAccess, provenance);
-      if (!second)
-        continue;
-      std::optional<Shape> secondShape = fusibleShape(second);
-      if (!secondShape ||
-          conflict(firstAccess, memoryAccess(second), provenance))
-        continue;
-      gpu::LaunchOp fused =
-          fuse(first, *firstShape, second, *secondShape);
-      // The fused launch may take in the next one too.
-      op = fused;
+      SmallVector<std::pair<gpu::LaunchOp, Shape>> group{{first, *firstShape}};
+      while (gpu::LaunchOp next =
+                 nextReachable(group.back().first, access, provenance)) {
+        std::optional<Shape> shape = fusibleShape(next);
+        MemoryAccess nextAccess = memoryAccess(next);
+        if (!shape || provenance.mayConflict(access, nextAccess))
+          break;
+        group.push_back({next, *shape});
+        access.reads.append(nextAccess.reads);
+        access.writes.append(nextAccess.writes);
+      }
+      if (group.size() > 1)
+        op = fuse(group)->getNextNode();
     }
   }
 
-  /// One launch in place of `second` whose first blocks run `first`'s body
-  /// and the rest `second`'s.
-  static gpu::LaunchOp fuse(gpu::LaunchOp first, const Shape &firstShape,
-                            gpu::LaunchOp second, const Shape &secondShape) {
-    Location loc = second.getLoc();
-    OpBuilder b(second);
+  /// One launch in place of the last of `group`, whose blocks are those of
+  /// the group's launches one after another, each running the body it came
+  /// from.
+  static gpu::LaunchOp fuse(ArrayRef<std::pair<gpu::LaunchOp, Shape>> group) {
+    gpu::LaunchOp last = group.back().first;
+    Location loc = last.getLoc();
+    OpBuilder b(last);
     auto index = [&](OpBuilder &nb, int64_t v) -> Value {
       return arith::ConstantIndexOp::create(nb, loc, v);
     };
-    int64_t threads = std::max(firstShape.threads, secondShape.threads);
-    auto fused = gpu::LaunchOp::create(
-        b, loc, index(b, firstShape.blocks() + secondShape.blocks()),
-        index(b, 1), index(b, 1), index(b, threads), index(b, 1),
-        index(b, 1));
+    int64_t threads = 0, blocks = 0;
+    for (const auto &[launch, shape] : group) {
+      threads = std::max(threads, shape.threads);
+      blocks += shape.blocks();
+    }
+    auto fused = gpu::LaunchOp::create(b, loc, index(b, blocks), index(b, 1),
+                                       index(b, 1), index(b, threads),
+                                       index(b, 1), index(b, 1));
     Block &body = fused.getBody().front();
     OpBuilder nb = OpBuilder::atBlockEnd(&body);
     Value linear = fused.getBlockIds().x;
     Value tid = fused.getThreadIds().x;
     int64_t offset = 0;
-    for (auto [launch, shape] : {std::pair{first, firstShape},
-                                 std::pair{second, secondShape}}) {
+    for (auto [launch, shape] : group) {
       // Blocks offset .. offset + blocks - 1, threads below its own count.
       Value from = index(nb, offset);
       Value to = index(nb, offset + shape.blocks());
@@ -228,8 +219,8 @@ struct FuseLaunchesPass
       offset += shape.blocks();
     }
     gpu::TerminatorOp::create(nb, loc);
-    first.erase();
-    second.erase();
+    for (auto [launch, shape] : group)
+      launch.erase();
     return fused;
   }
 };

@@ -41,6 +41,19 @@ callSites(mlir::ModuleOp module, mlir::SymbolTable &symbols);
 /// Follows view-like ops and casts back to the memref they view.
 mlir::Value viewRoot(mlir::Value v);
 
+/// The memory an op of a host function reads and writes, as the view roots
+/// of memrefs: a kernel's loads and stores (its own local buffers left
+/// out), the runtime products' operands (bpttMatmulF32 reads A, B and C and
+/// writes C; bpttMatmulBiasF32 reads A, B, the addend, the bias and C and
+/// writes C), and any other op's declared effects. `known` is false where
+/// that cannot be told: an op without declared effects, a call into other
+/// code, an effect on no particular value outside a kernel.
+struct MemoryAccess {
+  llvm::SmallVector<mlir::Value> reads, writes;
+  bool known = true;
+};
+MemoryAccess memoryAccess(mlir::Operation *op);
+
 /// Which buffers a memref may be part of. A memref's bases are the
 /// allocations and the program arguments it views, followed through views,
 /// selects, and the arguments of private functions at all their call sites.
@@ -55,6 +68,13 @@ public:
 
   /// False only when `a` and `b` are known not to overlap.
   bool mayAlias(mlir::Value a, mlir::Value b);
+  /// Whether some memref of `xs` may overlap some memref of `ys`.
+  bool mayOverlap(llvm::ArrayRef<mlir::Value> xs,
+                  llvm::ArrayRef<mlir::Value> ys);
+  /// Whether running `a` and `b` in the other order, or at the same time,
+  /// may change what either does: one writes what the other reads or
+  /// writes, or the memory of either is not known.
+  bool mayConflict(const MemoryAccess &a, const MemoryAccess &b);
 
 private:
   using Bases = llvm::SmallSetVector<mlir::Value, 4>;
@@ -70,18 +90,6 @@ private:
   llvm::DenseMap<mlir::Value, std::optional<Bases>> memo;
 };
 
-/// The memory an op of a host function reads and writes, as the view roots
-/// of memrefs: a kernel's loads and stores (its own local buffers left
-/// out), the runtime products' operands (bpttMatmulF32 reads A, B and C and
-/// writes C; bpttMatmulBiasF32 reads A, B, the addend, the bias and C and
-/// writes C), and any other op's declared effects. `known` is false where
-/// that cannot be told: an op without declared effects, a call into other
-/// code, an effect on no particular value outside a kernel.
-struct MemoryAccess {
-  llvm::SmallVector<mlir::Value> reads, writes;
-  bool known = true;
-};
-MemoryAccess memoryAccess(mlir::Operation *op);
 
 /// bptt-gpu-fuse-launches (FuseLaunches.cpp).
 std::unique_ptr<mlir::Pass> createFuseLaunchesPass();

@@ -529,11 +529,8 @@ struct LibraryCallsPass
         if (llvm::is_contained(fills, fill))
           continue;
         Value buffer = fill.getDpsInits()[0];
-        if (llvm::any_of(touched, [&](Value v) {
-              return provenance.mayAlias(v, buffer);
-            }) ||
-            llvm::any_of(own,
-                         [&](Value v) { return provenance.mayAlias(v, buffer); }))
+        if (provenance.mayOverlap(touched, buffer) ||
+            provenance.mayOverlap(own, buffer))
           movable = false;
       }
       if (!movable)
@@ -544,9 +541,10 @@ struct LibraryCallsPass
     }
     // The lead alone may have overlapping memrefs of its own: it then runs
     // alone, as it would have.
-    if (chain.size() > 1 &&
-        llvm::any_of(memrefsOf(lead),
-                     [&](Value v) { return overlaps(v, memrefsOf(lead)); }))
+    SmallVector<Value> leadMemrefs = memrefsOf(lead);
+    if (chain.size() > 1 && llvm::any_of(leadMemrefs, [&](Value v) {
+          return overlaps(v, leadMemrefs);
+        }))
       chain.resize(1);
     return chain;
   }

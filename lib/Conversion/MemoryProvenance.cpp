@@ -37,6 +37,19 @@ bool MemoryProvenance::mayAlias(Value a, Value b) {
                       [&](Value base) { return basesB->contains(base); });
 }
 
+bool MemoryProvenance::mayOverlap(ArrayRef<Value> xs, ArrayRef<Value> ys) {
+  return llvm::any_of(
+      xs, [&](Value x) { return llvm::any_of(ys, [&](Value y) {
+                           return mayAlias(x, y);
+                         }); });
+}
+
+bool MemoryProvenance::mayConflict(const MemoryAccess &a,
+                                   const MemoryAccess &b) {
+  return !a.known || !b.known || mayOverlap(a.writes, b.reads) ||
+         mayOverlap(a.writes, b.writes) || mayOverlap(a.reads, b.writes);
+}
+
 std::optional<MemoryProvenance::Bases> MemoryProvenance::bases(Value v) {
   v = viewRoot(v);
   if (auto it = memo.find(v); it != memo.end())

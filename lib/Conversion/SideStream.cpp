@@ -62,8 +62,7 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
   /// What one top-level op of a function does.
   struct Step {
     Operation *op;
-    SmallVector<Value> reads, writes; // memrefs
-    bool unknown = false;             // conflicts with everything
+    MemoryAccess access;              // not known: conflicts with all
     bool work = false;                // device work a stream runs
     double cost = 0;                  // estimated microseconds, alone
     double fill = 1;                  // the share of the GPU it keeps busy
@@ -153,15 +152,6 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
     step.fill = std::min(1.0, threads / kSaturatingThreads);
   }
 
-  /// The effects of `op` (a top-level op of a function body) on memory
-  /// defined outside it, into `step`; false when they cannot be known.
-  static bool collectEffects(Operation *op, Step &step) {
-    MemoryAccess access = memoryAccess(op);
-    step.reads.append(access.reads);
-    step.writes.append(access.writes);
-    return access.known;
-  }
-
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MemoryProvenance provenance(module);
@@ -192,17 +182,17 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
       if (auto launch = dyn_cast<gpu::LaunchOp>(op)) {
         step.work = true;
         costKernel(launch, step);
-        step.unknown = !collectEffects(&op, step);
+        step.access = memoryAccess(&op);
       } else if (auto call = dyn_cast<func::CallOp>(op)) {
         if (call.getCallee() != kMatmulFn || call.getNumOperands() != 4)
           return std::nullopt; // calls into other code
         step.work = true;
         costProduct(call, step);
-        step.unknown = !collectEffects(call, step);
+        step.access = memoryAccess(call);
       } else if (op.getNumRegions() > 0) {
         return std::nullopt; // loops and branches
       } else {
-        step.unknown = !collectEffects(&op, step);
+        step.access = memoryAccess(&op);
       }
       steps.push_back(std::move(step));
     }
@@ -246,27 +236,19 @@ struct SideStreamPass : PassWrapper<SideStreamPass, OperationPass<ModuleOp>> {
     size_t n = steps.size();
     SmallVector<size_t> candidates;
     for (size_t i = 0; i < n; ++i)
-      if (steps[i].work && !steps[i].unknown)
+      if (steps[i].work && steps[i].access.known)
         candidates.push_back(i);
     if (candidates.empty())
       return false;
 
-    auto overlaps = [&](ArrayRef<Value> xs, ArrayRef<Value> ys) {
-      return llvm::any_of(xs, [&](Value x) {
-        return llvm::any_of(ys,
-                            [&](Value y) { return provenance.mayAlias(x, y); });
-      });
-    };
     // conflict[i][j] (i < j): j must not run while i might.
     // depends[i][j] (i < j): j must stay after i (a conflict, or i defines
     // a value j uses).
     std::vector<std::vector<bool>> conflict(n, std::vector<bool>(n, false));
     for (size_t i = 0; i < n; ++i)
       for (size_t j = i + 1; j < n; ++j)
-        conflict[i][j] = steps[i].unknown || steps[j].unknown ||
-                         overlaps(steps[i].writes, steps[j].reads) ||
-                         overlaps(steps[i].writes, steps[j].writes) ||
-                         overlaps(steps[i].reads, steps[j].writes);
+        conflict[i][j] =
+            provenance.mayConflict(steps[i].access, steps[j].access);
     std::vector<std::vector<bool>> depends = conflict;
     DenseMap<Operation *, size_t> stepIndex;
     for (size_t i = 0; i < n; ++i)

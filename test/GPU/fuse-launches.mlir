@@ -61,6 +61,49 @@ func.func @independent(%a: memref<64xf32>, %b: memref<4x256xf32>,
 
 // -----
 
+// Three independent kernels are one launch with three parts side by side,
+// blocks 0, 1 and 2, not a fused pair fused again.
+// CHECK-LABEL: func.func @three(
+// CHECK:         gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %c3,
+// CHECK:           arith.cmpi uge, %[[BX]], %c0
+// CHECK:           arith.cmpi ult, %[[BX]], %c1
+// CHECK:           scf.if
+// CHECK:             memref.store %{{.*}}, %arg0[
+// CHECK:           arith.cmpi uge, %[[BX]], %c1
+// CHECK:           arith.cmpi ult, %[[BX]], %c2
+// CHECK:           scf.if
+// CHECK:             memref.store %{{.*}}, %arg1[
+// CHECK:           arith.cmpi uge, %[[BX]], %c2
+// CHECK:           arith.cmpi ult, %[[BX]], %c3
+// CHECK:           scf.if
+// CHECK:             memref.store %{{.*}}, %arg2[
+// CHECK:           gpu.terminator
+// CHECK-NOT:     gpu.launch
+func.func @three(%a: memref<64xf32>, %b: memref<64xf32>, %c: memref<64xf32>,
+                 %stats: memref<2xi64>) attributes {rnn.plan = {}} {
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %one = arith.constant 1.0 : f32
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c64, %sy = %c1, %sz = %c1) {
+    memref.store %one, %a[%tx] : memref<64xf32>
+    gpu.terminator
+  }
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c64, %sy = %c1, %sz = %c1) {
+    memref.store %one, %b[%tx] : memref<64xf32>
+    gpu.terminator
+  }
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c64, %sy = %c1, %sz = %c1) {
+    memref.store %one, %c[%tx] : memref<64xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // The second kernel reads what the first writes: they stay two launches,
 // in their order.
 // CHECK-LABEL: func.func @dependent(
