@@ -24,7 +24,9 @@ The sets:
   check  lstm, gru, elman at B=4, H=16, V=8, T=64: store-all and every other
          strategy at two budgets; at B=3, H=20, V=5, T=33 (odd sizes):
          store-all and MSM 10%; LSTM at B=64, H=512, V=128, T=20: store-all
-         and MSM 25% (GPU against PyTorch only: no CPU dump).
+         and MSM 25% (GPU against PyTorch only: no CPU dump); lstm, gru,
+         elman at B=32, H=64, V=64, T=16 (whole tiles for the generated
+         parameter-gradient kernels): store-all and MSM 30%.
 
 The machine the programs go to takes at most 64 MiB of carried files in all:
 the script measures the set and, when it is larger than --max-mib, also
@@ -141,6 +143,12 @@ def check_set():
                      grad_chunk=8))
     out.append(entry("check", "lstm", 64, 512, 128, 20, "msm", "40%",
                      input_gradient=False, grad_chunk=8))
+    # Whole 64 x 64 tiles and K = B = 32: the parameter gradients run as
+    # generated small-product kernels (docs/gpu.md), checked against the CPU
+    # path as well as PyTorch, for every cell.
+    for cell in ("lstm", "gru", "elman"):
+        out.append(entry("check", cell, 32, 64, 64, 16, "all", "100%", cpu_dump=True))
+        out.append(entry("check", cell, 32, 64, 64, 16, "msm", "30%", cpu_dump=True))
     return out
 
 

@@ -45,7 +45,8 @@ mlir::Value viewRoot(mlir::Value v);
 /// of memrefs: a kernel's loads and stores (its own local buffers left
 /// out), the runtime products' operands (bpttMatmulF32 reads A, B and C and
 /// writes C; bpttMatmulBiasF32 reads A, B, the addend, the bias and C and
-/// writes C), and any other op's declared effects. `known` is false where
+/// writes C), a linalg op on buffers reads its operands and writes its
+/// outputs (in nested ops too), and any other op's declared effects. `known` is false where
 /// that cannot be told: an op without declared effects, a call into other
 /// code, an effect on no particular value outside a kernel.
 struct MemoryAccess {

@@ -33,6 +33,7 @@
 
 #include "GPUProgram.h"
 #include "PipelineSteps.h"
+#include "SmallProducts.h"
 #include "WarpReductions.h"
 
 #include "mlir/Transforms/RegionUtils.h"
@@ -55,6 +56,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/SymbolTable.h"
@@ -361,7 +363,8 @@ struct LibraryCallsPass
   void getDependentDialects(DialectRegistry &registry) const override {
     registry.insert<memref::MemRefDialect, linalg::LinalgDialect,
                     arith::ArithDialect, func::FuncDialect, gpu::GPUDialect,
-                    scf::SCFDialect, affine::AffineDialect>();
+                    scf::SCFDialect, affine::AffineDialect,
+                    vector::VectorDialect>();
   }
   Option<std::string> precision{*this, "precision",
                                 llvm::cl::desc("f32 or tf32 products"),
@@ -408,6 +411,19 @@ struct LibraryCallsPass
       if (isMatrixProduct(op) && !onHost(op))
         products.push_back(op);
     });
+    // Short contractions become generated kernels, each group of
+    // independent ones one kernel, with the products themselves kept for
+    // operands of another layout (the library calls below).
+    {
+      MemoryProvenance provenance(module);
+      SmallVector<linalg::LinalgOp> small;
+      for (linalg::LinalgOp op : products)
+        if (bptt::isSmallProduct(op, provenance))
+          small.push_back(op);
+      for (const SmallVector<linalg::LinalgOp> &group :
+           bptt::smallProductGroups(small, provenance))
+        bptt::lowerSmallProducts(rewriter, group);
+    }
     for (linalg::LinalgOp op : products) {
       if (std::optional<ProductSeed> seed = seedJustBefore(op)) {
         if (failed(toBiasCall(rewriter, module, op, *seed, mode)))
@@ -1340,10 +1356,16 @@ struct AsyncPass : PassWrapper<AsyncPass, OperationPass<ModuleOp>> {
             continue;
           gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
           gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
+          SmallVector<Type> workgroup;
+          for (BlockArgument arg : launch.getWorkgroupAttributions())
+            workgroup.push_back(arg.getType());
+          SmallVector<Type> priv;
+          for (BlockArgument arg : launch.getPrivateAttributions())
+            priv.push_back(arg.getType());
           auto async = gpu::LaunchOp::create(
               b, launch.getLoc(), grid.x, grid.y, grid.z, block.x, block.y,
               block.z, launch.getDynamicSharedMemorySize(), tokenType,
-              ValueRange{token});
+              ValueRange{token}, workgroup, priv);
           async.getBody().front().erase();
           async.getBody().takeBody(launch.getBody());
           launch.erase();
@@ -1466,7 +1488,11 @@ void bptt::buildLowerToGPUPipeline(OpPassManager &pm,
   // Kernels to NVVM and a binary, the host to LLVM. This is upstream's
   // gpu-lower-to-nvvm-pipeline with the CUDA toolkit named explicitly, so
   // that ptxas and libdevice (math functions in kernels) are found without
-  // relying on the environment.
+  // relying on the environment. The canonicalizer hoists constants out of
+  // the launches; sunk back in before outlining, they stay constants in the
+  // kernels (folded into addresses and strength-reduced divisions) instead
+  // of becoming kernel parameters.
+  pm.addPass(createGpuLaunchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());

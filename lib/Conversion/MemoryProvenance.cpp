@@ -9,6 +9,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
@@ -113,13 +114,40 @@ MemoryAccess bptt::memoryAccess(Operation *op) {
     access.writes.push_back(viewRoot(call.getOperand(result)));
     return access;
   }
-  op->walk([&](Operation *inner) {
+  // A root of `op`'s own memory (a kernel's local buffers) is left out.
+  auto record = [&](Value v, bool write) {
+    Value root = viewRoot(v);
+    if (Operation *def = root.getDefiningOp();
+        def && op != def && op->isAncestor(def))
+      return;
+    if (auto arg = dyn_cast<BlockArgument>(root);
+        arg && op->isAncestor(arg.getOwner()->getParentOp()))
+      return;
+    (write ? access.writes : access.reads).push_back(root);
+  };
+  op->walk<WalkOrder::PreOrder>([&](Operation *inner) {
+    // A structured op on buffers reads its inputs and outputs and writes
+    // its outputs (linalg declares its effects as its body's, recursively).
+    if (auto structured = dyn_cast<linalg::LinalgOp>(inner)) {
+      if (!structured.hasPureBufferSemantics()) {
+        access.known = false;
+        return WalkResult::skip();
+      }
+      for (Value v : structured->getOperands()) {
+        if (!isa<MemRefType>(v.getType()))
+          continue;
+        record(v, /*write=*/false);
+      }
+      for (Value v : structured.getDpsInits())
+        record(v, /*write=*/true);
+      return WalkResult::skip();
+    }
     if (inner->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
-      return; // its nested ops are visited on their own
+      return WalkResult::advance(); // its nested ops are visited on their own
     auto effects = dyn_cast<MemoryEffectOpInterface>(inner);
     if (!effects) {
       access.known = false;
-      return;
+      return WalkResult::advance();
     }
     SmallVector<MemoryEffects::EffectInstance> instances;
     effects.getEffects(instances);
@@ -133,19 +161,9 @@ MemoryAccess bptt::memoryAccess(Operation *op) {
         access.known = false;
         continue;
       }
-      Value root = viewRoot(v);
-      // Memory defined inside the op (a kernel's local buffers).
-      if (Operation *def = root.getDefiningOp();
-          def && op != def && op->isAncestor(def))
-        continue;
-      if (auto arg = dyn_cast<BlockArgument>(root);
-          arg && op->isAncestor(arg.getOwner()->getParentOp()))
-        continue;
-      if (isa<MemoryEffects::Read>(e.getEffect()))
-        access.reads.push_back(root);
-      else
-        access.writes.push_back(root);
+      record(v, !isa<MemoryEffects::Read>(e.getEffect()));
     }
+    return WalkResult::advance();
   });
   return access;
 }

@@ -2,12 +2,14 @@
 // after another (today: dW_hh += h^T dgates, dW_ih += x^T dgates,
 // dW_out += h'^T dlogits, each a cuBLAS call with K = B), against the same
 // three in one grouped call (cublasSgemmGroupedBatched, one launch for all
-// shapes) and on three forked streams (graph branches that may share the
-// SMs). The step's recurrent product dh = dgates W_hh^T, which the next step
+// shapes), on three forked streams (graph branches that may share the
+// SMs), and as one generated kernel over all three products' output tiles
+// (several tile shapes; bptt's small-product kernel is the 64x64, 8x4, BK 32
+// one, lib/Conversion/SmallProducts.cpp). The step's recurrent product dh = dgates W_hh^T, which the next step
 // waits for, is timed alone and with the three beside it. Each variant is a
 // CUDA graph of 32 steps (as the programs run); times are per step.
 //
-//   nvcc -O3 -arch=sm_90 weight_grads.cu -lcublas -o weight_grads
+//   nvcc -O3 -arch=sm_90 -std=c++17 weight_grads.cu -lcublas -o weight_grads
 //   ./weight_grads
 #include "common.h"
 
@@ -44,6 +46,92 @@ void gemmDh(cublasHandle_t h, const float *dgates, const float *w, float *dh,
   const float one = 1.0f, zero = 0.0f;
   CHECK_BLAS(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, H, B, 4 * H, &one, w,
                          4 * H, dgates, 4 * H, &zero, dh, H));
+}
+
+
+// The three products as one generated kernel: a flat grid of TM x TN output
+// tiles over all three (the blocks of product i follow those of i - 1),
+// each block staging BK rows of its A and B tiles in shared memory and each
+// thread summing an RM x RN register tile over k in order, then adding it
+// to C (what bptt's kernel would do; M, N multiples of the tile, K of BK).
+struct FusedTable {
+  Product p[3];
+  int tilesN[3];
+  int first[4]; // first block of each product, and the total
+};
+
+template <int TM, int TN, int RM, int RN, int BK>
+__global__ void __launch_bounds__((TM / RM) * (TN / RN))
+    fusedAtB(FusedTable t) {
+  constexpr int kThreads = (TM / RM) * (TN / RN);
+  __shared__ __align__(16) float As[BK][TM];
+  __shared__ __align__(16) float Bs[BK][TN];
+  int tile = blockIdx.x;
+  int which = tile >= t.first[2] ? 2 : tile >= t.first[1] ? 1 : 0;
+  const Product p = t.p[which];
+  int local = tile - t.first[which];
+  int m0 = (local / t.tilesN[which]) * TM, n0 = (local % t.tilesN[which]) * TN;
+  int tid = threadIdx.x;
+  int tx = tid % (TN / RN), ty = tid / (TN / RN);
+  float acc[RM][RN] = {};
+  for (int k0 = 0; k0 < p.k; k0 += BK) {
+    for (int i = tid; i < BK * TM / 4; i += kThreads) {
+      int k = i / (TM / 4), c = i % (TM / 4);
+      reinterpret_cast<float4 *>(&As[k][0])[c] =
+          *reinterpret_cast<const float4 *>(p.a + size_t(k0 + k) * p.m + m0 + 4 * c);
+    }
+    for (int i = tid; i < BK * TN / 4; i += kThreads) {
+      int k = i / (TN / 4), c = i % (TN / 4);
+      reinterpret_cast<float4 *>(&Bs[k][0])[c] =
+          *reinterpret_cast<const float4 *>(p.b + size_t(k0 + k) * p.n + n0 + 4 * c);
+    }
+    __syncthreads();
+#pragma unroll 8
+    for (int k = 0; k < BK; ++k) {
+      float a[RM], b[RN];
+#pragma unroll
+      for (int i = 0; i < RM; i += 4)
+        *reinterpret_cast<float4 *>(&a[i]) =
+            *reinterpret_cast<const float4 *>(&As[k][ty * RM + i]);
+#pragma unroll
+      for (int j = 0; j < RN; j += 4)
+        *reinterpret_cast<float4 *>(&b[j]) =
+            *reinterpret_cast<const float4 *>(&Bs[k][tx * RN + j]);
+#pragma unroll
+      for (int i = 0; i < RM; ++i)
+#pragma unroll
+        for (int j = 0; j < RN; ++j)
+          acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < RM; ++i)
+#pragma unroll
+    for (int j = 0; j < RN; j += 4) {
+      float4 *c = reinterpret_cast<float4 *>(
+          p.c + size_t(m0 + ty * RM + i) * p.n + n0 + tx * RN + j);
+      float4 v = *c;
+      v.x += acc[i][j];
+      v.y += acc[i][j + 1];
+      v.z += acc[i][j + 2];
+      v.w += acc[i][j + 3];
+      *c = v;
+    }
+}
+
+template <int TM, int TN, int RM, int RN, int BK>
+void launchFused(cudaStream_t s, const std::array<Product, 3> &ps) {
+  FusedTable t;
+  t.first[0] = 0;
+  for (int i = 0; i < 3; ++i) {
+    t.p[i] = ps[i];
+    t.tilesN[i] = ps[i].n / TN;
+    t.first[i + 1] = t.first[i] + (ps[i].m / TM) * t.tilesN[i];
+  }
+  fusedAtB<TM, TN, RM, RN, BK>
+      <<<t.first[3], (TM / RM) * (TN / RN), 0, s>>>(t);
+  CHECK(cudaGetLastError());
 }
 
 struct Grouped {
@@ -167,6 +255,49 @@ void runConfig(int B, int H, int V) {
   std::printf("B = %d, H = %d, V = %d (grouped vs one after another: max "
               "relative difference %.2e)\n",
               B, H, V, err);
+  // The generated kernels against cuBLAS, one accumulation each from zero.
+  using Launch = void (*)(cudaStream_t, const std::array<Product, 3> &);
+  struct Fused {
+    const char *name;
+    Launch launch;
+  };
+  Fused fused[] = {
+      {"64x64 tiles, 4x4 a thread, BK 32", launchFused<64, 64, 4, 4, 32>},
+      {"64x64 tiles, 8x4 a thread, BK 32", launchFused<64, 64, 8, 4, 32>},
+      {"64x64 tiles, 8x8 a thread, BK 32", launchFused<64, 64, 8, 8, 32>},
+      {"32x64 tiles, 4x4 a thread, BK 32", launchFused<32, 64, 4, 4, 32>},
+      {"64x64 tiles, 4x4 a thread, BK 16", launchFused<64, 64, 4, 4, 16>},
+      {"128x64 tiles, 8x4 a thread, BK 16", launchFused<128, 64, 8, 4, 16>},
+  };
+  for (const Fused &f : fused) {
+    for (int set = 0; set < 2; ++set)
+      for (int i = 0; i < 3; ++i)
+        CHECK(cudaMemset(dw[set][i], 0, sizes[i] * 4));
+    for (int i = 0; i < 3; ++i)
+      gemmAtB(main.blas, seq[i]);
+    f.launch(main.stream, grp);
+    CHECK(cudaStreamSynchronize(main.stream));
+    double ferr = 0;
+    for (int i = 0; i < 3; ++i)
+      ferr = std::max(ferr, double(maxRelErr(fetch(dw[1][i], sizes[i]),
+                                             fetch(dw[0][i], sizes[i]))));
+    double ms = timeGraph(
+        main.stream,
+        [&] { for (int s = 0; s < kSteps; ++s) f.launch(main.stream, grp); },
+        20);
+    double msDh = timeGraph(
+        main.stream,
+        [&] {
+          for (int s = 0; s < kSteps; ++s) {
+            gemmDh(main.blas, dgates, whh, dh, B, H);
+            f.launch(main.stream, grp);
+          }
+        },
+        20);
+    std::printf("  3 in one kernel, %-34s %7.2f us/step (dh + it: %7.2f; "
+                "max rel. diff. to cuBLAS %.2e)\n",
+                f.name, ms * 1e3 / kSteps, msDh * 1e3 / kSteps, ferr);
+  }
   for (auto &v : variants) {
     double ms = timeGraph(
         main.stream, [&] { for (int s = 0; s < kSteps; ++s) v.step(); }, 20);

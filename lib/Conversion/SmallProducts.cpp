@@ -1,0 +1,375 @@
+//===- SmallProducts.cpp - short-contraction products as one kernel -------===//
+//
+// A backward step accumulates its parameter gradients with products that
+// contract over the step's batch rows: dW_hh += h^T·dgates, dW_ih +=
+// x^T·dgates, dW_out += h'^T·dlogits, K = B. cuBLAS runs each as its own
+// launch, latency-bound at these sizes (3.9-7.4 us each at B = 64 on an
+// H100, for 4-64 M multiply-adds). Here the products of a step that are
+// independent become one kernel over all their output tiles, which keeps
+// the GPU busy with the three at once.
+//
+//===----------------------------------------------------------------------===//
+
+#include "SmallProducts.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+using namespace mlir;
+
+namespace {
+
+/// A block's output tile (kTile x kTile), the rows of A and B it stages at
+/// a time, and each thread's register tile (kRows x kCols, four columns:
+/// one 16-byte vector).
+constexpr int64_t kTile = 64;
+constexpr int64_t kStage = 32;
+constexpr int64_t kRows = 8;
+constexpr int64_t kCols = 4;
+constexpr int64_t kThreadCols = kTile / kCols;             // 16
+constexpr int64_t kThreads = (kTile / kRows) * kThreadCols; // 128
+/// Inner iterations emitted per loop trip, so that the loads of several k
+/// are in flight together.
+constexpr int64_t kUnroll = 8;
+constexpr int64_t kVectorBytes = 16;
+
+/// A small product's operands in its orientation: A is K x M, B is K x N,
+/// C is M x N (each stored with the second index contiguous, which the
+/// kernel's guard checks at run time).
+struct Operands {
+  Value a, b, c;
+  int64_t m, n, k;
+};
+
+std::optional<Operands> operandsOf(linalg::LinalgOp op) {
+  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1 || !linalg::isaContractionOpInterface(op))
+    return std::nullopt;
+  FailureOr<linalg::ContractionDimensions> dims =
+      linalg::inferContractionDims(op);
+  if (failed(dims) || !dims->batch.empty() || dims->m.size() != 1 ||
+      dims->n.size() != 1 || dims->k.size() != 1)
+    return std::nullopt;
+  unsigned m = dims->m[0], n = dims->n[0], k = dims->k[0];
+  auto indexedBy = [&](OpOperand &operand, unsigned first, unsigned second) {
+    AffineMap map = op.getMatchingIndexingMap(&operand);
+    if (map.getNumResults() != 2)
+      return false;
+    auto d0 = dyn_cast<AffineDimExpr>(map.getResult(0));
+    auto d1 = dyn_cast<AffineDimExpr>(map.getResult(1));
+    return d0 && d1 && d0.getPosition() == first && d1.getPosition() == second;
+  };
+  OpOperand &a = *op.getDpsInputOperand(0), &b = *op.getDpsInputOperand(1),
+            &c = *op.getDpsInitOperand(0);
+  if (!indexedBy(a, k, m) || !indexedBy(b, k, n) || !indexedBy(c, m, n))
+    return std::nullopt;
+  // The body multiplies and adds, in f32 (the contraction interface allows
+  // other combinations).
+  Block &body = op->getRegion(0).front();
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  auto add = yield.getValues()[0].getDefiningOp<arith::AddFOp>();
+  if (!add || body.getOperations().size() != 3)
+    return std::nullopt;
+  Value acc = body.getArgument(2);
+  Value product = add.getLhs() == acc ? add.getRhs() : add.getLhs();
+  auto mul = product.getDefiningOp<arith::MulFOp>();
+  if (!mul || (add.getLhs() != acc && add.getRhs() != acc) ||
+      mul.getLhs() != body.getArgument(0) ||
+      mul.getRhs() != body.getArgument(1))
+    return std::nullopt;
+  Operands ops{a.get(), b.get(), c.get(), 0, 0, 0};
+  for (Value v : {ops.a, ops.b, ops.c}) {
+    auto t = dyn_cast<MemRefType>(v.getType());
+    if (!t || t.getRank() != 2 || !t.hasStaticShape() ||
+        !t.getElementType().isF32())
+      return std::nullopt;
+  }
+  ArrayRef<int64_t> aShape = cast<MemRefType>(ops.a.getType()).getShape();
+  ArrayRef<int64_t> bShape = cast<MemRefType>(ops.b.getType()).getShape();
+  ops.k = aShape[0];
+  ops.m = aShape[1];
+  ops.n = bShape[1];
+  return ops;
+}
+
+/// The fill just before `op` that writes its accumulator, if any.
+bool accumulatorJustFilled(linalg::LinalgOp op) {
+  auto fill = dyn_cast_or_null<linalg::FillOp>(op->getPrevNode());
+  return fill && fill.getDpsInits()[0] == op.getDpsInitOperand(0)->get();
+}
+
+Value index(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+
+/// Whether memref `v` is stored the way the kernel reads it: unit stride
+/// along its second index, rows a multiple of four elements apart, and its
+/// first element 16-byte aligned (so every row's tiles are whole vectors).
+Value vectorLayout(OpBuilder &b, Location loc, Value v) {
+  auto meta = memref::ExtractStridedMetadataOp::create(b, loc, v);
+  SmallVector<OpFoldResult> strides = meta.getConstifiedMixedStrides();
+  auto isMultiple = [&](Value x, int64_t of) {
+    Value rem = arith::RemUIOp::create(b, loc, x, index(b, loc, of));
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, rem,
+                                 index(b, loc, 0))
+        .getResult();
+  };
+  Value ok;
+  if (std::optional<int64_t> inner = getConstantIntValue(strides[1]))
+    ok = arith::ConstantIntOp::create(b, loc, *inner == 1, 1);
+  else
+    ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                               cast<Value>(strides[1]), index(b, loc, 1));
+  Value row = getValueOrCreateConstantIndexOp(b, loc, strides[0]);
+  ok = arith::AndIOp::create(b, loc, ok, isMultiple(row, kCols));
+  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, v);
+  Value offset =
+      getValueOrCreateConstantIndexOp(b, loc, meta.getConstifiedMixedOffset());
+  Value address = arith::AddIOp::create(
+      b, loc, base, arith::MulIOp::create(b, loc, offset, index(b, loc, 4)));
+  return arith::AndIOp::create(b, loc, ok, isMultiple(address, kVectorBytes));
+}
+
+/// `v` as memref<RxCxf32, strided<[?, 1], offset: ?>>, which the guard has
+/// checked, so that vector loads of it lower to 16-byte accesses. (A
+/// reinterpret_cast of its own metadata: a memref.cast to the static
+/// stride would fold into the loads.)
+Value asUnitInnerStride(OpBuilder &b, Location loc, Value v) {
+  auto t = cast<MemRefType>(v.getType());
+  auto meta = memref::ExtractStridedMetadataOp::create(b, loc, v);
+  SmallVector<OpFoldResult> strides = meta.getConstifiedMixedStrides();
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t d : t.getShape())
+    sizes.push_back(b.getIndexAttr(d));
+  return memref::ReinterpretCastOp::create(
+      b, loc, MemRefType::get(t.getShape(), t.getElementType(),
+                              StridedLayoutAttr::get(b.getContext(),
+                                                     ShapedType::kDynamic,
+                                                     {ShapedType::kDynamic, 1})),
+      meta.getBaseBuffer(), meta.getConstifiedMixedOffset(), sizes,
+      ArrayRef<OpFoldResult>{strides[0], b.getIndexAttr(1)});
+}
+
+/// One block's tile of one product: stages kStage rows of A's and B's
+/// tiles at a time in `aStage` and `bStage` (kStage x kTile each), sums the
+/// thread's kRows x kCols tile over k in order, then adds it to C.
+void emitTile(OpBuilder &b, Location loc, const Operands &p, Value a, Value bm,
+              Value c, Value local, Value aStage, Value bStage, Value tx,
+              Value ty) {
+  Value tilesN = index(b, loc, p.n / kTile);
+  Value tileSize = index(b, loc, kTile);
+  Value m0 = arith::MulIOp::create(
+      b, loc, arith::DivUIOp::create(b, loc, local, tilesN), tileSize);
+  Value n0 = arith::MulIOp::create(
+      b, loc, arith::RemUIOp::create(b, loc, local, tilesN), tileSize);
+  auto f32 = b.getF32Type();
+  auto vec = VectorType::get({kCols}, f32);
+  auto align = llvm::MaybeAlign(kVectorBytes);
+  auto load = [&](OpBuilder &bb, Value memref, ValueRange at) {
+    return vector::LoadOp::create(bb, loc, vec, memref, at,
+                                  /*nontemporal=*/false, align)
+        .getResult();
+  };
+  auto store = [&](OpBuilder &bb, Value v, Value memref, ValueRange at) {
+    vector::StoreOp::create(bb, loc, v, memref, at, /*nontemporal=*/false,
+                            align);
+  };
+  Value colInStage = arith::MulIOp::create(b, loc, tx, index(b, loc, kCols));
+  Value rowOfThread = arith::MulIOp::create(b, loc, ty, index(b, loc, kRows));
+  Value zero = arith::ConstantOp::create(
+      b, loc, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0f)));
+  SmallVector<Value> inits(kRows, zero);
+
+  auto outer = scf::ForOp::create(
+      b, loc, index(b, loc, 0), index(b, loc, p.k), index(b, loc, kStage),
+      inits,
+      [&](OpBuilder &ob, Location, Value k0, ValueRange accs) {
+        // Thread (tx, ty) copies the vector at column 4·tx of rows
+        // ty, ty + 8, ... of both stages: each warp reads two whole
+        // 256-byte rows.
+        for (int64_t r = 0; r < kStage;
+             r += kThreads / kThreadCols) {
+          Value row = arith::AddIOp::create(ob, loc, ty, index(ob, loc, r));
+          Value from = arith::AddIOp::create(ob, loc, k0, row);
+          store(ob,
+                load(ob, a,
+                     {from, arith::AddIOp::create(ob, loc, m0, colInStage)}),
+                aStage, {row, colInStage});
+          store(ob,
+                load(ob, bm,
+                     {from, arith::AddIOp::create(ob, loc, n0, colInStage)}),
+                bStage, {row, colInStage});
+        }
+        gpu::BarrierOp::create(ob, loc);
+        auto inner = scf::ForOp::create(
+            ob, loc, index(ob, loc, 0), index(ob, loc, kStage),
+            index(ob, loc, kUnroll), accs,
+            [&](OpBuilder &ib, Location, Value kk, ValueRange in) {
+              SmallVector<Value> acc(in);
+              for (int64_t u = 0; u < kUnroll; ++u) {
+                Value k = arith::AddIOp::create(ib, loc, kk, index(ib, loc, u));
+                SmallVector<Value> aParts;
+                for (int64_t q = 0; q < kRows; q += kCols)
+                  aParts.push_back(load(
+                      ib, aStage,
+                      {k, arith::AddIOp::create(ib, loc, rowOfThread,
+                                                index(ib, loc, q))}));
+                Value bRow = load(ib, bStage, {k, colInStage});
+                for (int64_t i = 0; i < kRows; ++i) {
+                  Value ai = vector::ExtractOp::create(
+                      ib, loc, aParts[i / kCols], ArrayRef<int64_t>{i % kCols});
+                  Value splat = vector::BroadcastOp::create(ib, loc, vec, ai);
+                  acc[i] = vector::FMAOp::create(ib, loc, splat, bRow, acc[i]);
+                }
+              }
+              scf::YieldOp::create(ib, loc, acc);
+            });
+        // Every thread is done with the stages before the next are copied.
+        gpu::BarrierOp::create(ob, loc);
+        scf::YieldOp::create(ob, loc, inner.getResults());
+      });
+
+  Value col = arith::AddIOp::create(b, loc, n0, colInStage);
+  Value firstRow = arith::AddIOp::create(b, loc, m0, rowOfThread);
+  for (int64_t i = 0; i < kRows; ++i) {
+    Value row = arith::AddIOp::create(b, loc, firstRow, index(b, loc, i));
+    Value old = load(b, c, {row, col});
+    store(b, arith::AddFOp::create(b, loc, old, outer.getResult(i)), c,
+          {row, col});
+  }
+}
+
+} // namespace
+
+bool bptt::isSmallProduct(linalg::LinalgOp op, MemoryProvenance &provenance) {
+  std::optional<Operands> p = operandsOf(op);
+  if (!p || p->m % kTile != 0 || p->n % kTile != 0 || p->k % kStage != 0 ||
+      p->k < kStage || p->k > kSmallProductMaxK || p->m == 0 || p->n == 0)
+    return false;
+  if (accumulatorJustFilled(op))
+    return false;
+  // Other blocks write C while this one reads A and B.
+  return !provenance.mayOverlap({p->a, p->b}, {p->c});
+}
+
+SmallVector<SmallVector<linalg::LinalgOp>>
+bptt::smallProductGroups(ArrayRef<linalg::LinalgOp> products,
+                         MemoryProvenance &provenance) {
+  SmallVector<SmallVector<linalg::LinalgOp>> groups;
+  llvm::DenseSet<Operation *> candidates, taken;
+  for (linalg::LinalgOp op : products)
+    candidates.insert(op);
+  for (linalg::LinalgOp first : products) {
+    if (taken.contains(first))
+      continue;
+    SmallVector<linalg::LinalgOp> group{first};
+    SmallVector<MemoryAccess> accesses{memoryAccess(first)};
+    taken.insert(first);
+    for (Operation *next = first->getNextNode(); next;
+         next = next->getNextNode()) {
+      MemoryAccess access = memoryAccess(next);
+      bool conflicts = llvm::any_of(accesses, [&](const MemoryAccess &m) {
+        return provenance.mayConflict(m, access);
+      });
+      if (candidates.contains(next) && !taken.contains(next) && !conflicts) {
+        group.push_back(cast<linalg::LinalgOp>(next));
+        accesses.push_back(std::move(access));
+        taken.insert(next);
+        continue;
+      }
+      // The group's products move down past `next` to the last of them.
+      if (conflicts)
+        break;
+    }
+    groups.push_back(std::move(group));
+  }
+  return groups;
+}
+
+void bptt::lowerSmallProducts(RewriterBase &rewriter,
+                              ArrayRef<linalg::LinalgOp> group) {
+  assert(!group.empty() && "a group has a product");
+  Operation *last = group.back();
+  Location loc = last->getLoc();
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(last);
+  OpBuilder &b = rewriter;
+
+  SmallVector<Operands> operands;
+  Value ok;
+  for (linalg::LinalgOp op : group) {
+    operands.push_back(*operandsOf(op));
+    for (Value v : {operands.back().a, operands.back().b, operands.back().c}) {
+      Value layout = vectorLayout(b, loc, v);
+      ok = ok ? arith::AndIOp::create(b, loc, ok, layout).getResult() : layout;
+    }
+  }
+  auto branch = scf::IfOp::create(b, loc, ok, /*withElseRegion=*/true);
+  // Else: the products as they were, in their order.
+  for (linalg::LinalgOp op : group)
+    op->moveBefore(branch.elseBlock()->getTerminator());
+
+  b.setInsertionPointToStart(branch.thenBlock());
+  SmallVector<std::array<Value, 3>> views;
+  SmallVector<int64_t> firstBlock{0};
+  for (const Operands &p : operands) {
+    views.push_back({asUnitInnerStride(b, loc, p.a),
+                     asUnitInnerStride(b, loc, p.b),
+                     asUnitInnerStride(b, loc, p.c)});
+    firstBlock.push_back(firstBlock.back() +
+                         (p.m / kTile) * (p.n / kTile));
+  }
+  MLIRContext *ctx = b.getContext();
+  auto workgroup = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto stageType = MemRefType::get({kStage, kTile}, b.getF32Type(),
+                                   MemRefLayoutAttrInterface(), workgroup);
+  Value one = index(b, loc, 1);
+  auto launch = gpu::LaunchOp::create(
+      b, loc, index(b, loc, firstBlock.back()), one, one,
+      index(b, loc, kThreads), one, one, /*dynamicSharedMemorySize=*/Value(),
+      /*asyncTokenType=*/Type(), /*asyncDependencies=*/ValueRange(),
+      TypeRange{stageType, stageType});
+  Block &kernel = launch.getBody().front();
+  b.setInsertionPointToEnd(&kernel);
+  Value aStage = launch.getWorkgroupAttributions()[0];
+  Value bStage = launch.getWorkgroupAttributions()[1];
+  Value block = launch.getBlockIds().x;
+  Value tid = launch.getThreadIds().x;
+  Value tx = arith::RemUIOp::create(b, loc, tid, index(b, loc, kThreadCols));
+  Value ty = arith::DivUIOp::create(b, loc, tid, index(b, loc, kThreadCols));
+  // The product this block works on: the number of products whose blocks
+  // start at or before it, minus one.
+  Value which = index(b, loc, 0);
+  for (size_t i = 1; i < operands.size(); ++i) {
+    Value past = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge,
+                                       block, index(b, loc, firstBlock[i]));
+    which = arith::AddIOp::create(
+        b, loc, which,
+        arith::IndexCastUIOp::create(b, loc, b.getIndexType(), past));
+  }
+  SmallVector<int64_t> cases;
+  for (size_t i = 1; i < operands.size(); ++i)
+    cases.push_back(i);
+  auto dispatch = scf::IndexSwitchOp::create(b, loc, TypeRange{}, which,
+                                             cases, cases.size());
+  auto emitCase = [&](Region &region, size_t i) {
+    Block *body = b.createBlock(&region);
+    b.setInsertionPointToEnd(body);
+    Value local =
+        arith::SubIOp::create(b, loc, block, index(b, loc, firstBlock[i]));
+    emitTile(b, loc, operands[i], views[i][0], views[i][1], views[i][2],
+             local, aStage, bStage, tx, ty);
+    scf::YieldOp::create(b, loc);
+  };
+  emitCase(dispatch.getDefaultRegion(), 0);
+  for (size_t i = 1; i < operands.size(); ++i)
+    emitCase(dispatch.getCaseRegions()[i - 1], i);
+  b.setInsertionPointAfter(dispatch);
+  gpu::TerminatorOp::create(b, loc);
+}
