@@ -9,6 +9,7 @@
 #define BPTT_LIB_CONVERSION_GPUPROGRAM_H
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Pass/Pass.h"
@@ -40,6 +41,20 @@ callSites(mlir::ModuleOp module, mlir::SymbolTable &symbols);
 
 /// Follows view-like ops and casts back to the memref they view.
 mlir::Value viewRoot(mlir::Value v);
+
+/// Host tests of a memref's layout, as i1 values built at `b`'s insertion
+/// point from its metadata `meta`: the step functions take their buffers
+/// with dynamic strides, so a library call or kernel that needs a layout
+/// tests it at run time (in the programs the tests hold).
+/// Whether the innermost stride is 1 (a constant where the type says).
+mlir::Value hasUnitInnerStride(mlir::OpBuilder &b, mlir::Location loc,
+                               mlir::memref::ExtractStridedMetadataOp meta);
+/// Whether `v`'s first element is at an address that is a multiple of
+/// `bytes`.
+mlir::Value startsAligned(mlir::OpBuilder &b, mlir::Location loc,
+                          mlir::Value v,
+                          mlir::memref::ExtractStridedMetadataOp meta,
+                          int64_t bytes);
 
 /// The memory an op of a host function reads and writes, as the view roots
 /// of memrefs: a kernel's loads and stores (its own local buffers left

@@ -110,6 +110,33 @@ Value bptt::viewRoot(Value v) {
   return v;
 }
 
+Value bptt::hasUnitInnerStride(OpBuilder &b, Location loc,
+                               memref::ExtractStridedMetadataOp meta) {
+  OpFoldResult stride = meta.getConstifiedMixedStrides().back();
+  if (std::optional<int64_t> known = getConstantIntValue(stride))
+    return arith::ConstantIntOp::create(b, loc, *known == 1, 1);
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                               cast<Value>(stride), one);
+}
+
+Value bptt::startsAligned(OpBuilder &b, Location loc, Value v,
+                          memref::ExtractStridedMetadataOp meta,
+                          int64_t bytes) {
+  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, v);
+  Value elementBytes = arith::ConstantIndexOp::create(
+      b, loc, cast<MemRefType>(v.getType()).getElementTypeBitWidth() / 8);
+  Value alignment = arith::ConstantIndexOp::create(b, loc, bytes);
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value offsetBytes = arith::MulIOp::create(
+      b, loc,
+      getValueOrCreateConstantIndexOp(b, loc, meta.getConstifiedMixedOffset()),
+      elementBytes);
+  Value address = arith::AddIOp::create(b, loc, base, offsetBytes);
+  Value rem = arith::RemUIOp::create(b, loc, address, alignment);
+  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, rem, zero);
+}
+
 namespace {
 
 //===----------------------------------------------------------------------===//
@@ -734,15 +761,6 @@ struct LibraryCallsPass
     return seed;
   }
 
-  /// `index == 1`, folded where `stride` is known.
-  static Value isOne(OpBuilder &b, Location loc, OpFoldResult stride) {
-    if (std::optional<int64_t> known = getConstantIntValue(stride))
-      return arith::ConstantIntOp::create(b, loc, *known == 1, 1);
-    Value one = arith::ConstantIndexOp::create(b, loc, 1);
-    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                 cast<Value>(stride), one);
-  }
-
   /// The product and its seed as
   ///   scf.if (C and S row-major, the bias contiguous and 16-byte aligned)
   ///     bpttMatmulBiasF32(A, B, S or C, bias, C, mode)
@@ -765,33 +783,19 @@ struct LibraryCallsPass
     };
     // Stride 1 along the last dimension (C and S row-major, the bias
     // contiguous), constant where the type says (the canonicalizer then
-    // drops the unused metadata).
-    auto unitInnerStride = [&](memref::ExtractStridedMetadataOp meta) {
-      return isOne(rewriter, loc, meta.getConstifiedMixedStrides().back());
-    };
-    Value ok = unitInnerStride(metadata(c));
+    // drops the unused metadata), and the bias 16-byte aligned.
+    Value ok = bptt::hasUnitInnerStride(rewriter, loc, metadata(c));
     if (seed.addend)
-      ok = arith::AndIOp::create(rewriter, loc, ok,
-                                 unitInnerStride(metadata(seed.addend)));
-    {
-      auto meta = metadata(seed.bias);
-      ok = arith::AndIOp::create(rewriter, loc, ok, unitInnerStride(meta));
-      Value base = memref::ExtractAlignedPointerAsIndexOp::create(
-          rewriter, loc, seed.bias);
-      Value four = arith::ConstantIndexOp::create(rewriter, loc, 4);
-      Value sixteen = arith::ConstantIndexOp::create(rewriter, loc, 16);
-      Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
-      Value bytes = arith::MulIOp::create(
-          rewriter, loc,
-          getValueOrCreateConstantIndexOp(rewriter, loc,
-                                          meta.getConstifiedMixedOffset()),
-          four);
-      Value address = arith::AddIOp::create(rewriter, loc, base, bytes);
-      Value rem = arith::RemUIOp::create(rewriter, loc, address, sixteen);
       ok = arith::AndIOp::create(
           rewriter, loc, ok,
-          arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq, rem,
-                                zero));
+          bptt::hasUnitInnerStride(rewriter, loc, metadata(seed.addend)));
+    {
+      auto meta = metadata(seed.bias);
+      ok = arith::AndIOp::create(rewriter, loc, ok,
+                                 bptt::hasUnitInnerStride(rewriter, loc, meta));
+      ok = arith::AndIOp::create(
+          rewriter, loc, ok,
+          bptt::startsAligned(rewriter, loc, seed.bias, meta, 16));
     }
     auto branch = scf::IfOp::create(rewriter, loc, ok, /*withElseRegion=*/true);
 

@@ -107,42 +107,30 @@ Value index(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
 }
 
-/// Whether memref `v` is stored the way the kernel reads it: unit stride
-/// along its second index, rows a multiple of four elements apart, and its
-/// first element 16-byte aligned (so every row's tiles are whole vectors).
-Value vectorLayout(OpBuilder &b, Location loc, Value v) {
-  auto meta = memref::ExtractStridedMetadataOp::create(b, loc, v);
-  SmallVector<OpFoldResult> strides = meta.getConstifiedMixedStrides();
-  auto isMultiple = [&](Value x, int64_t of) {
-    Value rem = arith::RemUIOp::create(b, loc, x, index(b, loc, of));
-    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, rem,
-                                 index(b, loc, 0))
-        .getResult();
-  };
-  Value ok;
-  if (std::optional<int64_t> inner = getConstantIntValue(strides[1]))
-    ok = arith::ConstantIntOp::create(b, loc, *inner == 1, 1);
-  else
-    ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                               cast<Value>(strides[1]), index(b, loc, 1));
-  Value row = getValueOrCreateConstantIndexOp(b, loc, strides[0]);
-  ok = arith::AndIOp::create(b, loc, ok, isMultiple(row, kCols));
-  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, v);
-  Value offset =
-      getValueOrCreateConstantIndexOp(b, loc, meta.getConstifiedMixedOffset());
-  Value address = arith::AddIOp::create(
-      b, loc, base, arith::MulIOp::create(b, loc, offset, index(b, loc, 4)));
-  return arith::AndIOp::create(b, loc, ok, isMultiple(address, kVectorBytes));
+/// Whether memref `v` (described by `meta`) is stored the way the kernel
+/// reads it: unit stride along its second index, rows a multiple of four
+/// elements apart, and its first element 16-byte aligned (so every row's
+/// tiles are whole vectors).
+Value vectorLayout(OpBuilder &b, Location loc, Value v,
+                   memref::ExtractStridedMetadataOp meta) {
+  Value row = getValueOrCreateConstantIndexOp(
+      b, loc, meta.getConstifiedMixedStrides()[0]);
+  Value rowRem = arith::RemUIOp::create(b, loc, row, index(b, loc, kCols));
+  Value rowsOk = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                       rowRem, index(b, loc, 0));
+  Value ok = arith::AndIOp::create(
+      b, loc, bptt::hasUnitInnerStride(b, loc, meta), rowsOk);
+  return arith::AndIOp::create(
+      b, loc, ok, bptt::startsAligned(b, loc, v, meta, kVectorBytes));
 }
 
-/// `v` as memref<RxCxf32, strided<[?, 1], offset: ?>>, which the guard has
-/// checked, so that vector loads of it lower to 16-byte accesses. (A
-/// reinterpret_cast of its own metadata: a memref.cast to the static
-/// stride would fold into the loads.)
-Value asUnitInnerStride(OpBuilder &b, Location loc, Value v) {
+/// `v` (described by `meta`) as memref<RxCxf32, strided<[?, 1], offset:
+/// ?>>, which the guard has checked, so that vector loads of it lower to
+/// 16-byte accesses. (A reinterpret_cast of its metadata: a memref.cast to
+/// the static stride would fold into the loads.)
+Value asUnitInnerStride(OpBuilder &b, Location loc, Value v,
+                        memref::ExtractStridedMetadataOp meta) {
   auto t = cast<MemRefType>(v.getType());
-  auto meta = memref::ExtractStridedMetadataOp::create(b, loc, v);
-  SmallVector<OpFoldResult> strides = meta.getConstifiedMixedStrides();
   SmallVector<OpFoldResult> sizes;
   for (int64_t d : t.getShape())
     sizes.push_back(b.getIndexAttr(d));
@@ -152,7 +140,8 @@ Value asUnitInnerStride(OpBuilder &b, Location loc, Value v) {
                                                      ShapedType::kDynamic,
                                                      {ShapedType::kDynamic, 1})),
       meta.getBaseBuffer(), meta.getConstifiedMixedOffset(), sizes,
-      ArrayRef<OpFoldResult>{strides[0], b.getIndexAttr(1)});
+      ArrayRef<OpFoldResult>{meta.getConstifiedMixedStrides()[0],
+                             b.getIndexAttr(1)});
 }
 
 /// One block's tile of one product: stages kStage rows of A's and B's
@@ -300,12 +289,16 @@ void bptt::lowerSmallProducts(RewriterBase &rewriter,
   rewriter.setInsertionPoint(last);
   OpBuilder &b = rewriter;
 
+  // Each operand's metadata, read once for the guard and the views.
   SmallVector<Operands> operands;
+  SmallVector<std::array<memref::ExtractStridedMetadataOp, 3>> metas;
   Value ok;
   for (linalg::LinalgOp op : group) {
-    operands.push_back(*operandsOf(op));
-    for (Value v : {operands.back().a, operands.back().b, operands.back().c}) {
-      Value layout = vectorLayout(b, loc, v);
+    const Operands &p = operands.emplace_back(*operandsOf(op));
+    auto &meta = metas.emplace_back();
+    for (auto [i, v] : llvm::enumerate(std::array<Value, 3>{p.a, p.b, p.c})) {
+      meta[i] = memref::ExtractStridedMetadataOp::create(b, loc, v);
+      Value layout = vectorLayout(b, loc, v, meta[i]);
       ok = ok ? arith::AndIOp::create(b, loc, ok, layout).getResult() : layout;
     }
   }
@@ -317,10 +310,10 @@ void bptt::lowerSmallProducts(RewriterBase &rewriter,
   b.setInsertionPointToStart(branch.thenBlock());
   SmallVector<std::array<Value, 3>> views;
   SmallVector<int64_t> firstBlock{0};
-  for (const Operands &p : operands) {
-    views.push_back({asUnitInnerStride(b, loc, p.a),
-                     asUnitInnerStride(b, loc, p.b),
-                     asUnitInnerStride(b, loc, p.c)});
+  for (auto [p, meta] : llvm::zip(operands, metas)) {
+    views.push_back({asUnitInnerStride(b, loc, p.a, meta[0]),
+                     asUnitInnerStride(b, loc, p.b, meta[1]),
+                     asUnitInnerStride(b, loc, p.c, meta[2])});
     firstBlock.push_back(firstBlock.back() +
                          (p.m / kTile) * (p.n / kTile));
   }

@@ -73,6 +73,29 @@ static float maxRelErr(const std::vector<float> &got,
   return float(num / std::max(den, 1e-30));
 }
 
+// One k of a register-tiled product: acc[i][j] += a[i] * b[j] for the RM
+// values at `a` and the RN values at `b` (each a multiple of four, read as
+// 16-byte vectors), with fused multiply-adds.
+template <int RM, int RN>
+__device__ __forceinline__ void outerProductFma(float (&acc)[RM][RN],
+                                                const float *a,
+                                                const float *b) {
+  float ra[RM], rb[RN];
+#pragma unroll
+  for (int i = 0; i < RM; i += 4)
+    *reinterpret_cast<float4 *>(&ra[i]) =
+        *reinterpret_cast<const float4 *>(a + i);
+#pragma unroll
+  for (int j = 0; j < RN; j += 4)
+    *reinterpret_cast<float4 *>(&rb[j]) =
+        *reinterpret_cast<const float4 *>(b + j);
+#pragma unroll
+  for (int i = 0; i < RM; ++i)
+#pragma unroll
+    for (int j = 0; j < RN; ++j)
+      acc[i][j] = fmaf(ra[i], rb[j], acc[i][j]);
+}
+
 // Median milliseconds of one replay, over `replays` timed replays (after
 // three untimed ones), of the graph captured from `body` on `s`.
 template <typename F>

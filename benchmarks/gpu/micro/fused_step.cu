@@ -122,24 +122,8 @@ stepBody(float *smem, const float *__restrict__ hIn, const float *cIn,
 #pragma unroll 4
     for (int kk = 0; kk < C::KG; ++kk) {
       int k = grp * C::KG + kk;
-      float a[TM], w[TN];
-#pragma unroll
-      for (int i = 0; i < TM; i += 4) {
-        float4 v = *reinterpret_cast<const float4 *>(
-            hT + k * C::hStride + rg * TM + i);
-        a[i] = v.x, a[i + 1] = v.y, a[i + 2] = v.z, a[i + 3] = v.w;
-      }
-#pragma unroll
-      for (int j = 0; j < TN; j += 4) {
-        float4 v = *reinterpret_cast<const float4 *>(
-            Ws + (k0 + k) * C::NC + cg * TN + j);
-        w[j] = v.x, w[j + 1] = v.y, w[j + 2] = v.z, w[j + 3] = v.w;
-      }
-#pragma unroll
-      for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < TN; ++j)
-          acc[i][j] = fmaf(a[i], w[j], acc[i][j]);
+      outerProductFma(acc, hT + k * C::hStride + rg * TM,
+                      Ws + (k0 + k) * C::NC + cg * TN);
     }
     __syncthreads();
     if (k0 + KT < K) {

@@ -129,22 +129,8 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
       loadB(kt + BK);
     }
 #pragma unroll
-    for (int p = 0; p < BK; ++p) {
-      float a[TM], b[TN];
-#pragma unroll
-      for (int i = 0; i < TM; i += 4)
-        *reinterpret_cast<float4 *>(&a[i]) =
-            *reinterpret_cast<const float4 *>(&As[buf][p][tx * TM + i]);
-#pragma unroll
-      for (int j = 0; j < TN; j += 4)
-        *reinterpret_cast<float4 *>(&b[j]) =
-            *reinterpret_cast<const float4 *>(&Bs[buf][p][ty * TN + j]);
-#pragma unroll
-      for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < TN; ++j)
-          acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-    }
+    for (int p = 0; p < BK; ++p)
+      outerProductFma(acc, &As[buf][p][tx * TM], &Bs[buf][p][ty * TN]);
     if (more) {
       storeA(buf ^ 1);
       storeB(buf ^ 1);

@@ -87,22 +87,8 @@ __global__ void __launch_bounds__((TM / RM) * (TN / RN))
     }
     __syncthreads();
 #pragma unroll 8
-    for (int k = 0; k < BK; ++k) {
-      float a[RM], b[RN];
-#pragma unroll
-      for (int i = 0; i < RM; i += 4)
-        *reinterpret_cast<float4 *>(&a[i]) =
-            *reinterpret_cast<const float4 *>(&As[k][ty * RM + i]);
-#pragma unroll
-      for (int j = 0; j < RN; j += 4)
-        *reinterpret_cast<float4 *>(&b[j]) =
-            *reinterpret_cast<const float4 *>(&Bs[k][tx * RN + j]);
-#pragma unroll
-      for (int i = 0; i < RM; ++i)
-#pragma unroll
-        for (int j = 0; j < RN; ++j)
-          acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-    }
+    for (int k = 0; k < BK; ++k)
+      outerProductFma(acc, &As[k][ty * RM], &Bs[k][tx * RN]);
     __syncthreads();
   }
 #pragma unroll
