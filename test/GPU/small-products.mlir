@@ -18,8 +18,11 @@
 // dW_hh += h^T·dgates and dW_ih += x^T·dgates share dgates; an unrelated
 // kernel between them (it touches none of their memory) lets the first move
 // down to the second, and dW_out += h'^T·dlogits joins them: 2 x 4 + 1 x 4
-// + 2 x 1 = 14 blocks of 128 threads, each staging 32 x 64 tiles of A and B
-// in shared memory.
+// + 2 x 1 = 14 blocks of 128 threads, each staging 16 x 64 tiles of A and B
+// in two shared-memory buffers: the first stage before the loop, the next
+// one read from global memory at the top of each trip and stored into the
+// other buffer after the multiply-adds, one barrier a trip; C's old values
+// are read before all of it and added to the sums at the end.
 // CHECK-LABEL: func.func @weight_grads(
 // CHECK-SAME:      %[[H:[a-z0-9]+]]: memref<32x128xf32, strided<[?, ?], offset: ?>>, %[[X:[a-z0-9]+]]: memref<32x64xf32, strided<[?, ?], offset: ?>>, %[[DG:[a-z0-9]+]]: memref<32x256xf32, strided<[?, ?], offset: ?>>, %[[HP:[a-z0-9]+]]: memref<32x128xf32, strided<[?, ?], offset: ?>>, %[[DL:[a-z0-9]+]]: memref<32x64xf32, strided<[?, ?], offset: ?>>, %[[DWHH:[a-z0-9]+]]: memref<128x256xf32, strided<[?, ?], offset: ?>>, %[[DWIH:[a-z0-9]+]]: memref<64x256xf32, strided<[?, ?], offset: ?>>, %[[DWOUT:[a-z0-9]+]]: memref<128x64xf32, strided<[?, ?], offset: ?>>,
 // CHECK:         linalg.generic
@@ -27,16 +30,24 @@
 // CHECK:         scf.if %{{.*}} {
 // CHECK-DAG:       %[[C14:.*]] = arith.constant 14 : index
 // CHECK-DAG:       %[[C128:.*]] = arith.constant 128 : index
-// CHECK:           gpu.launch blocks({{.*}}) in ({{.*}} = %[[C14]], {{.*}}) threads({{.*}}) in ({{.*}} = %[[C128]], {{.*}}) workgroup({{.*}} : memref<32x64xf32, #gpu.address_space<workgroup>>, {{.*}} : memref<32x64xf32, #gpu.address_space<workgroup>>) {
+// CHECK:           gpu.launch blocks({{.*}}) in ({{.*}} = %[[C14]], {{.*}}) threads({{.*}}) in ({{.*}} = %[[C128]], {{.*}}) workgroup(%[[AS:.*]] : memref<2x16x64xf32, #gpu.address_space<workgroup>>, %[[BS:.*]] : memref<2x16x64xf32, #gpu.address_space<workgroup>>) {
 // CHECK:             scf.index_switch
 // CHECK:             case 1 {
-// CHECK:               scf.for
-// CHECK:                 vector.load {{.*}} {alignment = 16 : i64} : memref<32x64xf32, strided<[?, 1], offset: ?>>, vector<4xf32>
-// CHECK:                 vector.store {{.*}} : memref<32x64xf32, #gpu.address_space<workgroup>>, vector<4xf32>
-// CHECK:                 gpu.barrier
-// CHECK:                 vector.fma
+// CHECK:               %[[OLD:.*]] = vector.load {{.*}} : memref<64x256xf32, strided<[?, 1], offset: ?>>, vector<4xf32>
+// CHECK:               vector.load {{.*}} {alignment = 16 : i64} : memref<32x64xf32, strided<[?, 1], offset: ?>>, vector<4xf32>
+// CHECK:               vector.store {{.*}}, %[[AS]][%c0{{.*}}] {{.*}} : memref<2x16x64xf32, #gpu.address_space<workgroup>>, vector<4xf32>
 // CHECK:               gpu.barrier
-// CHECK:             %[[OLD:.*]] = vector.load {{.*}} : memref<64x256xf32, strided<[?, 1], offset: ?>>, vector<4xf32>
+// CHECK:               scf.for %[[K0:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args
+// CHECK:                 %[[BUF:.*]] = arith.remui
+// CHECK:                 %[[OTHER:.*]] = arith.subi %{{.*}}, %[[BUF]]
+// CHECK:                 arith.minui
+// CHECK:                 vector.load {{.*}} {alignment = 16 : i64} : memref<32x64xf32, strided<[?, 1], offset: ?>>, vector<4xf32>
+// CHECK:                 scf.for
+// CHECK:                   vector.load %[[AS]][%[[BUF]],
+// CHECK:                   vector.fma
+// CHECK:                 vector.store {{.*}}, %[[AS]][%[[OTHER]],
+// CHECK:                 gpu.barrier
+// CHECK-NOT:             gpu.barrier
 // CHECK:             %[[NEW:.*]] = arith.addf %[[OLD]], %{{.*}} : vector<4xf32>
 // CHECK:             vector.store %[[NEW]]
 // CHECK:             case 2 {

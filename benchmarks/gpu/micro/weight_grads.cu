@@ -4,8 +4,10 @@
 // three in one grouped call (cublasSgemmGroupedBatched, one launch for all
 // shapes), on three forked streams (graph branches that may share the
 // SMs), and as one generated kernel over all three products' output tiles
-// (several tile shapes; bptt's small-product kernel is the 64x64, 8x4, BK 32
-// one, lib/Conversion/SmallProducts.cpp). The step's recurrent product dh = dgates W_hh^T, which the next step
+// (several tile shapes, with one shared-memory stage or two pipelined
+// ones; bptt's small-product kernel, lib/Conversion/SmallProducts.cpp, is
+// the "piped 64x64, 8x4, BK 16, C first" one). The step's recurrent product
+// dh = dgates W_hh^T, which the next step
 // waits for, is timed alone and with the three beside it. Each variant is a
 // CUDA graph of 32 steps (as the programs run); times are per step.
 //
@@ -60,17 +62,43 @@ struct FusedTable {
   int first[4]; // first block of each product, and the total
 };
 
+// The three products' tiles of TM x TN, numbered product after product.
+template <int TM, int TN>
+FusedTable tableOf(const std::array<Product, 3> &ps) {
+  FusedTable t;
+  t.first[0] = 0;
+  for (int i = 0; i < 3; ++i) {
+    t.p[i] = ps[i];
+    t.tilesN[i] = ps[i].n / TN;
+    t.first[i + 1] = t.first[i] + (ps[i].m / TM) * t.tilesN[i];
+  }
+  return t;
+}
+
+// The product and the TM x TN output tile of this block (blocks of product
+// i follow those of i - 1).
+template <int TM, int TN> struct BlockTile {
+  Product p;
+  int m0, n0;
+  __device__ explicit BlockTile(const FusedTable &t) {
+    int tile = blockIdx.x;
+    int which = tile >= t.first[2] ? 2 : tile >= t.first[1] ? 1 : 0;
+    p = t.p[which];
+    int local = tile - t.first[which];
+    m0 = (local / t.tilesN[which]) * TM;
+    n0 = (local % t.tilesN[which]) * TN;
+  }
+};
+
 template <int TM, int TN, int RM, int RN, int BK>
 __global__ void __launch_bounds__((TM / RM) * (TN / RN))
     fusedAtB(FusedTable t) {
   constexpr int kThreads = (TM / RM) * (TN / RN);
   __shared__ __align__(16) float As[BK][TM];
   __shared__ __align__(16) float Bs[BK][TN];
-  int tile = blockIdx.x;
-  int which = tile >= t.first[2] ? 2 : tile >= t.first[1] ? 1 : 0;
-  const Product p = t.p[which];
-  int local = tile - t.first[which];
-  int m0 = (local / t.tilesN[which]) * TM, n0 = (local % t.tilesN[which]) * TN;
+  const BlockTile<TM, TN> bt(t);
+  const Product &p = bt.p;
+  const int m0 = bt.m0, n0 = bt.n0;
   int tid = threadIdx.x;
   int tx = tid % (TN / RN), ty = tid / (TN / RN);
   float acc[RM][RN] = {};
@@ -108,14 +136,127 @@ __global__ void __launch_bounds__((TM / RM) * (TN / RN))
 
 template <int TM, int TN, int RM, int RN, int BK>
 void launchFused(cudaStream_t s, const std::array<Product, 3> &ps) {
-  FusedTable t;
-  t.first[0] = 0;
-  for (int i = 0; i < 3; ++i) {
-    t.p[i] = ps[i];
-    t.tilesN[i] = ps[i].n / TN;
-    t.first[i + 1] = t.first[i] + (ps[i].m / TM) * t.tilesN[i];
-  }
+  FusedTable t = tableOf<TM, TN>(ps);
   fusedAtB<TM, TN, RM, RN, BK>
+      <<<t.first[3], (TM / RM) * (TN / RN), 0, s>>>(t);
+  CHECK(cudaGetLastError());
+}
+
+// The same products, pipelined: A and B tiles in two shared-memory buffers
+// (the next BK rows are read from global memory into registers while the
+// current ones are multiplied, then stored into the other buffer: one
+// barrier a stage), and each thread's RM x RN tile split into 4 x 4
+// quadrants TM / (RM / 4) rows and TN / (RN / 4) columns apart, so that a
+// warp's 16-byte shared-memory reads hit distinct banks. Each element still
+// sums its k in order, then adds the sum to C (bit for bit the plain
+// kernel's results).
+template <int TM, int TN, int RM, int RN, int BK, bool PrefetchC>
+__global__ void __launch_bounds__((TM / RM) * (TN / RN))
+    pipedAtB(FusedTable t) {
+  constexpr int kThreads = (TM / RM) * (TN / RN);
+  constexpr int kRowGroups = RM / 4, kColGroups = RN / 4;
+  constexpr int kRowStride = TM / kRowGroups, kColStride = TN / kColGroups;
+  constexpr int kLoadsA = BK * TM / 4 / kThreads, kLoadsB = BK * TN / 4 / kThreads;
+  static_assert(kLoadsA * kThreads * 4 == BK * TM, "A tile split unevenly");
+  static_assert(kLoadsB * kThreads * 4 == BK * TN, "B tile split unevenly");
+  __shared__ __align__(16) float As[2][BK][TM];
+  __shared__ __align__(16) float Bs[2][BK][TN];
+  const BlockTile<TM, TN> bt(t);
+  const Product &p = bt.p;
+  const int m0 = bt.m0, n0 = bt.n0;
+  int tid = threadIdx.x;
+  int tx = tid % (TN / RN), ty = tid / (TN / RN);
+  float4 ra[kLoadsA], rb[kLoadsB];
+  auto fetch = [&](int k0) {
+#pragma unroll
+    for (int l = 0; l < kLoadsA; ++l) {
+      int i = tid + l * kThreads, k = i / (TM / 4), c = i % (TM / 4);
+      ra[l] = *reinterpret_cast<const float4 *>(p.a + size_t(k0 + k) * p.m +
+                                                m0 + 4 * c);
+    }
+#pragma unroll
+    for (int l = 0; l < kLoadsB; ++l) {
+      int i = tid + l * kThreads, k = i / (TN / 4), c = i % (TN / 4);
+      rb[l] = *reinterpret_cast<const float4 *>(p.b + size_t(k0 + k) * p.n +
+                                                n0 + 4 * c);
+    }
+  };
+  auto stash = [&](int buf) {
+#pragma unroll
+    for (int l = 0; l < kLoadsA; ++l) {
+      int i = tid + l * kThreads, k = i / (TM / 4), c = i % (TM / 4);
+      reinterpret_cast<float4 *>(&As[buf][k][0])[c] = ra[l];
+    }
+#pragma unroll
+    for (int l = 0; l < kLoadsB; ++l) {
+      int i = tid + l * kThreads, k = i / (TN / 4), c = i % (TN / 4);
+      reinterpret_cast<float4 *>(&Bs[buf][k][0])[c] = rb[l];
+    }
+  };
+  float acc[RM][RN] = {};
+  // With PrefetchC, C's old values are read before the k loop, so that
+  // their latency overlaps the arithmetic (at the cost of RM x RN
+  // registers).
+  float4 old[RM][kColGroups];
+  auto cAt = [&](int i, int g) {
+    int row = m0 + (i / 4) * kRowStride + ty * 4 + i % 4;
+    return reinterpret_cast<float4 *>(p.c + size_t(row) * p.n + n0 +
+                                      g * kColStride + tx * 4);
+  };
+  if (PrefetchC) {
+#pragma unroll
+    for (int i = 0; i < RM; ++i)
+#pragma unroll
+      for (int g = 0; g < kColGroups; ++g)
+        old[i][g] = *cAt(i, g);
+  }
+  fetch(0);
+  stash(0);
+  __syncthreads();
+  int stages = p.k / BK;
+  for (int s = 0; s < stages; ++s) {
+    int buf = s & 1;
+    if (s + 1 < stages)
+      fetch((s + 1) * BK);
+#pragma unroll
+    for (int k = 0; k < BK; ++k) {
+      float a[RM], b[RN];
+#pragma unroll
+      for (int g = 0; g < kRowGroups; ++g)
+        *reinterpret_cast<float4 *>(&a[4 * g]) = *reinterpret_cast<const float4 *>(
+            &As[buf][k][g * kRowStride + ty * 4]);
+#pragma unroll
+      for (int g = 0; g < kColGroups; ++g)
+        *reinterpret_cast<float4 *>(&b[4 * g]) = *reinterpret_cast<const float4 *>(
+            &Bs[buf][k][g * kColStride + tx * 4]);
+#pragma unroll
+      for (int i = 0; i < RM; ++i)
+#pragma unroll
+        for (int j = 0; j < RN; ++j)
+          acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    if (s + 1 < stages)
+      stash(buf ^ 1);
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < RM; ++i)
+#pragma unroll
+    for (int g = 0; g < kColGroups; ++g) {
+      float4 *c = cAt(i, g);
+      float4 v = PrefetchC ? old[i][g] : *c;
+      v.x += acc[i][4 * g];
+      v.y += acc[i][4 * g + 1];
+      v.z += acc[i][4 * g + 2];
+      v.w += acc[i][4 * g + 3];
+      *c = v;
+    }
+}
+
+template <int TM, int TN, int RM, int RN, int BK, bool PrefetchC = false>
+void launchPiped(cudaStream_t s, const std::array<Product, 3> &ps) {
+  FusedTable t = tableOf<TM, TN>(ps);
+  pipedAtB<TM, TN, RM, RN, BK, PrefetchC>
       <<<t.first[3], (TM / RM) * (TN / RN), 0, s>>>(t);
   CHECK(cudaGetLastError());
 }
@@ -254,6 +395,20 @@ void runConfig(int B, int H, int V) {
       {"32x64 tiles, 4x4 a thread, BK 32", launchFused<32, 64, 4, 4, 32>},
       {"64x64 tiles, 4x4 a thread, BK 16", launchFused<64, 64, 4, 4, 16>},
       {"128x64 tiles, 8x4 a thread, BK 16", launchFused<128, 64, 8, 4, 16>},
+      {"piped 64x64, 8x4, BK 32", launchPiped<64, 64, 8, 4, 32>},
+      {"piped 64x64, 8x4, BK 16", launchPiped<64, 64, 8, 4, 16>},
+      {"piped 64x64, 8x4, BK 8", launchPiped<64, 64, 8, 4, 8>},
+      {"piped 64x64, 8x4, BK 16, C first", launchPiped<64, 64, 8, 4, 16, true>},
+      {"piped 64x64, 8x4, BK 8, C first", launchPiped<64, 64, 8, 4, 8, true>},
+      {"piped 32x64, 4x4, BK 16", launchPiped<32, 64, 4, 4, 16>},
+      {"piped 64x32, 8x4, BK 16", launchPiped<64, 32, 8, 4, 16>},
+      {"piped 64x64, 4x4, BK 16", launchPiped<64, 64, 4, 4, 16>},
+      {"piped 64x64, 8x8, BK 16", launchPiped<64, 64, 8, 8, 16>},
+      {"piped 128x64, 8x8, BK 16", launchPiped<128, 64, 8, 8, 16>},
+      {"piped 128x64, 8x4, BK 16", launchPiped<128, 64, 8, 4, 16>},
+      {"piped 128x128, 8x8, BK 8", launchPiped<128, 128, 8, 8, 8>},
+      {"piped 128x128, 8x8, BK 16", launchPiped<128, 128, 8, 8, 16>},
+      {"piped 64x128, 8x8, BK 16", launchPiped<64, 128, 8, 8, 16>},
   };
   for (const Fused &f : fused) {
     for (int set = 0; set < 2; ++set)
