@@ -27,9 +27,10 @@ namespace {
 /// A block's output tile (kTile x kTile), the rows of A and B it stages at
 /// a time (in two buffers: one multiplied while the next is filled), and
 /// each thread's register tile (kRows x kCols, four columns: one 16-byte
-/// vector). Two 16-row buffers measured faster than one 32-row stage
-/// (benchmarks/gpu/micro/weight_grads.cu: 34.9 against 40.9 us at B = 128,
-/// 8.5 against 9.6 at B = 64, H100) in the same 16 KiB of shared memory.
+/// vector). Two 16-row buffers, with C read first, measured faster than one
+/// 32-row stage (benchmarks/gpu/micro/weight_grads.cu: 35.2 against 40.9 us
+/// at B = 128, 7.7 against 9.6 at B = 64, H100) in the same 16 KiB of
+/// shared memory.
 constexpr int64_t kTile = 64;
 constexpr int64_t kStage = 16;
 constexpr int64_t kBuffers = 2;

@@ -17,8 +17,9 @@ namespace bptt {
 /// The longest contraction a small product may have. A backward step's
 /// parameter gradients contract over its B batch rows; measured on an H100
 /// (benchmarks/gpu/micro/weight_grads.cu), the LSTM's three of them take
-/// 8.5 us in one generated kernel against 15.8 us as three cuBLAS calls at
-/// B = 64 (H = 512, V = 128), and 34.9 against 41.9 at B = 128 (H = 1024).
+/// 7.7 us in one generated kernel against 15.8 us as three cuBLAS calls at
+/// B = 64 (H = 512, V = 128), and 35.2 against 41.4 at B = 128 (H = 1024),
+/// with C in L2 (in a program: 8.4 and 40.0 us, docs/gpu.md).
 /// Over chunks of steps (K = c·B, docs/remat.md) cuBLAS is faster.
 inline constexpr int64_t kSmallProductMaxK = 128;
 
