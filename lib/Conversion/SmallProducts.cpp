@@ -150,12 +150,13 @@ Value asUnitInnerStride(OpBuilder &b, Location loc, Value v,
 }
 
 /// One block's tile of one product: sums the thread's kRows x kCols tile
-/// over k in order, then adds it to C's values read before the sum. The A and B rows of k come through
-/// `aStage` and `bStage` (kBuffers x kStage x kTile each), kStage rows at a
-/// time: while the block multiplies one buffer, each thread has already
-/// read its part of the next rows from global memory into registers, and
-/// stores them into the other buffer after the multiplication, so a stage
-/// costs one barrier and its loads overlap the arithmetic.
+/// over k in order, then adds it to C's values read before the sum. The A
+/// and B rows of k come through `aStage` and `bStage` (kBuffers x kStage x
+/// kTile each), kStage rows at a time: while the block multiplies one
+/// buffer, each thread has already read its part of the next rows from
+/// global memory into registers, and stores them into the other buffer
+/// after the multiplication, so a stage costs one barrier and its loads
+/// overlap the arithmetic.
 void emitTile(OpBuilder &b, Location loc, const Operands &p, Value a, Value bm,
               Value c, Value local, Value aStage, Value bStage, Value tx,
               Value ty) {
@@ -209,12 +210,11 @@ void emitTile(OpBuilder &b, Location loc, const Operands &p, Value a, Value bm,
   // C's old values are read first, so that their latency (C is as large
   // as the weights, and in a program other work evicts it from L2 between
   // steps) overlaps the multiply-adds instead of following them.
-  Value col = add(b, n0, colInStage);
   Value firstRow = add(b, m0, rowOfThread);
   SmallVector<Value> rows, old;
   for (int64_t i = 0; i < kRows; ++i) {
     rows.push_back(add(b, firstRow, index(b, loc, i)));
-    old.push_back(load(b, c, {rows.back(), col}));
+    old.push_back(load(b, c, {rows.back(), bCol}));
   }
 
   stash(b, fetch(b, index(b, loc, 0)), index(b, loc, 0));
@@ -265,7 +265,7 @@ void emitTile(OpBuilder &b, Location loc, const Operands &p, Value a, Value bm,
 
   for (int64_t i = 0; i < kRows; ++i)
     store(b, arith::AddFOp::create(b, loc, old[i], outer.getResult(i)), c,
-          {rows[i], col});
+          {rows[i], bCol});
 }
 
 } // namespace

@@ -52,6 +52,20 @@ std::string describe(const cublasLtMatmulAlgo_t &algo) {
          " swz " + std::to_string(swizzle);
 }
 
+// The values an algorithm lists for capability `cap` (its tiles, its
+// stages), or just `none` when it lists nothing.
+std::vector<int> capabilityList(const cublasLtMatmulAlgo_t &algo,
+                                cublasLtMatmulAlgoCapAttributes_t cap,
+                                int none) {
+  size_t bytes = 0;
+  cublasLtMatmulAlgoCapGetAttribute(&algo, cap, nullptr, 0, &bytes);
+  std::vector<int> values(bytes / sizeof(int));
+  if (values.empty())
+    return {none};
+  cublasLtMatmulAlgoCapGetAttribute(&algo, cap, values.data(), bytes, &bytes);
+  return values;
+}
+
 void run(const Shape &s) {
   BlasStream bs;
   cublasLtHandle_t lt;
@@ -119,23 +133,11 @@ void run(const Shape &s) {
                                CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, ids[a],
                                &algo) != CUBLAS_STATUS_SUCCESS)
       continue;
+    std::vector<int> tiles = capabilityList(
+        algo, CUBLASLT_ALGO_CAP_TILE_IDS, CUBLASLT_MATMUL_TILE_UNDEFINED);
+    std::vector<int> stages = capabilityList(
+        algo, CUBLASLT_ALGO_CAP_STAGES_IDS, CUBLASLT_MATMUL_STAGES_UNDEFINED);
     size_t bytes = 0;
-    cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_TILE_IDS,
-                                      nullptr, 0, &bytes);
-    std::vector<int> tiles(bytes / sizeof(int));
-    if (!tiles.empty())
-      cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_TILE_IDS,
-                                        tiles.data(), bytes, &bytes);
-    else
-      tiles.push_back(CUBLASLT_MATMUL_TILE_UNDEFINED);
-    cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_STAGES_IDS,
-                                      nullptr, 0, &bytes);
-    std::vector<int> stages(bytes / sizeof(int));
-    if (!stages.empty())
-      cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_STAGES_IDS,
-                                        stages.data(), bytes, &bytes);
-    else
-      stages.push_back(CUBLASLT_MATMUL_STAGES_UNDEFINED);
     int splitSupport = 0;
     cublasLtMatmulAlgoCapGetAttribute(&algo,
                                       CUBLASLT_ALGO_CAP_SPLITK_SUPPORT,
