@@ -707,8 +707,7 @@ struct LibraryCallsPass
         return std::nullopt;
     }
     Block &body = generic.getRegion().front();
-    if (!body.getArgument(generic.getNumDpsInputs()).use_empty())
-      return std::nullopt;
+    BlockArgument old = body.getArgument(generic.getNumDpsInputs());
     auto yield = cast<linalg::YieldOp>(body.getTerminator());
     Value yielded = yield.getValues()[0];
     // The yielded value: one input, or the sum of two, read directly.
@@ -735,6 +734,11 @@ struct LibraryCallsPass
     AffineMap rowBroadcast = AffineMap::get(
         2, 0, {getAffineDimExpr(1, ctx)}, ctx);
     for (BlockArgument arg : terms) {
+      // C's old value: the addend is C itself.
+      if (arg == old && !seed.addend) {
+        seed.addend = c;
+        continue;
+      }
       if (arg.getOwner() != &body ||
           arg.getArgNumber() >= generic.getNumDpsInputs())
         return std::nullopt;

@@ -109,8 +109,10 @@ struct RequestFacts {
   /// on a GPU), counted in every plan's working set.
   int64_t workspaceBytes = 0;
   /// With input projections (--input-chunk >= 2, a cell whose input part
-  /// splits off): one step's projected values, the projection buffer's
-  /// smallest size, counted in every plan's working set; else 0.
+  /// splits off): one step's projected values, counted in the working set
+  /// of the store-all reference that percentage budgets are taken of; else
+  /// 0. (A plan's own buffer holds 2 or more steps, or none where the
+  /// budget is too tight for 2: rnn-remat's chooseInputChunk.)
   int64_t projectionBytes = 0;
   /// With the loss part split off (--loss-chunk >= 1, a cell whose loss
   /// part splits off): one step's values of it, the loss buffers' smallest

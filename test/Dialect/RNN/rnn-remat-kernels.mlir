@@ -22,18 +22,24 @@ func.func @train(%h0: tensor<2x3xf32>, %c0: tensor<2x3xf32>, %xs: tensor<5x2x8xf
       : f32, tensor<2x3xf32>, tensor<2x3xf32>, tensor<5x2x8xf32>, tensor<4x12xf32>, tensor<3x12xf32>, tensor<12xf32>, tensor<12xf32>, tensor<3x4xf32>, tensor<4xf32>
 }
 
-// Forward: both biases are summed by one elementwise op straight into the
-// saved gates (an out-parameter: a slot of the pool), and both products
-// accumulate there; the four gate slices are views of it, not copies. c' and
+// Forward: the gates are computed in the saved gates (an out-parameter: a
+// slot of the pool) as a projected step computes them: b_ih broadcast there,
+// x·W_ih accumulated onto it, b_hh added in place, h·W_hh accumulated (each
+// product seeded by its own bias: on the GPU, two library calls with bias
+// epilogues and no kernel); the four gate slices are views of it, not
+// copies. c' and
 // h' = o * tanh(c') are one op with two results, though c' is also a new
 // state (KernelPreparation's shared-producer fusion). The output layer and
 // the loss are not here (the backward step recomputes them). The incoming
 // state, which the backward step needs, is saved by the same op: it passes
 // c_{t-1} (which it reads for c') and h_{t-1} through to the slot, no copies.
 // CHECK-LABEL: func.func private @lstm_forward_kernel(
-// CHECK:       linalg.generic {{.*}} ins(%arg5, %arg6 : {{.*}}) outs(%[[GATES:arg[0-9]+]] : memref<2x12xf32
+// CHECK:       linalg.generic {{.*}} ins(%arg5 : {{.*}}) outs(%[[GATES:arg[0-9]+]] : memref<2x12xf32
 // CHECK:       linalg.matmul ins(%{{.*}}, %arg3 : {{.*}}) outs(%[[GATES]] :
-// CHECK-NEXT:  linalg.matmul ins(%arg0, %arg4 : {{.*}}) outs(%[[GATES]] :
+// CHECK-NEXT:  linalg.generic {{.*}} ins(%arg6 : {{.*}}) outs(%[[GATES]] :
+// CHECK-NEXT:  ^bb0(%[[B:.*]]: f32, %[[OLD:.*]]: f32):
+// CHECK-NEXT:    arith.addf %[[OLD]], %[[B]]
+// CHECK:       linalg.matmul ins(%arg0, %arg4 : {{.*}}) outs(%[[GATES]] :
 // CHECK-NOT:   memref.copy %{{.*}}, %[[GATES]]
 // CHECK-NOT:   linalg.broadcast
 // CHECK:       linalg.generic {{.*}} ins({{.*}}, %arg1, %arg0 : {{.*}}) outs(%{{[^,]*}}, %{{[^,]*}}, %arg{{[0-9]+}}, %arg{{[0-9]+}} : memref<2x3xf32, {{.*}}>, memref<2x3xf32, {{.*}}>, memref<2x3xf32, {{.*}}>, memref<2x3xf32, {{.*}}>)

@@ -145,63 +145,83 @@ void splitEmptyTensors(Operation *root) {
   }
 }
 
-/// `P + Q` of two products P = A·B + I and Q = C·D + J, used only there, is
-/// one accumulation: C·D + (A·B + (I + J)). The two bias broadcasts and the
-/// sum become one elementwise op (after fusion) and the products accumulate
-/// in one buffer: an LSTM's or GRU's gates, x·W_ih + b_ih + h·W_hh + b_hh,
-/// take two library calls and one kernel instead of two calls and three.
-/// With one product, `V + Q` is C·D + (V + J): the same for a step whose
-/// input projection V = x·W_ih + b_ih was computed beforehand
-/// (InputProjection.h), one kernel and one call instead of two and one.
-struct AccumulateSumOfProducts : OpRewritePattern<linalg::GenericOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(linalg::GenericOp add,
-                                PatternRewriter &rewriter) const override {
-    if (!add.hasPureTensorSemantics() || add.getNumDpsInputs() != 2 ||
-        add.getNumDpsInits() != 1 ||
-        add.getNumParallelLoops() != add.getNumLoops() ||
-        !llvm::all_of(add.getIndexingMapsArray(),
-                      [](AffineMap m) { return m.isIdentity(); }))
-      return failure();
-    Block &body = add.getRegion().front();
-    auto yield = cast<linalg::YieldOp>(body.getTerminator());
-    auto sum = yield.getValues()[0].getDefiningOp<arith::AddFOp>();
-    if (!sum || &body.front() != sum.getOperation() ||
-        !((sum.getLhs() == body.getArgument(0) &&
-           sum.getRhs() == body.getArgument(1)) ||
-          (sum.getLhs() == body.getArgument(1) &&
-           sum.getRhs() == body.getArgument(0))))
-      return failure();
-    Type type = add.getResult(0).getType();
-    // The inputs that are single-use products, in order.
-    SmallVector<linalg::LinalgOp> products;
-    for (Value in : add.getDpsInputs()) {
-      auto p = in.getDefiningOp<linalg::LinalgOp>();
-      if (p && in.hasOneUse() && linalg::isaContractionOpInterface(p) &&
-          p->getNumResults() == 1 && p.getNumDpsInits() == 1 &&
-          in.getType() == type)
-        products.push_back(p);
-    }
-    if (products.empty())
-      return failure();
-    rewriter.setInsertionPoint(add);
-    // The seeds' sum (I + J, or V + J), into the sum's own destination.
-    IRMapping seeds;
-    for (linalg::LinalgOp p : products)
-      seeds.map(p->getResult(0), p.getDpsInits()[0]);
-    Value accumulator = rewriter.clone(*add, seeds)->getResult(0);
-    for (linalg::LinalgOp p : products) {
-      Operation *product = rewriter.clone(*p);
-      cast<linalg::LinalgOp>(product).getDpsInitsMutable()[0].assign(
-          accumulator);
-      accumulator = product->getResult(0);
-    }
-    rewriter.replaceOp(add, accumulator);
-    for (linalg::LinalgOp p : llvm::reverse(products))
-      rewriter.eraseOp(p);
-    return success();
+/// `V + Q` of a value V and a product Q = C·D + J used only there is one
+/// accumulation: C·D + (V + J). A step whose input projection
+/// V = x·W_ih + b_ih was computed beforehand (InputProjection.h) adds b_hh
+/// to V straight into the gates and accumulates h·W_hh there: one kernel
+/// and one library call instead of two and one, and on the GPU the sum
+/// V + J is the product's bias epilogue. Of two products, `P + Q`, the
+/// later one is Q and the earlier one (an LSTM's or GRU's x·W_ih + b_ih)
+/// stays V, so the one-step kernel computes the gates exactly as a
+/// projected step does: each product's bias is its own seed, which on the
+/// GPU both library calls add in their epilogues (no seed kernel of
+/// b_ih + b_hh, measured at 2.5 us of a 48 us step at B = 128, H = 1024).
+///
+/// Returns the op computing V + J, or null where `add` is not such a sum.
+/// (V + J is not rewritten again: with V a product it would match, and
+/// turn back into a sum of seeds.)
+Operation *accumulateSumOfProducts(linalg::GenericOp add,
+                                   RewriterBase &rewriter) {
+  if (!add.hasPureTensorSemantics() || add.getNumDpsInputs() != 2 ||
+      add.getNumDpsInits() != 1 ||
+      add.getNumParallelLoops() != add.getNumLoops() ||
+      !llvm::all_of(add.getIndexingMapsArray(),
+                    [](AffineMap m) { return m.isIdentity(); }))
+    return nullptr;
+  Block &body = add.getRegion().front();
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  auto sum = yield.getValues()[0].getDefiningOp<arith::AddFOp>();
+  if (!sum || &body.front() != sum.getOperation() ||
+      !((sum.getLhs() == body.getArgument(0) &&
+         sum.getRhs() == body.getArgument(1)) ||
+        (sum.getLhs() == body.getArgument(1) &&
+         sum.getRhs() == body.getArgument(0))))
+    return nullptr;
+  Type type = add.getResult(0).getType();
+  // Q: the input that is a single-use product, the later one of two.
+  linalg::LinalgOp q;
+  for (Value in : add.getDpsInputs()) {
+    auto p = in.getDefiningOp<linalg::LinalgOp>();
+    if (p && in.hasOneUse() && linalg::isaContractionOpInterface(p) &&
+        p->getNumResults() == 1 && p.getNumDpsInits() == 1 &&
+        in.getType() == type &&
+        (!q || (p->getBlock() == q->getBlock() && q->isBeforeInBlock(p))))
+      q = p;
   }
-};
+  if (!q)
+    return nullptr;
+  rewriter.setInsertionPoint(add);
+  // V + J, then Q's product onto it. Into the sum's own destination, or,
+  // where V is the earlier product, into V's: P, V + J and Q then
+  // accumulate in one buffer, as the projected step does in the gates.
+  // (Then the sum reads its destination, V, so that elementwise fusion
+  // keeps it.)
+  Value v = add.getDpsInputs()[add.getDpsInputs()[0] == q->getResult(0)];
+  Value j = q.getDpsInits()[0];
+  Operation *seeded;
+  if (auto p = v.getDefiningOp<linalg::LinalgOp>();
+      p && v.hasOneUse() && linalg::isaContractionOpInterface(p)) {
+    AffineMap identity =
+        rewriter.getMultiDimIdentityMap(add.getNumLoops());
+    seeded = linalg::GenericOp::create(
+        rewriter, add.getLoc(), TypeRange{type}, ValueRange{j}, ValueRange{v},
+        ArrayRef<AffineMap>{identity, identity}, add.getIteratorTypesArray(),
+        [](OpBuilder &b, Location loc, ValueRange args) {
+          linalg::YieldOp::create(
+              b, loc, arith::AddFOp::create(b, loc, args[1], args[0]).getResult());
+        });
+  } else {
+    IRMapping seed;
+    seed.map(q->getResult(0), j);
+    seeded = rewriter.clone(*add, seed);
+  }
+  Operation *product = rewriter.clone(*q);
+  cast<linalg::LinalgOp>(product).getDpsInitsMutable()[0].assign(
+      seeded->getResult(0));
+  rewriter.replaceOp(add, product->getResult(0));
+  rewriter.eraseOp(q);
+  return seeded;
+}
 
 /// Broadcasts as generic ops, so that elementwise fusion sees them.
 void generalizeBroadcasts(Operation *root) {
@@ -222,10 +242,24 @@ struct AccumulateProducts
     : PassWrapper<AccumulateProducts, OperationPass<func::FuncOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(AccumulateProducts)
   void runOnOperation() override {
-    RewritePatternSet patterns(&getContext());
-    patterns.add<AccumulateSumOfProducts>(&getContext());
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
-      return signalPassFailure();
+    // In program order, so that a sum of sums sees its inner sums already
+    // rewritten; each rewrite erases ops, so the walk starts over.
+    IRRewriter rewriter(&getContext());
+    llvm::DenseSet<Operation *> sumsOfSeeds;
+    for (bool changed = true; changed;) {
+      changed = false;
+      getOperation()->walk([&](linalg::GenericOp add) {
+        if (sumsOfSeeds.contains(add))
+          return WalkResult::advance();
+        rewriter.setInsertionPoint(add);
+        if (Operation *sum = accumulateSumOfProducts(add, rewriter)) {
+          sumsOfSeeds.insert(sum);
+          changed = true;
+          return WalkResult::interrupt();
+        }
+        return WalkResult::advance();
+      });
+    }
     generalizeBroadcasts(getOperation());
   }
 };

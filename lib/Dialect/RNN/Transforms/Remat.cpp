@@ -1810,12 +1810,14 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
 
   /// Steps whose input projections are computed together, for `op`: 0 when
   /// the option is below 2 or the cell's input part cannot be split off
-  /// (each step runs the one-step kernel), else at least 1. Split, every
+  /// (each step runs the one-step kernel), else at least 2. Split, every
   /// step reads its input part from a buffer of chunk x one step's projected
   /// values in the working set; the chunk is the option, halved until the
-  /// buffer's rows beyond the first take at most an eighth of the budget's
-  /// room above the strategy's smallest feasible budget (which counts one
-  /// row), so that it costs the schedule few slots.
+  /// buffer takes at most an eighth of the budget's room above the
+  /// strategy's smallest feasible budget, so that it costs the schedule few
+  /// slots. Below 2 steps the one-step kernel does the same work with no
+  /// buffer (its projection accumulates in the gates, KernelPreparation.cpp),
+  /// so the chunk is 0 then.
   FailureOr<int64_t> chooseInputChunk(BPTTOp op, CellOp cell,
                                       int64_t otherBytes) {
     if (inputChunk < 2)
@@ -1824,15 +1826,15 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     if (!perStep)
       return 0;
     FailureOr<planner::Chain> chain =
-        bpttChain(op, cell, workspaceBytes + otherBytes + *perStep);
+        bpttChain(op, cell, workspaceBytes + otherBytes);
     if (failed(chain))
       return failure();
     int64_t room = op.getMemoryBudget() -
                    planner::minimumBudget(*chain, plannerStrategy(op));
     int64_t chunk = inputChunk;
-    while (chunk >= 2 && (chunk - 1) * *perStep > room / 8)
+    while (chunk >= 2 && chunk * *perStep > room / 8)
       chunk /= 2;
-    return std::max<int64_t>(chunk, 1);
+    return chunk >= 2 ? chunk : 0;
   }
 
   /// Steps whose loss parts are computed together, for `op`: 0 when the
