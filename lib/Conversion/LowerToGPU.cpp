@@ -788,8 +788,10 @@ struct LibraryCallsPass
     // Stride 1 along the last dimension (C and S row-major, the bias
     // contiguous), constant where the type says (the canonicalizer then
     // drops the unused metadata), and the bias 16-byte aligned.
+    // (An addend that is C itself, its old value, is C's view.)
+    bool addendIsC = seed.addend == c;
     Value ok = bptt::hasUnitInnerStride(rewriter, loc, metadata(c));
-    if (seed.addend)
+    if (seed.addend && !addendIsC)
       ok = arith::AndIOp::create(
           rewriter, loc, ok,
           bptt::hasUnitInnerStride(rewriter, loc, metadata(seed.addend)));
@@ -807,7 +809,7 @@ struct LibraryCallsPass
     rewriter.setInsertionPointToStart(branch.thenBlock());
     auto [a, b, cView] = orientedOperands(rewriter, op);
     MemRefType dynamic = dynamicMatrixType(ctx);
-    Value s = seed.addend
+    Value s = seed.addend && !addendIsC
                   ? memref::CastOp::create(rewriter, loc, dynamic, seed.addend)
                         .getResult()
                   : cView;

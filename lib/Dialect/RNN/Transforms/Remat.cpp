@@ -1921,13 +1921,11 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     FailureOr<int64_t> chunk = chooseInputChunk(op, cell, gradBytes);
     if (failed(chunk))
       return failure();
-    int64_t projectionRowBytes = 0;
-    if (*chunk >= 1)
-      projectionRowBytes = inputProjectionBytes(cell).value_or(0);
+    // The projection buffer: chunk rows, none for a chunk of 0.
+    int64_t projectionBufferBytes =
+        *chunk * inputProjectionBytes(cell).value_or(0);
     FailureOr<int64_t> lossChunkChosen = chooseLossChunk(
-        op, cell,
-        gradBytes + std::max<int64_t>(*chunk, 1) * projectionRowBytes,
-        inputGradient);
+        op, cell, gradBytes + projectionBufferBytes, inputGradient);
     if (failed(lossChunkChosen))
       return failure();
     std::tuple<Operation *, int64_t, int64_t, int64_t, unsigned> key{
