@@ -281,6 +281,7 @@ int main(int argc, char **argv) {
     probeRemat.inputChunk = requestOptions.inputChunk;
     probeRemat.lossChunk = requestOptions.lossChunk;
     probeRemat.gradChunk = facts->gradChunk;
+    probeRemat.internalState = requestOptions.internalState;
     pm.addPass(rnn::createRNNRemat(probeRemat));
     mlir::FailureOr<int64_t> bytes = mlir::failure();
     if (mlir::succeeded(pm.run(*copy)))
@@ -315,6 +316,7 @@ int main(int argc, char **argv) {
     remat.inputChunk = requestOptions.inputChunk;
     remat.lossChunk = requestOptions.lossChunk;
     remat.gradChunk = facts->gradChunk;
+    remat.internalState = requestOptions.internalState;
     pm.addPass(rnn::createRNNRemat(remat));
     if (mlir::failed(pm.run(*module)))
       return fail("planning or materialising the request failed");

@@ -118,6 +118,7 @@ static llvm::Expected<Compiled> compile(mlir::ModuleOp module, const RequestFact
   remat.inputChunk = requestOptions.inputChunk;
   remat.lossChunk = requestOptions.lossChunk;
   remat.gradChunk = s.gradChunk;
+  remat.internalState = requestOptions.internalState;
   pm.addPass(rnn::createRNNRemat(remat));
   if (mlir::failed(pm.run(*copy)))
     return llvm::createStringError("planning or materialising failed");

@@ -68,6 +68,13 @@ struct RequestOptions {
                      "would take more than 1/64 of store-all's slots; 0: "
                      "each backward step accumulates its own"),
       llvm::cl::init(-1)};
+  llvm::cl::opt<std::string> internalState{
+      "internal-state",
+      llvm::cl::desc("What a kept internal state holds: full (new states "
+                     "and saved values), saved (saved values alone, the new "
+                     "states recomputed from them where needed: LSTM, GRU) "
+                     "or auto (the plan with fewer forward steps)"),
+      llvm::cl::init("auto")};
 };
 
 /// Reads --input into `sourceMgr` and parses it (errors go to the context's

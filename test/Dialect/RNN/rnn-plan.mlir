@@ -14,7 +14,7 @@ rnn.cell @elman state(%h: tensor<2x4xf32>) input(%x: tensor<2x4xf32>) -> (tensor
 func.func @fits(%h0: tensor<2x4xf32>, %xs: tensor<10x2x4xf32>) {
   // At store-all's budget MSM is store-all: one forward per step.
   // CHECK: rnn.bptt @elman
-  // CHECK-SAME: rnn.plan = {exact = true, forward_steps = 10 : i64, hidden_state_bytes = 32 : i64, internal_state_bytes = 64 : i64, peak_bytes = 768 : i64, pool_bytes = 576 : i64, strategy = "msm", working_set_bytes = 192 : i64}
+  // CHECK-SAME: rnn.plan = {exact = true, forward_steps = 10 : i64, hidden_state_bytes = 32 : i64, internal_state = "full", internal_state_bytes = 64 : i64, peak_bytes = 768 : i64, pool_bytes = 576 : i64, strategy = "msm", working_set_bytes = 192 : i64}
   // expected-remark @+1 {{planned msm for T = 10: 10 forward steps (1.000 per step), peak 768 of 768 bytes}}
   %a:3 = rnn.bptt @elman(%h0) over %xs {memory_budget = 768 : i64}
       : (tensor<2x4xf32>, tensor<10x2x4xf32>) -> (f32, tensor<2x4xf32>, tensor<10x2x4xf32>)

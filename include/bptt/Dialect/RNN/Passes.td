@@ -28,6 +28,18 @@ def RNNDifferentiate : Pass<"rnn-differentiate", "mlir::ModuleOp"> {
     `rnn.internal_state_bytes`: the bytes of the new states plus the saved
     values, the internal state s_t that `rnn-plan` budgets.
 
+    Where every new state follows from x, the parameters and the saved
+    values without a matrix product (an LSTM's c' and h' from its gates and
+    c, a GRU's h'), it also generates
+
+    ```mlir
+    func.func private @c_states(x, params..., saved...) -> (new states...)
+    ```
+
+    and records it as `rnn.states`, with `rnn.saved_bytes`: a schedule may
+    then keep a step's saved values alone and recompute its new states
+    (rnn-remat's `internal-state` option).
+
     What is saved is the least the adjoint rules read: a value that depends
     only on x, the parameters and constants (without a matrix product) is
     recomputed in the backward function; a `linalg.generic` saves its tensor
@@ -129,6 +141,16 @@ def RNNRemat : Pass<"rnn-remat", "mlir::ModuleOp"> {
            "operands into buffers in the working set. Capped at T; the same "
            "for every budget, so every budget sums the same chunks. 0 or 1: "
            "each backward step accumulates its own">,
+    Option<"internalState", "internal-state", "std::string",
+           /*default=*/"\"auto\"",
+           "What a kept internal state holds: 'full' (the new states and the "
+           "saved values), 'saved' (the saved values alone: the new states "
+           "are recomputed from them, one elementwise kernel, where a "
+           "backward step or a restore needs them; only for cells whose new "
+           "states follow from their saved values without a matrix product, "
+           "such as LSTM and GRU), or 'auto' (the plan with the fewer forward "
+           "steps, counting each recomputation of the new states as a tenth "
+           "of one)">,
   ];
   let statistics = [
     Statistic<"numMaterialized", "num-materialized",
@@ -155,7 +177,8 @@ def RNNPlan : Pass<"rnn-plan", "mlir::ModuleOp"> {
     %r:4 = rnn.bptt @elman(%h0) over %xs params(%w)
         {memory_budget = 65536 : i64,
          rnn.plan = {exact = true, forward_steps = 143 : i64,
-                     hidden_state_bytes = 32 : i64, internal_state_bytes = 160 : i64,
+                     hidden_state_bytes = 32 : i64, internal_state = "full",
+                     internal_state_bytes = 160 : i64,
                      peak_bytes = 65536 : i64, pool_bytes = ... : i64,
                      strategy = "msm", working_set_bytes = ... : i64}} ...
     ```

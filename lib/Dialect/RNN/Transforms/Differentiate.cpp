@@ -29,6 +29,16 @@
 // a generic saves its tensor operands, never its scalar intermediates: an
 // LSTM saves its gate pre-activations and its previous h and c.
 //
+// Where every new state follows from x, the parameters and the saved
+// values without a matrix product (an LSTM's c' and h' from its gates and c),
+// it also generates
+//
+//   @c_states(x, params..., saved...) -> new states
+//
+// (rnn.states, with rnn.saved_bytes): a schedule may then keep the saved
+// values alone and recompute the new states where it needs them
+// (rnn-remat's internal-state option).
+//
 // Parameter gradients are accumulated in place: the backward function takes
 // the running sums and returns them updated (matrix products accumulate into
 // them directly), so a BPTT loop needs no separate addition per step.
@@ -139,6 +149,11 @@ private:
   LogicalResult differentiate(Operation *op);
   void differentiateMatmul(linalg::LinalgOp op);
   void differentiateGeneric(linalg::GenericOp g);
+  /// @<cell>_states(x, params..., saved...) -> new states, when every new
+  /// state follows from x, the parameters and the saved values without a
+  /// matrix product (for an LSTM, c' and h' from the gates and c); else
+  /// null.
+  func::FuncOp buildStatesFunction(StringRef name);
 
   bool isActive(Value v) const { return active.contains(v); }
   Location loc() { return cell.getLoc(); }
@@ -962,11 +977,62 @@ LogicalResult CellDifferentiator::differentiate(Operation *op) {
       });
 }
 
+func::FuncOp CellDifferentiator::buildStatesFunction(StringRef name) {
+  unsigned numStates = cell.getNumStates();
+  MLIRContext *ctx = cell.getContext();
+  SmallVector<Type> argTypes{cell.getInputType()};
+  llvm::append_range(argTypes, cell.getParamTypes());
+  for (Value v : saved)
+    argTypes.push_back(v.getType());
+  auto fn = func::FuncOp::create(cell.getLoc(), name,
+                                 FunctionType::get(ctx, argTypes, {}));
+  fn.setPrivate();
+  Block *fnEntry = fn.addEntryBlock();
+  OpBuilder fb = OpBuilder::atBlockEnd(fnEntry);
+  IRMapping mapping;
+  mapping.map(body.getArgument(numStates), fnEntry->getArgument(0));
+  for (unsigned p = 0; p < cell.getNumParams(); ++p)
+    mapping.map(body.getArgument(numStates + 1 + p),
+                fnEntry->getArgument(1 + p));
+  for (auto [i, v] : llvm::enumerate(saved))
+    mapping.map(v, fnEntry->getArgument(1 + cell.getNumParams() + i));
+  // Clones what a value needs, in the body's order (each op after its
+  // operands); fails on a matrix product or a state that is not saved.
+  std::function<bool(Value)> derive = [&](Value v) -> bool {
+    if (mapping.contains(v))
+      return true;
+    Operation *def = v.getDefiningOp();
+    if (!def || def->getBlock() != &body || isMatmulLike(def))
+      return false;
+    SetVector<Value> inputs = capturedValues(def);
+    inputs.insert(def->operand_begin(), def->operand_end());
+    for (Value in : inputs)
+      if (!derive(in))
+        return false;
+    fb.clone(*def, mapping);
+    return true;
+  };
+  SmallVector<Value> results;
+  for (Value v : yield.getOperands().take_front(numStates)) {
+    if (!derive(v)) {
+      fn.erase();
+      return nullptr;
+    }
+    results.push_back(mapping.lookup(v));
+  }
+  func::ReturnOp::create(fb, cell.getLoc(), results);
+  fn.setFunctionType(
+      FunctionType::get(ctx, argTypes, TypeRange(ValueRange(results))));
+  return fn;
+}
+
 LogicalResult CellDifferentiator::run(SymbolTable &symbols) {
   StringRef name = cell.getSymName();
   std::string forwardName = (name + "_forward").str();
   std::string backwardName = (name + "_backward").str();
-  for (StringRef n : {StringRef(forwardName), StringRef(backwardName)})
+  std::string statesName = (name + "_states").str();
+  for (StringRef n : {StringRef(forwardName), StringRef(backwardName),
+                      StringRef(statesName)})
     if (symbols.lookup(n))
       return cell.emitError() << "rnn-differentiate cannot create @" << n
                               << " for cell @" << name
@@ -1068,14 +1134,25 @@ LogicalResult CellDifferentiator::run(SymbolTable &symbols) {
   symbols.insert(forward, std::next(Block::iterator(cell)));
   symbols.insert(backward, std::next(Block::iterator(forward)));
 
-  int64_t internalBytes = cell.getStateBytes();
+  int64_t savedBytes = 0;
   // Saved values are static tensors (checkSupported) or float scalars.
   for (Value v : saved)
-    internalBytes += *storageBytes(v.getType());
+    savedBytes += *storageBytes(v.getType());
+  auto i64 = [&](int64_t v) {
+    return IntegerAttr::get(IntegerType::get(ctx, 64), v);
+  };
   cell->setAttr("rnn.forward", FlatSymbolRefAttr::get(forward));
   cell->setAttr("rnn.backward", FlatSymbolRefAttr::get(backward));
   cell->setAttr("rnn.internal_state_bytes",
-                IntegerAttr::get(IntegerType::get(ctx, 64), internalBytes));
+                i64(cell.getStateBytes() + savedBytes));
+  // Where the new states follow from the saved values (and x and the
+  // parameters) without a matrix product, a schedule may keep the saved
+  // values alone and recompute the new states when it needs them.
+  if (func::FuncOp states = buildStatesFunction(statesName)) {
+    symbols.insert(states, std::next(Block::iterator(backward)));
+    cell->setAttr("rnn.states", FlatSymbolRefAttr::get(states));
+    cell->setAttr("rnn.saved_bytes", i64(savedBytes));
+  }
   return success();
 }
 

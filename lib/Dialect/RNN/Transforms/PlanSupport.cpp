@@ -60,15 +60,27 @@ static FailureOr<int64_t> internalStateBytes(CellOp cell) {
   return bytes;
 }
 
-FailureOr<planner::Chain> bptt::rnn::bpttChain(BPTTOp op, CellOp cell,
-                                               int64_t workspaceBytes) {
+std::optional<int64_t> bptt::rnn::savedStateBytes(CellOp cell) {
+  auto bytes = cell->getAttrOfType<IntegerAttr>("rnn.saved_bytes");
+  // The planner's model has |s| >= |h| (a kept internal state can stand
+  // for the hidden state it recomputes).
+  if (!bytes || !cell->hasAttr("rnn.states") ||
+      bytes.getInt() < cell.getStateBytes())
+    return std::nullopt;
+  return bytes.getInt();
+}
+
+FailureOr<planner::Chain>
+bptt::rnn::bpttChain(BPTTOp op, CellOp cell, int64_t workspaceBytes,
+                     std::optional<int64_t> internalBytes) {
   auto seq = cast<RankedTensorType>(op.getInputs().getType());
   if (seq.isDynamicDim(0))
     return op.emitOpError()
            << "cannot be planned: the sequence length T is dynamic, and "
               "the checkpointing schedule is chosen at compile time; give "
               "the inputs a static leading dimension";
-  FailureOr<int64_t> internal = internalStateBytes(cell);
+  FailureOr<int64_t> internal =
+      internalBytes ? *internalBytes : internalStateBytes(cell);
   if (failed(internal))
     return failure();
   return planner::Chain::uniform(
@@ -77,12 +89,17 @@ FailureOr<planner::Chain> bptt::rnn::bpttChain(BPTTOp op, CellOp cell,
 }
 
 FailureOr<BPTTPlan> bptt::rnn::planBPTT(BPTTOp op, CellOp cell,
-                                         int64_t workspaceBytes) {
-  FailureOr<planner::Chain> chain = bpttChain(op, cell, workspaceBytes);
-  if (failed(chain))
-    return failure();
-  FailureOr<int64_t> internal = internalStateBytes(cell);
+                                         int64_t workspaceBytes,
+                                         bool savedOnly) {
+  std::optional<int64_t> saved = savedStateBytes(cell);
+  assert((!savedOnly || saved) && "the caller checks for rnn.saved_bytes");
+  FailureOr<int64_t> internal =
+      savedOnly ? FailureOr<int64_t>(*saved) : internalStateBytes(cell);
   if (failed(internal))
+    return failure();
+  FailureOr<planner::Chain> chain =
+      bpttChain(op, cell, workspaceBytes, *internal);
+  if (failed(chain))
     return failure();
   int64_t steps = chain->steps;
   planner::Strategy strategy = plannerStrategy(op);
@@ -93,7 +110,7 @@ FailureOr<BPTTPlan> bptt::rnn::planBPTT(BPTTOp op, CellOp cell,
            << "cannot run BPTT of @" << cell.getSymName() << " over T = "
            << steps << " steps in memory_budget = " << op.getMemoryBudget()
            << " bytes: " << llvm::toString(plan.takeError());
-  return BPTTPlan{*chain, std::move(*plan), steps, *internal};
+  return BPTTPlan{*chain, std::move(*plan), steps, *internal, savedOnly};
 }
 
 void bptt::rnn::recordPlan(BPTTOp op, CellOp cell, const BPTTPlan &p) {
@@ -110,6 +127,8 @@ void bptt::rnn::recordPlan(BPTTOp op, CellOp cell, const BPTTPlan &p) {
                      b.getI64IntegerAttr(cell.getStateBytes())),
       b.getNamedAttr("internal_state_bytes",
                      b.getI64IntegerAttr(p.internalBytes)),
+      b.getNamedAttr("internal_state",
+                     b.getStringAttr(p.savedOnly ? "saved" : "full")),
       b.getNamedAttr("exact", b.getBoolAttr(p.plan.exact)),
   };
   op->setAttr("rnn.plan", b.getDictionaryAttr(fields));
@@ -118,5 +137,8 @@ void bptt::rnn::recordPlan(BPTTOp op, CellOp cell, const BPTTPlan &p) {
   op.emitRemark() << "planned " << stringify(p.plan.strategy) << " for T = "
                   << p.steps << ": " << e.forwardSteps << " forward steps ("
                   << perStep << " per step), peak " << e.peakBytes << " of "
-                  << op.getMemoryBudget() << " bytes";
+                  << op.getMemoryBudget() << " bytes"
+                  << (p.savedOnly ? ", kept internal states without their "
+                                    "new states"
+                                  : "");
 }
