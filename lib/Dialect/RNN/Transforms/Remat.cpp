@@ -2004,6 +2004,15 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     return std::max<int64_t>(chunk, 1);
   }
 
+  /// What `op`'s kept internal states hold, and the plan made to choose it.
+  struct InternalStateChoice {
+    bool savedOnly = false;
+    /// Under 'auto', the chosen plan, made with the working set's bytes
+    /// beyond the states in its chain's workspace: rewrite uses it rather
+    /// than planning again (at T = 100,000 planning takes seconds).
+    std::optional<BPTTPlan> plan;
+  };
+
   /// Whether `op`'s kept internal states hold the saved values alone
   /// (option internal-state; see Passes.td). Under 'auto', when the cell
   /// allows it and its loss part is not batched (`lossChunk` below 2, which
@@ -2012,13 +2021,13 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
   /// counting each recomputation of new states as kStatesCost of a step: a
   /// states kernel is elementwise over one step's saved values (on an H100
   /// at B = 128, H = 1024, LSTM: 2.7 us against a 45 us forward step).
-  FailureOr<bool> chooseInternalState(BPTTOp op, CellOp cell,
-                                      int64_t otherBytes, int64_t lossChunk,
-                                      bool inputGradient) {
+  FailureOr<InternalStateChoice>
+  chooseInternalState(BPTTOp op, CellOp cell, int64_t otherBytes,
+                      int64_t lossChunk, bool inputGradient) {
     constexpr double kStatesCost = 0.1;
     std::optional<int64_t> saved = savedStateBytes(cell);
     if (internalState == "full")
-      return false;
+      return InternalStateChoice{};
     if (internalState == "saved") {
       if (!saved)
         return op.emitOpError()
@@ -2027,18 +2036,21 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
                << cell.getSymName()
                << " do not follow from its saved values without a matrix "
                   "product; use internal-state=full or auto";
-      return true;
+      return InternalStateChoice{true, std::nullopt};
     }
     if (internalState != "auto")
       return op.emitOpError() << "unknown internal-state '" << internalState
                               << "'; expected auto, full or saved";
     if (!saved || lossChunk >= 2)
-      return false;
+      return InternalStateChoice{};
     // The loss buffers of one step, which both plans hold.
     int64_t lossBytes =
         lossChunk >= 1 ? lossPartBytes(cell, inputGradient).value_or(0) : 0;
     int64_t workspace = workspaceBytes + otherBytes + lossBytes;
-    auto cost = [&](std::optional<int64_t> internal) -> std::optional<double> {
+    // The plan with `internal` bytes a kept state (the cell's full internal
+    // state where none), and its cost; nothing where the budget is too small.
+    auto planWith = [&](std::optional<int64_t> internal)
+        -> std::optional<std::pair<BPTTPlan, double>> {
       FailureOr<planner::Chain> chain = bpttChain(op, cell, workspace, internal);
       if (failed(chain))
         return std::nullopt;
@@ -2048,8 +2060,6 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
         llvm::consumeError(plan.takeError());
         return std::nullopt;
       }
-      if (!internal)
-        return double(plan->predicted.forwardSteps);
       // Recomputations: a backward step from a kept slot, a restore of one.
       int64_t recomputations = 0;
       llvm::DenseMap<int64_t, bool> kept;
@@ -2063,10 +2073,20 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
                   kept.lookup(a.offset)))
           ++recomputations;
       }
-      return plan->predicted.forwardSteps + kStatesCost * recomputations;
+      double cost = plan->predicted.forwardSteps +
+                    (internal ? kStatesCost * recomputations : 0.0);
+      int64_t steps = chain->steps, bytes = chain->internal(1);
+      return std::make_pair(
+          BPTTPlan{std::move(*chain), std::move(*plan), steps, bytes,
+                   internal.has_value()},
+          cost);
     };
-    std::optional<double> full = cost(std::nullopt), compact = cost(*saved);
-    return compact && (!full || *compact < *full);
+    auto full = planWith(std::nullopt), compact = planWith(*saved);
+    bool savedOnly = compact && (!full || compact->second < full->second);
+    auto &chosen = savedOnly ? compact : full;
+    if (!chosen)
+      return InternalStateChoice{};
+    return InternalStateChoice{savedOnly, std::move(chosen->first)};
   }
 
   LogicalResult
@@ -2104,22 +2124,23 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
         op, cell, gradBytes + projectionBufferBytes, inputGradient);
     if (failed(lossChunkChosen))
       return failure();
-    FailureOr<bool> savedOnly = chooseInternalState(
+    FailureOr<InternalStateChoice> choice = chooseInternalState(
         op, cell, gradBytes + projectionBufferBytes, *lossChunkChosen,
         inputGradient);
-    if (failed(savedOnly))
+    if (failed(choice))
       return failure();
+    bool savedOnly = choice->savedOnly;
     // The loss part of several steps stacks their new states from their
     // slots, so saved values alone go with one step's at a time.
-    if (*savedOnly)
+    if (savedOnly)
       lossChunkChosen = std::min<int64_t>(*lossChunkChosen, 1);
     std::tuple<Operation *, int64_t, int64_t, int64_t, unsigned, unsigned> key{
         cell,          *chunk,        *lossChunkChosen, gradChunkChosen,
-        inputGradient, *savedOnly};
+        inputGradient, savedOnly};
     if (!kernels.count(key)) {
       FailureOr<Kernels> k =
           bufferizeKernels(cell, symbols, *chunk, *lossChunkChosen,
-                           gradChunkChosen, steps, inputGradient, *savedOnly);
+                           gradChunkChosen, steps, inputGradient, savedOnly);
       if (failed(k))
         return failure();
       kernels[key] = *k;
@@ -2137,8 +2158,13 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     // And the gradient buffers.
     for (Type t : k.gradTypes)
       projectionBytes += k.gradChunk * *storageBytes(t);
+    // The plan made to choose the internal state, where it counted the
+    // same working set (else, or without one, a plan made here).
+    int64_t planWorkspace = workspaceBytes + projectionBytes;
     FailureOr<BPTTPlan> plan =
-        planBPTT(op, cell, workspaceBytes + projectionBytes, *savedOnly);
+        choice->plan && choice->plan->chain.workspaceBytes == planWorkspace
+            ? FailureOr<BPTTPlan>(std::move(*choice->plan))
+            : planBPTT(op, cell, planWorkspace, savedOnly);
     if (failed(plan))
       return failure();
     recordPlan(op, cell, *plan);
