@@ -97,15 +97,17 @@ __device__ __forceinline__ void outerProductFma(float (&acc)[RM][RN],
 }
 
 // Median milliseconds of one replay, over `replays` timed replays (after
-// three untimed ones), of the graph captured from `body` on `s`.
+// three untimed ones), of the graph captured from `body` on `s` and
+// instantiated with `flags`.
 template <typename F>
-static double timeGraph(cudaStream_t s, F body, int replays) {
+static double timeGraph(cudaStream_t s, F body, int replays,
+                        unsigned long long flags = 0) {
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
   body();
   CHECK(cudaStreamEndCapture(s, &graph));
-  CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  CHECK(cudaGraphInstantiateWithFlags(&exec, graph, flags));
   for (int i = 0; i < 3; ++i)
     CHECK(cudaGraphLaunch(exec, s));
   CHECK(cudaStreamSynchronize(s));
