@@ -164,12 +164,12 @@ __global__ void cell(const float *g0, const float *g1, const float *partials,
 void shape(int B, int H, int V, int steps) {
   BlasStream bs;
   int G = 4 * H;
-  // Row-major x_t (B x V), W_ih (V x 4H), W_hh (H x 4H): column-major views
-  // W^T-free products D(4H x B) = W(4H x K)·x^T(K x B).
+  // Row-major x_t (B x V), W_ih (V x 4H) and W_hh (H x 4H) are, seen
+  // column-major, x_t^T, W_ih^T and W_hh^T: each product is computed as
+  // its transpose, (4H x B) = W^T·x^T, with no operand transposed.
   float *x = patternBuffer(size_t(steps) * B * V, 1);
   float *Wih = patternBuffer(size_t(V) * G, 2), *Whh = patternBuffer(size_t(H) * G, 3);
   float *bih = patternBuffer(G, 4), *bhh = patternBuffer(G, 5);
-  // Scale the weights so that the recurrence stays in a sane range.
   float *h0 = patternBuffer(size_t(B) * H, 6), *c0 = patternBuffer(size_t(B) * H, 7);
   float *h[2], *c[2], *gates, *proj, *partials;
   for (int i = 0; i < 2; ++i) {
