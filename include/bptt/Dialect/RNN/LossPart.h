@@ -61,6 +61,10 @@ struct LossPart {
   int64_t rows = 0;
   /// Bytes of one step's exported values.
   int64_t bytesPerStep = 0;
+  /// Bytes of one step's values of the per-step arguments it reads other
+  /// than x: what the batched function reads gathered out of the slots; of
+  /// them, the new states'.
+  int64_t gatheredBytesPerStep = 0, gatheredStateBytesPerStep = 0;
 };
 
 /// Erases what no result of `backward` uses, then splits every matrix
@@ -76,10 +80,23 @@ void splitLossAccumulations(mlir::func::FuncOp backward, BackwardArgs args);
 std::optional<LossPart> findLossPart(mlir::func::FuncOp backward,
                                      BackwardArgs args);
 
-/// Bytes of one step's exported values for a cell differentiated by
-/// rnn-differentiate (its `rnn.backward` function), or nullopt when its loss
-/// part cannot be split off; without `inputGradient`, for the backward step
-/// that does not compute dx.
+/// What one step of the loss part of a cell differentiated by
+/// rnn-differentiate (its `rnn.backward` function) reads and writes.
+struct LossPartSize {
+  /// Bytes of its exported values (the loss buffers' rows).
+  int64_t exportedBytes = 0;
+  /// Bytes of the slot values it reads (the gather buffers' rows), and of
+  /// those that are new states.
+  int64_t gatheredBytes = 0, gatheredStateBytes = 0;
+  /// The per-step arguments it reads (LossPart::stepArgs).
+  llvm::SmallVector<unsigned> stepArgs;
+};
+
+/// One step's loss part of `cell`, or nullopt when it cannot be split off;
+/// without `inputGradient`, for the backward step that does not compute dx.
+std::optional<LossPartSize> lossPartSize(CellOp cell, bool inputGradient);
+
+/// lossPartSize's exported bytes.
 std::optional<int64_t> lossPartBytes(CellOp cell, bool inputGradient);
 
 /// `backward` itself becomes the rest of the step: the exported values are

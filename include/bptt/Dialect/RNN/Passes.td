@@ -130,9 +130,10 @@ def RNNRemat : Pass<"rnn-remat", "mlir::ModuleOp"> {
            "which read neither the incoming state gradient nor the "
            "parameter-gradient accumulators) and compute it for this many "
            "steps of a backward run as one batched call, into buffers in the "
-           "working set; fewer where the budget is tight. 1: each step calls "
-           "the split function for itself; 0: the backward step is one "
-           "function">,
+           "working set; fewer where the budget is tight, and (T <= 10,000) "
+           "one where the buffers would cost the schedule more forward steps "
+           "than batching saves. 1: each step calls the split function for "
+           "itself; 0: the backward step is one function">,
     Option<"gradChunk", "grad-chunk", "int64_t", /*default=*/"0",
            "Accumulate the parameter gradients (dW += h^T·dgates and the "
            "like: reductions over a step's batch rows) of this many steps "
@@ -150,7 +151,8 @@ def RNNRemat : Pass<"rnn-remat", "mlir::ModuleOp"> {
            "states follow from their saved values without a matrix product, "
            "such as LSTM and GRU), or 'auto' (the plan with the fewer forward "
            "steps, counting each recomputation of the new states as a tenth "
-           "of one)">,
+           "of one, less (1 - 1/c)/5 of one for each step whose loss part "
+           "is batched in chunks of c)">,
   ];
   let statistics = [
     Statistic<"numMaterialized", "num-materialized",

@@ -211,15 +211,37 @@ std::optional<LossPart> bptt::rnn::findLossPart(func::FuncOp backward,
     if (a.isStep(i) && readArgs.contains(i))
       p.stepArgs.push_back(i);
   p.bytesPerStep = tensorBytes(p.exported);
+  SmallVector<Value> gathered, states;
+  for (unsigned i : p.stepArgs) {
+    if (i == 0 || !isa<RankedTensorType>(body.getArgument(i).getType()))
+      continue;
+    gathered.push_back(body.getArgument(i));
+    if (i < a.firstSaved())
+      states.push_back(body.getArgument(i));
+  }
+  p.gatheredBytesPerStep = tensorBytes(gathered);
+  p.gatheredStateBytesPerStep = tensorBytes(states);
   return p;
+}
+
+std::optional<LossPartSize> bptt::rnn::lossPartSize(CellOp cell,
+                                                    bool inputGradient) {
+  std::optional<BackwardCopy> copy = BackwardCopy::of(cell, inputGradient);
+  if (!copy)
+    return std::nullopt;
+  splitLossAccumulations(copy->backward, copy->args);
+  std::optional<LossPart> part = findLossPart(copy->backward, copy->args);
+  if (!part)
+    return std::nullopt;
+  return LossPartSize{part->bytesPerStep, part->gatheredBytesPerStep,
+                      part->gatheredStateBytesPerStep, part->stepArgs};
 }
 
 std::optional<int64_t> bptt::rnn::lossPartBytes(CellOp cell,
                                                 bool inputGradient) {
-  return partBytesPerStep(cell, inputGradient, [](BackwardCopy &copy) {
-    splitLossAccumulations(copy.backward, copy.args);
-    return findLossPart(copy.backward, copy.args);
-  });
+  if (std::optional<LossPartSize> size = lossPartSize(cell, inputGradient))
+    return size->exportedBytes;
+  return std::nullopt;
 }
 
 void bptt::rnn::makeLossRest(const LossPart &p) {

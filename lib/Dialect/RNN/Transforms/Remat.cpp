@@ -114,6 +114,11 @@ struct Kernels {
   /// The types (one step's) of those in slots (not x), which the batched
   /// loss part reads gathered into buffers.
   SmallVector<Type> lossGatherTypes;
+  /// With saved values alone and a batched loss part: for each state, which
+  /// saved value is the step's incoming state as it is (savedIncomingStates),
+  /// where the batched loss part finds a step's new state: in the slot of
+  /// the step after it.
+  SmallVector<int> incomingStateSaved;
   int64_t lossRows = 0;
   /// With the parameter gradients accumulated over chunks of steps
   /// (GradientChunk.h; null without): the accumulations of `gradChunk`
@@ -130,6 +135,63 @@ struct Kernels {
   bool gradReadsX = false;
   int64_t gradRows = 0;
 };
+
+/// For each of the `numStates` states of a cell whose forward function is
+/// `fwd` (rnn-differentiate's: states, x and the parameters in; new states,
+/// the loss and the saved values out), the index of the saved value that is
+/// the incoming state itself, or -1. A kept step's slot then holds the new
+/// states of the step before it.
+static SmallVector<int> savedIncomingStates(func::FuncOp fwd,
+                                            unsigned numStates) {
+  SmallVector<int> index(numStates, -1);
+  if (fwd.isExternal())
+    return index;
+  Block &entry = fwd.getBody().front();
+  Operation *ret = entry.getTerminator();
+  for (unsigned j = numStates + 1; j < ret->getNumOperands(); ++j)
+    if (auto arg = dyn_cast<BlockArgument>(ret->getOperand(j)))
+      if (arg.getOwner() == &entry && arg.getArgNumber() < numStates &&
+          index[arg.getArgNumber()] < 0)
+        index[arg.getArgNumber()] = int(j - numStates - 1);
+  return index;
+}
+
+/// Whether the loss part reading the per-step arguments `stepArgs` (of the
+/// backward function of a cell with `numParams` parameters) finds the new
+/// states it reads in slots of saved values alone (savedIncomingStates).
+static bool newStatesInSavedSlots(ArrayRef<unsigned> stepArgs,
+                                  ArrayRef<int> incomingStateSaved,
+                                  unsigned numParams) {
+  unsigned firstState = 1 + numParams;
+  return llvm::all_of(stepArgs, [&](unsigned i) {
+    return i < firstState || i >= firstState + incomingStateSaved.size() ||
+           incomingStateSaved[i - firstState] >= 0;
+  });
+}
+
+/// Bytes of the gather buffers of a loss part batched over `chunk` steps
+/// (none below 2) that reads `gathered` bytes of slot values a step,
+/// `gatheredStates` of them new states. With saved values alone, a new
+/// state's buffer ends with cursor buffer A (ScheduleEmitter::lossBody),
+/// which the working set counts already.
+static int64_t lossGatherBytes(int64_t chunk, bool savedOnly, int64_t gathered,
+                               int64_t gatheredStates) {
+  if (chunk < 2)
+    return 0;
+  return chunk * gathered - (savedOnly ? gatheredStates : 0);
+}
+
+/// The per-step arguments of the loss part that its batched form reads
+/// gathered out of slots (one for each of k.lossGatherTypes): none without
+/// a batched form, else those other than x.
+static SmallVector<unsigned> gatheredStepArgs(const Kernels &k) {
+  SmallVector<unsigned> args;
+  if (k.lossChunk >= 2)
+    for (unsigned i : k.lossStepArgs)
+      if (i != 0)
+        args.push_back(i);
+  return args;
+}
 
 /// `fn` (one block) no longer returns its result `index`; its type follows
 /// the entry block (whose arguments the caller may have extended).
@@ -305,6 +367,16 @@ FailureOr<Kernels> bufferizeKernels(CellOp cell, SymbolTable &symbols,
         k.lossGatherTypes.push_back(g.getArgumentTypes()[i]);
     k.lossRows = part->rows;
     k.lossChunk = lossChunk;
+    if (savedOnly && lossChunk >= 2) {
+      k.incomingStateSaved = savedIncomingStates(fwd, numStates);
+      if (!newStatesInSavedSlots(k.lossStepArgs, k.incomingStateSaved,
+                                 numParams))
+        return cell.emitError()
+               << "rnn-remat: the batched loss part of cell @"
+               << cell.getSymName()
+               << " reads a new state that its saved values do not hold; "
+                  "rerun with loss-chunk=1 or internal-state=full";
+    }
     makeLossRest(*part);
     bool valid;
     {
@@ -865,14 +937,17 @@ private:
   Value lossRow(const RunOperands &r, Value j);
   /// The loss part of `chunk` steps from `step` on, whose internal states
   /// are in consecutive slots from `lowest` on (a call of the loss wrapper,
-  /// whose body is lossBody).
+  /// whose body is lossBody). With saved values alone, a step's new states
+  /// are in the slot of the step after it (Kernels::incomingStateSaved), and
+  /// the last row of a new state's gather buffer is cursor buffer A.
   void lossBody(Value step, Value lowest);
   /// One step's rows of the loss buffers.
   SmallVector<Value> lossViews(Value row);
-  /// The per-step argument `i` of the tensor-level backward function (a new
-  /// state, a saved value) of `count` steps whose slots follow each other
-  /// from `lowest` on: one row of its elements per step.
-  Value slotSequence(unsigned i, Value lowest, int64_t count);
+  /// The part of type `part` at `partOffset` within a slot, of `count`
+  /// steps whose slots follow each other from `lowest` on: one row of its
+  /// elements per step.
+  Value slotSequence(Type part, int64_t partOffset, Value lowest,
+                     int64_t count);
   void buildWrappers();
 
   /// The code of one run; returns the machine after it.
@@ -1369,14 +1444,8 @@ SmallVector<Value> ScheduleEmitter::lossViews(Value row) {
   return views;
 }
 
-Value ScheduleEmitter::slotSequence(unsigned i, Value lowest, int64_t count) {
-  unsigned firstState = 1 + params.size();
-  unsigned s = i - firstState;
-  bool isState = s < k.stateTypes.size();
-  Type part = isState ? k.stateTypes[s]
-                      : k.savedTypes[s - k.stateTypes.size()];
-  int64_t partOffset = isState ? stateOffsets[s]
-                               : savedOffsets[s - k.stateTypes.size()];
+Value ScheduleEmitter::slotSequence(Type part, int64_t partOffset, Value lowest,
+                                    int64_t count) {
   auto tensor = cast<RankedTensorType>(part);
   Type element = tensor.getElementType();
   int64_t elementBytes = *storageBytes(element);
@@ -1405,30 +1474,60 @@ Value ScheduleEmitter::slotSequence(unsigned i, Value lowest, int64_t count) {
                                            strideAttrs);
 }
 
+/// `buffer` (contiguous) as `rows` rows of equal length.
+static Value asRows(OpBuilder &b, Location loc, Value buffer, int64_t rows) {
+  auto type = cast<MemRefType>(buffer.getType());
+  ReassociationIndices all;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    all.push_back(d);
+  Value flat = memref::CollapseShapeOp::create(
+      b, loc, buffer, ArrayRef<ReassociationIndices>{all});
+  return memref::ExpandShapeOp::create(
+      b, loc,
+      MemRefType::get({rows, type.getNumElements() / rows},
+                      type.getElementType()),
+      flat, ArrayRef<ReassociationIndices>{{0, 1}});
+}
+
 void ScheduleEmitter::lossBody(Value step, Value lowest) {
   SmallVector<Value> args;
-  unsigned gathered = 0;
+  unsigned gathered = 0, firstState = 1 + params.size();
+  int64_t chunk = k.lossChunk;
   for (unsigned i : k.lossStepArgs) {
     if (i == 0) {
-      args.push_back(stackedInputs(step, k.lossChunk));
+      args.push_back(stackedInputs(step, chunk));
       continue;
     }
     // The chunk's values of this slot part, gathered row-wise: the buffer
     // as one row per step.
     Value gather = lossGathers[gathered++];
-    auto type = cast<MemRefType>(gather.getType());
-    ReassociationIndices all;
-    for (int64_t d = 0; d < type.getRank(); ++d)
-      all.push_back(d);
-    Value flat = memref::CollapseShapeOp::create(
-        b, loc, gather, ArrayRef<ReassociationIndices>{all});
-    Value steps = memref::ExpandShapeOp::create(
-        b, loc,
-        MemRefType::get({k.lossChunk, type.getNumElements() / k.lossChunk},
-                        type.getElementType()),
-        flat, ArrayRef<ReassociationIndices>{{0, 1}});
-    memref::CopyOp::create(b, loc, slotSequence(i, lowest, k.lossChunk),
-                           steps);
+    Value steps = asRows(b, loc, gather, chunk);
+    unsigned s = i - firstState;
+    if (s >= k.stateTypes.size()) {
+      unsigned v = s - k.stateTypes.size();
+      memref::CopyOp::create(
+          b, loc, slotSequence(k.savedTypes[v], savedOffsets[v], lowest, chunk),
+          steps);
+    } else if (!savedOnly()) {
+      memref::CopyOp::create(
+          b, loc, slotSequence(k.stateTypes[s], stateOffsets[s], lowest, chunk),
+          steps);
+    } else {
+      // Step t's new state is the incoming state saved by step t + 1, for
+      // all but the chunk's last step, whose slot may be the run's first.
+      // That step's row is cursor buffer A (emit), computed here at the
+      // chunk's first backward step, right after the recomputation of its
+      // new states into A. (The run's last chunk, which overlaps the one
+      // before it, is computed at a lower step, whose states A then holds:
+      // the row is that of a step whose backward step is done, and nothing
+      // reads its values.)
+      unsigned v = k.incomingStateSaved[s];
+      memref::CopyOp::create(b, loc,
+                             slotSequence(k.savedTypes[v], savedOffsets[v],
+                                          add(lowest, index(internalBytes)),
+                                          chunk - 1),
+                             leadingSlice(steps, index(0), chunk - 1));
+    }
     args.push_back(gather);
   }
   llvm::append_range(args, params);
@@ -1814,9 +1913,32 @@ ScheduleEmitter::Machine ScheduleEmitter::emitDispatchLoop(ArrayRef<Run> runs,
 }
 
 void ScheduleEmitter::emit() {
-  // Working set and pool.
-  for (Type t : k.stateTypes) {
-    curA.push_back(alloc(t));
+  // Working set and pool. The gather buffers first: with saved values
+  // alone, that of a new state ends with cursor buffer A (lossBody), so it
+  // is one buffer of bytes and two views.
+  unsigned firstState = 1 + params.size();
+  SmallVector<Value> cursorInGather(k.stateTypes.size());
+  for (auto [i, t] : llvm::zip_equal(gatheredStepArgs(k), k.lossGatherTypes)) {
+    auto perStep = cast<RankedTensorType>(t);
+    SmallVector<int64_t> shape(perStep.getShape());
+    shape[0] *= k.lossChunk;
+    auto type = MemRefType::get(shape, perStep.getElementType());
+    unsigned s = i - firstState;
+    if (!savedOnly() || s >= k.stateTypes.size()) {
+      lossGathers.push_back(memref::AllocOp::create(b, loc, type));
+      continue;
+    }
+    int64_t rowBytes = *storageBytes(t);
+    Value bytes = memref::AllocOp::create(
+        b, loc, MemRefType::get({k.lossChunk * rowBytes}, b.getI8Type()));
+    lossGathers.push_back(
+        memref::ViewOp::create(b, loc, type, bytes, index(0), ValueRange{}));
+    cursorInGather[s] = memref::ViewOp::create(
+        b, loc, storageType(t), bytes, index((k.lossChunk - 1) * rowBytes),
+        ValueRange{});
+  }
+  for (auto [s, t] : llvm::enumerate(k.stateTypes)) {
+    curA.push_back(cursorInGather[s] ? cursorInGather[s] : alloc(t));
     curB.push_back(alloc(t));
     dA.push_back(alloc(t));
     dB.push_back(alloc(t));
@@ -1839,13 +1961,6 @@ void ScheduleEmitter::emit() {
     SmallVector<int64_t> shape(perStep.getShape());
     shape[0] *= std::max<int64_t>(k.lossChunk, 1);
     lossBuffers.push_back(memref::AllocOp::create(
-        b, loc, MemRefType::get(shape, perStep.getElementType())));
-  }
-  for (Type t : k.lossGatherTypes) {
-    auto perStep = cast<RankedTensorType>(t);
-    SmallVector<int64_t> shape(perStep.getShape());
-    shape[0] *= k.lossChunk;
-    lossGathers.push_back(memref::AllocOp::create(
         b, loc, MemRefType::get(shape, perStep.getElementType())));
   }
   for (Type t : k.gradTypes) {
@@ -1950,115 +2065,167 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
   /// Steps whose loss parts are computed together, for `op`: 0 when the
   /// option is below 2 or the cell's loss part cannot be split off (each
   /// backward step runs one function), else at least 1; chosen like the
-  /// input chunk, for the loss buffers (whose rows beyond the first count,
-  /// with the slot values the batched function stacks) on top of the
-  /// `otherBytes` of the working set. A chunk of 2 or more also needs every
-  /// part of a slot aligned to its element size, as the batched function
-  /// reads the parts of consecutive slots as one strided view.
+  /// input chunk, for the loss buffers and the gather buffers (whose rows
+  /// beyond the first count) on top of the `otherBytes` of the working set.
+  /// (The batched function's temporaries are the drivers' workspace, which
+  /// they measure on the largest chunk.) A chunk of 2 or more also needs
+  /// every part of a slot aligned to its element size, as the batched
+  /// function reads the parts of consecutive slots as one strided view.
   FailureOr<int64_t> chooseLossChunk(BPTTOp op, CellOp cell,
                                      int64_t otherBytes, bool inputGradient) {
     if (lossChunk < 1)
       return 0;
-    std::optional<int64_t> perStep = lossPartBytes(cell, inputGradient);
-    if (!perStep)
+    std::optional<LossPartSize> size = lossPartSize(cell, inputGradient);
+    if (!size)
       return 0;
     if (lossChunk < 2)
       return 1;
     FailureOr<planner::Chain> chain =
-        bpttChain(op, cell, workspaceBytes + otherBytes + *perStep);
+        bpttChain(op, cell, workspaceBytes + otherBytes + size->exportedBytes);
     if (failed(chain))
       return failure();
-    // Alignment, and the bytes of one slot's parts (what the batched
-    // function stacks at most: its temporaries grow with the chunk too).
+    // Slots hold the new states and the saved values, or the saved values
+    // alone, and start at multiples of their size: where every part's size
+    // is a multiple of every part's element size, each part is aligned
+    // within its slot either way.
     auto fwd = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(
         cell, cell->getAttrOfType<FlatSymbolRefAttr>("rnn.forward"));
     SmallVector<Type> parts(cell.getStateTypes());
     for (Type t : fwd.getResultTypes().drop_front(cell.getNumStates() + 1))
       parts.push_back(t);
-    // Slots start at sums of |h| and |s|: each part must be aligned within
-    // its slot, and |h| and |s| to every part's element size.
     auto elementBytes = [](Type t) {
       auto shaped = dyn_cast<ShapedType>(t);
       return storageBytes(shaped ? shaped.getElementType() : t).value_or(1);
     };
-    SmallVector<int64_t> starts;
-    int64_t offset = 0, hidden = 0;
-    for (auto [i, t] : llvm::enumerate(parts)) {
-      starts.push_back(offset);
-      offset += storageBytes(t).value_or(0);
-      if (i + 1 == cell.getNumStates())
-        hidden = offset;
-    }
-    bool aligned = true;
-    for (auto [t, start] : llvm::zip(parts, starts)) {
-      int64_t e = elementBytes(t);
-      aligned &= start % e == 0 && hidden % e == 0 && offset % e == 0;
-    }
+    bool aligned = llvm::all_of(parts, [&](Type t) {
+      return llvm::all_of(parts, [&](Type u) {
+        return storageBytes(t).value_or(0) % elementBytes(u) == 0;
+      });
+    });
     if (!aligned)
       return 1;
     int64_t room = op.getMemoryBudget() -
                    planner::minimumBudget(*chain, plannerStrategy(op));
+    int64_t perStep = size->exportedBytes + size->gatheredBytes;
     int64_t chunk = lossChunk;
-    while (chunk >= 2 && (chunk - 1) * (*perStep + offset) > room / 8)
+    while (chunk >= 2 && (chunk - 1) * perStep > room / 8)
       chunk /= 2;
     return std::max<int64_t>(chunk, 1);
   }
 
-  /// What `op`'s kept internal states hold, and the plan made to choose it.
-  struct InternalStateChoice {
+  /// What `op`'s kept internal states hold, how many steps' loss parts run
+  /// together, and the plan made to choose them.
+  struct ScheduleChoice {
     bool savedOnly = false;
-    /// Under 'auto', the chosen plan, made with the working set's bytes
-    /// beyond the states in its chain's workspace: rewrite uses it rather
-    /// than planning again (at T = 100,000 planning takes seconds).
+    int64_t lossChunk = 0;
+    /// Where there was a choice, the chosen plan, made with the working
+    /// set's bytes beyond the states in its chain's workspace: rewrite uses
+    /// it rather than planning again (at T = 100,000 planning takes
+    /// seconds).
     std::optional<BPTTPlan> plan;
   };
 
-  /// Whether `op`'s kept internal states hold the saved values alone
-  /// (option internal-state; see Passes.td). Under 'auto', when the cell
-  /// allows it and its loss part is not batched (`lossChunk` below 2, which
-  /// stacks new states from slots), both plans are made with the working
-  /// set's `otherBytes` and the one with the fewer forward steps is taken,
-  /// counting each recomputation of new states as kStatesCost of a step: a
-  /// states kernel is elementwise over one step's saved values (on an H100
-  /// at B = 128, H = 1024, LSTM: 2.7 us against a 45 us forward step).
-  FailureOr<InternalStateChoice>
-  chooseInternalState(BPTTOp op, CellOp cell, int64_t otherBytes,
-                      int64_t lossChunk, bool inputGradient) {
-    constexpr double kStatesCost = 0.1;
+  /// Whether a batched loss part (`lossChunk` >= 2) can run on slots of
+  /// saved values alone: whether each new state it reads is a saved value
+  /// of the next step (savedIncomingStates).
+  static bool batchedLossOnSavedSlots(CellOp cell, int64_t lossChunk,
+                                      bool inputGradient) {
+    if (lossChunk < 2)
+      return true;
+    std::optional<LossPartSize> size = lossPartSize(cell, inputGradient);
+    auto fwd = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(
+        cell, cell->getAttrOfType<FlatSymbolRefAttr>("rnn.forward"));
+    return size && fwd &&
+           newStatesInSavedSlots(size->stepArgs,
+                                 savedIncomingStates(fwd, cell.getNumStates()),
+                                 cell.getNumParams());
+  }
+
+  /// What `op`'s kept internal states hold (option internal-state; see
+  /// Passes.td) and its loss chunk: `lossChunk` (chooseLossChunk's) or,
+  /// when that is 2 or more and T at most 10,000, 1. Saved values alone take
+  /// a batched loss part only where it finds the new states it reads in
+  /// their slots (batchedLossOnSavedSlots). Where more than one pair
+  /// remains, each is
+  /// planned with the working set's `otherBytes` and its loss and gather
+  /// buffers, and the cheapest is taken, in forward steps:
+  /// - each recomputation of new states costs kStatesCost of a step: a
+  ///   states kernel is elementwise over one step's saved values (on an
+  ///   H100 at B = 128, H = 1024, LSTM: 2.7 us against a 45 us forward
+  ///   step);
+  /// - a chunk of c loss parts saves (1 - 1/c) kLossBatchGain of a step for
+  ///   each step it batches (those of backward runs of at least c steps):
+  ///   the batched products and softmax cost little more than one step's,
+  ///   whose kernels are short. On an H100, LSTM, T = 100, chunks of 2
+  ///   saved per batched step 4.8 us (8% of store-all) and 6.2 us (5%) at
+  ///   B = 128, H = 1024, against a forward step of 45 us, and 5.7 us at
+  ///   B = 64, H = 512 (8%) against 17.7 us: kLossBatchGain 0.21, 0.27 and
+  ///   0.64; about the smallest is taken. So the batch's buffers, which
+  ///   take budget from the schedule, are kept only where the forward steps
+  ///   they add cost less.
+  FailureOr<ScheduleChoice> chooseSchedule(BPTTOp op, CellOp cell,
+                                           int64_t otherBytes,
+                                           int64_t lossChunk,
+                                           bool inputGradient) {
+    constexpr double kStatesCost = 0.1, kLossBatchGain = 0.2;
     std::optional<int64_t> saved = savedStateBytes(cell);
-    if (internalState == "full")
-      return InternalStateChoice{};
-    if (internalState == "saved") {
-      if (!saved)
-        return op.emitOpError()
-               << "cannot keep internal states of saved values alone "
-                  "(internal-state=saved): the new states of cell @"
-               << cell.getSymName()
-               << " do not follow from its saved values without a matrix "
-                  "product; use internal-state=full or auto";
-      return InternalStateChoice{true, std::nullopt};
-    }
-    if (internalState != "auto")
+    if (internalState == "saved" && !saved)
+      return op.emitOpError()
+             << "cannot keep internal states of saved values alone "
+                "(internal-state=saved): the new states of cell @"
+             << cell.getSymName()
+             << " do not follow from its saved values without a matrix "
+                "product; use internal-state=full or auto";
+    if (internalState != "auto" && internalState != "full" &&
+        internalState != "saved")
       return op.emitOpError() << "unknown internal-state '" << internalState
                               << "'; expected auto, full or saved";
-    if (!saved || lossChunk >= 2)
-      return InternalStateChoice{};
-    // The loss buffers of one step, which both plans hold.
-    int64_t lossBytes =
-        lossChunk >= 1 ? lossPartBytes(cell, inputGradient).value_or(0) : 0;
-    int64_t workspace = workspaceBytes + otherBytes + lossBytes;
-    // The plan with `internal` bytes a kept state (the cell's full internal
-    // state where none), and its cost; nothing where the budget is too small.
-    auto planWith = [&](std::optional<int64_t> internal)
-        -> std::optional<std::pair<BPTTPlan, double>> {
-      FailureOr<planner::Chain> chain = bpttChain(op, cell, workspace, internal);
+    // Beyond this many steps one plan takes seconds, and the chunk's
+    // buffers are small against budgets that grow with T: the chunk stands
+    // as chooseLossChunk sized it.
+    constexpr int64_t kMostStepsToWeighChunks = 10000;
+    int64_t steps =
+        cast<RankedTensorType>(op.getInputs().getType()).getDimSize(0);
+    SmallVector<ScheduleChoice, 4> candidates;
+    auto addWithChunks = [&](bool savedOnly) {
+      int64_t chunk = lossChunk;
+      if (savedOnly && !batchedLossOnSavedSlots(cell, chunk, inputGradient))
+        chunk = 1;
+      candidates.push_back({savedOnly, chunk, std::nullopt});
+      if (chunk >= 2 && steps <= kMostStepsToWeighChunks)
+        candidates.push_back({savedOnly, 1, std::nullopt});
+    };
+    if (internalState != "saved")
+      addWithChunks(false);
+    if (internalState == "saved" || (internalState == "auto" && saved))
+      addWithChunks(true);
+    if (candidates.size() == 1)
+      return candidates.front();
+
+    std::optional<LossPartSize> size =
+        lossChunk >= 1 ? lossPartSize(cell, inputGradient) : std::nullopt;
+    std::optional<ScheduleChoice> best;
+    double bestCost = 0;
+    for (ScheduleChoice &c : candidates) {
+      // The loss and gather buffers, as rewrite counts them.
+      int64_t lossBytes = 0;
+      if (size)
+        lossBytes =
+            c.lossChunk * size->exportedBytes +
+            lossGatherBytes(c.lossChunk, c.savedOnly, size->gatheredBytes,
+                            size->gatheredStateBytes);
+      std::optional<int64_t> internal;
+      if (c.savedOnly)
+        internal = *saved;
+      FailureOr<planner::Chain> chain = bpttChain(
+          op, cell, workspaceBytes + otherBytes + lossBytes, internal);
       if (failed(chain))
-        return std::nullopt;
+        return failure();
       llvm::Expected<planner::Plan> plan =
           planner::plan(*chain, op.getMemoryBudget(), plannerStrategy(op));
       if (!plan) {
         llvm::consumeError(plan.takeError());
-        return std::nullopt;
+        continue;
       }
       // Recomputations: a backward step from a kept slot, a restore of one.
       int64_t recomputations = 0;
@@ -2074,19 +2241,31 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
           ++recomputations;
       }
       double cost = plan->predicted.forwardSteps +
-                    (internal ? kStatesCost * recomputations : 0.0);
-      int64_t steps = chain->steps, bytes = chain->internal(1);
-      return std::make_pair(
-          BPTTPlan{std::move(*chain), std::move(*plan), steps, bytes,
-                   internal.has_value()},
-          cost);
-    };
-    auto full = planWith(std::nullopt), compact = planWith(*saved);
-    bool savedOnly = compact && (!full || compact->second < full->second);
-    auto &chosen = savedOnly ? compact : full;
-    if (!chosen)
-      return InternalStateChoice{};
-    return InternalStateChoice{savedOnly, std::move(chosen->first)};
+                    (c.savedOnly ? kStatesCost * recomputations : 0.0);
+      // Batched: the steps of backward runs of at least a chunk
+      // (ScheduleEmitter::lossRow).
+      if (c.lossChunk >= 2) {
+        int64_t batched = 0;
+        for (const Run &r : groupIntoRuns(plan->actions, cell.getStateBytes(),
+                                          chain->internal(1), c.savedOnly))
+          if (r.kind == RunKind::Backward && r.count >= c.lossChunk)
+            batched += r.count;
+        cost -= kLossBatchGain * (1.0 - 1.0 / double(c.lossChunk)) *
+                double(batched);
+      }
+      if (best && cost >= bestCost)
+        continue;
+      int64_t bytes = chain->internal(1);
+      c.plan = BPTTPlan{std::move(*chain), std::move(*plan), steps, bytes,
+                        c.savedOnly};
+      best = std::move(c);
+      bestCost = cost;
+    }
+    // No pair fits the budget: the first, whose planning in rewrite says
+    // why.
+    if (!best)
+      return candidates.front();
+    return std::move(*best);
   }
 
   LogicalResult
@@ -2124,16 +2303,13 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
         op, cell, gradBytes + projectionBufferBytes, inputGradient);
     if (failed(lossChunkChosen))
       return failure();
-    FailureOr<InternalStateChoice> choice = chooseInternalState(
-        op, cell, gradBytes + projectionBufferBytes, *lossChunkChosen,
-        inputGradient);
+    FailureOr<ScheduleChoice> choice =
+        chooseSchedule(op, cell, gradBytes + projectionBufferBytes,
+                       *lossChunkChosen, inputGradient);
     if (failed(choice))
       return failure();
     bool savedOnly = choice->savedOnly;
-    // The loss part of several steps stacks their new states from their
-    // slots, so saved values alone go with one step's at a time.
-    if (savedOnly)
-      lossChunkChosen = std::min<int64_t>(*lossChunkChosen, 1);
+    lossChunkChosen = choice->lossChunk;
     std::tuple<Operation *, int64_t, int64_t, int64_t, unsigned, unsigned> key{
         cell,          *chunk,        *lossChunkChosen, gradChunkChosen,
         inputGradient, savedOnly};
@@ -2153,8 +2329,15 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     // So are the loss buffers.
     for (Type t : k.lossTypes)
       projectionBytes += std::max<int64_t>(k.lossChunk, 1) * *storageBytes(t);
-    for (Type t : k.lossGatherTypes)
-      projectionBytes += k.lossChunk * *storageBytes(t);
+    int64_t gathered = 0, gatheredStates = 0;
+    for (auto [i, t] :
+         llvm::zip_equal(gatheredStepArgs(k), k.lossGatherTypes)) {
+      gathered += *storageBytes(t);
+      if (i < 1 + cell.getNumParams() + cell.getNumStates())
+        gatheredStates += *storageBytes(t);
+    }
+    projectionBytes +=
+        lossGatherBytes(k.lossChunk, savedOnly, gathered, gatheredStates);
     // And the gradient buffers.
     for (Type t : k.gradTypes)
       projectionBytes += k.gradChunk * *storageBytes(t);
