@@ -2063,20 +2063,18 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
   }
 
   /// Steps whose loss parts are computed together, for `op`: 0 when the
-  /// option is below 2 or the cell's loss part cannot be split off (each
-  /// backward step runs one function), else at least 1; chosen like the
-  /// input chunk, for the loss buffers and the gather buffers (whose rows
-  /// beyond the first count) on top of the `otherBytes` of the working set.
+  /// option is below 1 or the cell's loss part cannot be split off (`size`
+  /// is nullopt: each backward step runs one function), else at least 1;
+  /// chosen like the input chunk, for the loss buffers and the gather
+  /// buffers (whose rows beyond the first count) on top of the `otherBytes`
+  /// of the working set.
   /// (The batched function's temporaries are the drivers' workspace, which
   /// they measure on the largest chunk.) A chunk of 2 or more also needs
   /// every part of a slot aligned to its element size, as the batched
   /// function reads the parts of consecutive slots as one strided view.
-  FailureOr<int64_t> chooseLossChunk(BPTTOp op, CellOp cell,
-                                     int64_t otherBytes, bool inputGradient) {
-    if (lossChunk < 1)
-      return 0;
-    std::optional<LossPartSize> size = lossPartSize(cell, inputGradient);
-    if (!size)
+  FailureOr<int64_t> chooseLossChunk(BPTTOp op, CellOp cell, int64_t otherBytes,
+                                     const std::optional<LossPartSize> &size) {
+    if (lossChunk < 1 || !size)
       return 0;
     if (lossChunk < 2)
       return 1;
@@ -2129,10 +2127,9 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
   /// saved values alone: whether each new state it reads is a saved value
   /// of the next step (savedIncomingStates).
   static bool batchedLossOnSavedSlots(CellOp cell, int64_t lossChunk,
-                                      bool inputGradient) {
+                                      const std::optional<LossPartSize> &size) {
     if (lossChunk < 2)
       return true;
-    std::optional<LossPartSize> size = lossPartSize(cell, inputGradient);
     auto fwd = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(
         cell, cell->getAttrOfType<FlatSymbolRefAttr>("rnn.forward"));
     return size && fwd &&
@@ -2146,9 +2143,9 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
   /// when that is 2 or more and T at most 10,000, 1. Saved values alone take
   /// a batched loss part only where it finds the new states it reads in
   /// their slots (batchedLossOnSavedSlots). Where more than one pair
-  /// remains, each is
-  /// planned with the working set's `otherBytes` and its loss and gather
-  /// buffers, and the cheapest is taken, in forward steps:
+  /// remains, each is planned with the working set's `otherBytes` and its
+  /// loss and gather buffers (of `size`, the loss part's), and the cheapest
+  /// is taken, in forward steps:
   /// - each recomputation of new states costs kStatesCost of a step: a
   ///   states kernel is elementwise over one step's saved values (on an
   ///   H100 at B = 128, H = 1024, LSTM: 2.7 us against a 45 us forward
@@ -2163,10 +2160,9 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
   ///   0.64; about the smallest is taken. So the batch's buffers, which
   ///   take budget from the schedule, are kept only where the forward steps
   ///   they add cost less.
-  FailureOr<ScheduleChoice> chooseSchedule(BPTTOp op, CellOp cell,
-                                           int64_t otherBytes,
-                                           int64_t lossChunk,
-                                           bool inputGradient) {
+  FailureOr<ScheduleChoice>
+  chooseSchedule(BPTTOp op, CellOp cell, int64_t otherBytes, int64_t lossChunk,
+                 const std::optional<LossPartSize> &size) {
     constexpr double kStatesCost = 0.1, kLossBatchGain = 0.2;
     std::optional<int64_t> saved = savedStateBytes(cell);
     if (internalState == "saved" && !saved)
@@ -2189,7 +2185,7 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     SmallVector<ScheduleChoice, 4> candidates;
     auto addWithChunks = [&](bool savedOnly) {
       int64_t chunk = lossChunk;
-      if (savedOnly && !batchedLossOnSavedSlots(cell, chunk, inputGradient))
+      if (savedOnly && !batchedLossOnSavedSlots(cell, chunk, size))
         chunk = 1;
       candidates.push_back({savedOnly, chunk, std::nullopt});
       if (chunk >= 2 && steps <= kMostStepsToWeighChunks)
@@ -2202,8 +2198,6 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     if (candidates.size() == 1)
       return candidates.front();
 
-    std::optional<LossPartSize> size =
-        lossChunk >= 1 ? lossPartSize(cell, inputGradient) : std::nullopt;
     std::optional<ScheduleChoice> best;
     double bestCost = 0;
     for (ScheduleChoice &c : candidates) {
@@ -2299,13 +2293,17 @@ struct RNNRematPass : public bptt::rnn::impl::RNNRematBase<RNNRematPass> {
     // The projection buffer: chunk rows, none for a chunk of 0.
     int64_t projectionBufferBytes =
         *chunk * inputProjectionBytes(cell).value_or(0);
-    FailureOr<int64_t> lossChunkChosen = chooseLossChunk(
-        op, cell, gradBytes + projectionBufferBytes, inputGradient);
+    // The loss part's sizes, analysed once (on a copy of the backward
+    // function) for both choices below.
+    std::optional<LossPartSize> lossSize =
+        lossChunk >= 1 ? lossPartSize(cell, inputGradient) : std::nullopt;
+    FailureOr<int64_t> lossChunkChosen =
+        chooseLossChunk(op, cell, gradBytes + projectionBufferBytes, lossSize);
     if (failed(lossChunkChosen))
       return failure();
     FailureOr<ScheduleChoice> choice =
         chooseSchedule(op, cell, gradBytes + projectionBufferBytes,
-                       *lossChunkChosen, inputGradient);
+                       *lossChunkChosen, lossSize);
     if (failed(choice))
       return failure();
     bool savedOnly = choice->savedOnly;
